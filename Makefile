@@ -1,0 +1,37 @@
+# tokenfix — every target works on a fresh clone with only Python and PostgreSQL binaries.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint typecheck demo bench bench-full clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/tokenfix demo
+
+bench: install
+	$(BIN)/python -m bench --users 2000 --rows 200000
+
+bench-full: install
+	$(BIN)/python -m bench --users 100000 --rows 10000000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

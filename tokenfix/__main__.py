@@ -1,0 +1,3 @@
+from tokenfix.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""Likely causes of a drift (SPEC §4): each named only when it explains the whole drift exactly.
+
+Each cause is a hypothesis about what the cache missed or applied wrongly; it is reported
+when the drift it predicts equals the observed drift in both columns, to the token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Cause:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StoppedUpdating:
+    since: datetime
+    charges: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the ledger says about one user, beside the drift (cached - expected)."""
+
+    drift_remaining: int
+    drift_used: int
+    starting_balance: int
+    granted: int
+    deducted: int
+    override_records: int
+    override_difference: int
+    """Σ (override price - tokens_used) over charges priced by an override."""
+    before_profile_records: int
+    before_profile_remaining: int
+    """What the rows created before the profile row did to the remaining balance."""
+    before_profile_used: int
+    failed_charge_tokens: int
+    failed_charge_tokens_priced: int
+    stopped_updating: StoppedUpdating | None
+
+
+def _drift_is(evidence: Evidence, remaining: int, used: int) -> bool:
+    return (remaining, used) != (0, 0) and (evidence.drift_remaining, evidence.drift_used) == (
+        remaining,
+        used,
+    )
+
+
+def likely_causes(e: Evidence) -> list[Cause]:
+    causes: list[Cause] = []
+    if _drift_is(e, -e.before_profile_remaining, -e.before_profile_used):
+        causes.append(
+            Cause(
+                "before_profile",
+                f"the {e.before_profile_records} ledger rows created before the profile row "
+                "was created were never applied to the cached balance",
+            )
+        )
+    stopped = e.stopped_updating
+    if stopped is not None and _drift_is(e, stopped.tokens, -stopped.tokens):
+        causes.append(
+            Cause(
+                "stopped_updating",
+                f"the balance stopped updating at {stopped.since.isoformat()}: the "
+                f"{stopped.charges} charges since then ({stopped.tokens} tokens) are not in "
+                "the cached balance",
+            )
+        )
+    d = e.override_difference
+    if _drift_is(e, d, -d):
+        causes.append(
+            Cause(
+                "overrides_not_applied",
+                f"the cache charged raw tokens_used for the {e.override_records} rows priced by "
+                f"an override instead of the override price (a difference of {d} tokens)",
+            )
+        )
+    charged_failures = {e.failed_charge_tokens, e.failed_charge_tokens_priced}
+    if any(_drift_is(e, -tokens, tokens) for tokens in charged_failures):
+        tokens = e.drift_used
+        causes.append(
+            Cause(
+                "failed_rows_charged",
+                f"failed calls (success = false, {tokens} tokens) were charged to the cached "
+                "balance, though failed calls cost nothing",
+            )
+        )
+    if _drift_is(e, -e.granted, 0):
+        causes.append(
+            Cause(
+                "grants_not_applied",
+                f"the grants ({e.granted} tokens) were never added to the cached remaining balance",
+            )
+        )
+    if _drift_is(e, e.deducted, 0):
+        causes.append(
+            Cause(
+                "deducts_not_applied",
+                f"the deducts ({e.deducted} tokens) were never taken off the cached remaining "
+                "balance",
+            )
+        )
+    if _drift_is(e, -e.starting_balance, 0):
+        causes.append(
+            Cause(
+                "starting_balance",
+                f"the cached balance lacks the starting balance of {e.starting_balance} tokens "
+                "(or TOKENFIX_STARTING_BALANCE does not apply to this user)",
+            )
+        )
+    return causes

@@ -1,0 +1,161 @@
+"""The balance model of SPEC §3 as SQL fragments over a ledger row aliased `u`.
+
+One implementation for every command: `diagnose` aggregates one user's rows with these
+fragments, `reconcile` aggregates every selected user's rows with the same fragments in one
+pass. The overrides table is tiny, so it is read first and compiled into one CASE whose values
+are bound parameters; a per-row lookup into the table is ~9x slower at 10M rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from tokenfix import queries
+from tokenfix.catalog import Catalog
+from tokenfix.settings import Settings
+
+
+@dataclass(frozen=True)
+class Override:
+    id: int
+    action_type: str
+    model_used: str | None
+    token_cost: int
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+def load_overrides(
+    conn: psycopg.Connection[tuple[Any, ...]], settings: Settings, catalog: Catalog
+) -> tuple[Override, ...]:
+    """Active overrides in best-match order; none when the table does not exist."""
+    if not catalog.overrides.exists:
+        return ()
+
+    def window_column(name: str) -> sql.Composable:
+        if catalog.overrides.has(name):
+            return sql.SQL("o.{}").format(sql.Identifier(name))
+        return sql.SQL("NULL::timestamptz")
+
+    statement = queries.compose(
+        "overrides",
+        overrides=settings.overrides_table.identifier,
+        valid_from=window_column("valid_from"),
+        valid_until=window_column("valid_until"),
+    )
+    return tuple(Override(*row) for row in conn.execute(statement).fetchall())
+
+
+def _match_condition(index: int, override: Override, params: dict[str, Any]) -> sql.Composable:
+    conditions: list[sql.Composable] = []
+    if override.model_used is not None:
+        params[f"ov{index}_model"] = override.model_used
+        conditions.append(sql.SQL("u.model_used = {}").format(sql.Placeholder(f"ov{index}_model")))
+    if override.valid_from is not None:
+        params[f"ov{index}_from"] = override.valid_from
+        conditions.append(sql.SQL("u.created_at >= {}").format(sql.Placeholder(f"ov{index}_from")))
+    if override.valid_until is not None:
+        params[f"ov{index}_until"] = override.valid_until
+        conditions.append(sql.SQL("u.created_at < {}").format(sql.Placeholder(f"ov{index}_until")))
+    return sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
+
+
+def compile_override_price(overrides: tuple[Override, ...]) -> tuple[sql.Composable, dict[str, Any]]:
+    """A CASE giving the token_cost of the best matching override of row `u`, else NULL.
+
+    Grouped by action type (outer CASE), then the action's overrides in best-match order
+    (inner CASE): the first WHEN that matches is the best match.
+    """
+    if not overrides:
+        return sql.SQL("NULL::integer"), {}
+    params: dict[str, Any] = {}
+    by_action: dict[str, list[tuple[int, Override]]] = {}
+    for index, override in enumerate(overrides):
+        by_action.setdefault(override.action_type, []).append((index, override))
+    branches: list[sql.Composable] = []
+    for action_index, (action, group) in enumerate(by_action.items()):
+        params[f"ova{action_index}"] = action
+        inner: list[sql.Composable] = []
+        for index, override in group:
+            params[f"ov{index}_cost"] = override.token_cost
+            inner.append(
+                sql.SQL("WHEN {} THEN {}::integer").format(
+                    _match_condition(index, override, params), sql.Placeholder(f"ov{index}_cost")
+                )
+            )
+        branches.append(
+            sql.SQL("WHEN {} THEN CASE {} END").format(
+                sql.Placeholder(f"ova{action_index}"), sql.SQL(" ").join(inner)
+            )
+        )
+    return sql.SQL("CASE u.action_type {} END").format(sql.SQL(" ").join(branches)), params
+
+
+_COUNTED = sql.SQL("(u.success AND u.tokens_used > 0)")
+
+
+@dataclass(frozen=True)
+class BalanceModel:
+    """SPEC §3 for the configured tables, actions, starting balance and overrides."""
+
+    settings: Settings
+    overrides: tuple[Override, ...] = ()
+
+    @classmethod
+    def load(
+        cls, conn: psycopg.Connection[tuple[Any, ...]], settings: Settings, catalog: Catalog
+    ) -> BalanceModel:
+        return cls(settings=settings, overrides=load_overrides(conn, settings, catalog))
+
+    def fragments(self) -> dict[str, sql.Composable]:
+        override_price, _ = compile_override_price(self.overrides)
+        effective = (
+            sql.SQL("coalesce({}, u.tokens_used)").format(override_price)
+            if self.overrides
+            else sql.SQL("u.tokens_used")
+        )
+        return {
+            "usage": self.settings.usage_table.identifier,
+            "profiles": self.settings.profiles_table.identifier,
+            "remaining": sql.Identifier(self.settings.remaining_column.table_name),
+            "used": sql.Identifier(self.settings.used_column.table_name),
+            "invalid_row": sql.SQL(
+                "(u.tokens_used IS NULL OR u.tokens_used < 0 OR u.success IS NULL)"
+            ),
+            "failed_row": sql.SQL("(NOT u.success AND u.tokens_used >= 0)"),
+            "zero_row": sql.SQL("(u.success AND u.tokens_used = 0)"),
+            "grant_row": sql.SQL("({} AND u.action_type = ANY(%(grant_actions)s))").format(_COUNTED),
+            "deduct_row": sql.SQL("({} AND u.action_type = ANY(%(deduct_actions)s))").format(
+                _COUNTED
+            ),
+            "charge_row": sql.SQL(
+                "({} AND NOT coalesce(u.action_type = ANY(%(special_actions)s), false))"
+            ).format(_COUNTED),
+            # A failed call that would have been a charge: evidence for `failed_rows_charged`.
+            "failed_charge_row": sql.SQL(
+                "(NOT u.success AND u.tokens_used > 0"
+                " AND NOT coalesce(u.action_type = ANY(%(special_actions)s), false))"
+            ),
+            "row_class": queries.get("row_class"),
+            "override_price": override_price,
+            "effective": effective,
+        }
+
+    def params(self) -> dict[str, Any]:
+        _, override_params = compile_override_price(self.overrides)
+        return {
+            "grant_actions": list(self.settings.grant_action),
+            "deduct_actions": list(self.settings.deduct_action),
+            "special_actions": list(self.settings.special_actions),
+            "starting_balance": self.settings.starting_balance,
+            **override_params,
+        }
+
+    def compose(self, name: str, **extra: sql.Composable) -> sql.Composed:
+        """The query file `name` with the model's fragments (and `extra` ones) filled in."""
+        return queries.compose(name, **{**self.fragments(), **extra})

@@ -1,0 +1,184 @@
+"""Configuration (SPEC §6): environment, then `.env`, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from psycopg import sql
+from pydantic import (
+    AliasChoices,
+    SecretStr,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from tokenfix.errors import BadInput
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_SERVER_DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$")
+
+
+class QualifiedName(tuple[str, ...]):
+    """A table name, optionally schema-qualified; only ever rendered through sql.Identifier."""
+
+    @classmethod
+    def parse(cls, text: str, *, max_parts: int = 2) -> QualifiedName:
+        parts = text.strip().split(".")
+        if not 1 <= len(parts) <= max_parts or not all(_IDENTIFIER.match(p) for p in parts):
+            shape = "a name like 'user_profiles' or 'public.user_profiles'"
+            if max_parts == 1:
+                shape = "a plain name like 'vibe_assistant_tokens_used'"
+            raise ValueError(f"{text!r} is not {shape} (letters, digits, _ and $)")
+        return cls(parts)
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(*self)
+
+    @property
+    def table_name(self) -> str:
+        return self[-1]
+
+    def __str__(self) -> str:
+        return ".".join(self)
+
+
+def _table(value: Any) -> QualifiedName:
+    return value if isinstance(value, QualifiedName) else QualifiedName.parse(str(value))
+
+
+def _column(value: Any) -> QualifiedName:
+    if isinstance(value, QualifiedName):
+        return value
+    return QualifiedName.parse(str(value), max_parts=1)
+
+
+# NoDecode: these come from the environment as plain text, not JSON.
+TableName = Annotated[QualifiedName, NoDecode, BeforeValidator(_table)]
+ColumnName = Annotated[QualifiedName, NoDecode, BeforeValidator(_column)]
+
+
+def _actions(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    actions = tuple(str(item).strip() for item in items if str(item).strip())
+    if not actions:
+        raise ValueError("needs at least one action name")
+    return actions
+
+
+ActionList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_actions)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TOKENFIX_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # SecretStr: a password in the URL never shows in a repr, a log or a traceback.
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_url", "TOKENFIX_DATABASE_URL", "DATABASE_URL"),
+    )
+    starting_balance: int = 0
+    usage_table: TableName = Field(default=QualifiedName(["token_usage"]), validate_default=True)
+    profiles_table: TableName = Field(
+        default=QualifiedName(["user_profiles"]), validate_default=True
+    )
+    overrides_table: TableName = Field(
+        default=QualifiedName(["ai_action_token_overrides"]), validate_default=True
+    )
+    remaining_column: ColumnName = Field(
+        default=QualifiedName(["vibe_assistant_tokens_remaining"]), validate_default=True
+    )
+    used_column: ColumnName = Field(
+        default=QualifiedName(["vibe_assistant_tokens_used"]), validate_default=True
+    )
+    grant_action: ActionList = Field(default=("admin_grant",), validate_default=True)
+    deduct_action: ActionList = Field(default=("admin_deduct",), validate_default=True)
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    max_changes: int = Field(default=1000, ge=0)
+    audit_schema: str = "tokenfix"
+    statement_timeout: str = "5min"
+    lock_timeout: str = "5s"
+    # The all-users aggregate needs a hash table per user; with PostgreSQL's default 4MB the
+    # planner walks the user_id index instead, about 6x slower (BENCHMARKS.md).
+    work_mem: str = "64MB"
+    connect_timeout: int = Field(default=10, ge=1)
+
+    @field_validator("audit_schema")
+    @classmethod
+    def _audit_schema_is_own(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a plain schema name")
+        if value.lower() in {"public", "pg_catalog", "information_schema"} or value.startswith(
+            "pg_"
+        ):
+            raise ValueError(f"the audit trail needs a schema of its own, not {value!r}")
+        return value
+
+    @field_validator("statement_timeout", "lock_timeout")
+    @classmethod
+    def _server_duration(cls, value: str) -> str:
+        if not _SERVER_DURATION.match(str(value)):
+            raise ValueError(
+                f"{value!r} is not a PostgreSQL duration such as '30s', '5min' or '500' (ms)"
+            )
+        return str(value).strip()
+
+    @field_validator("work_mem")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.match(r"^\s*\d+\s*(kB|MB|GB)?\s*$", str(value)):
+            raise ValueError(f"{value!r} is not a PostgreSQL memory size such as '64MB'")
+        return str(value).strip()
+
+    @model_validator(mode="after")
+    def _grant_and_deduct_disjoint(self) -> Settings:
+        overlap = set(self.grant_action) & set(self.deduct_action)
+        if overlap:
+            raise ValueError(
+                "TOKENFIX_GRANT_ACTION and TOKENFIX_DEDUCT_ACTION share "
+                f"{', '.join(sorted(overlap))}; an action is either a grant or a deduct"
+            )
+        return self
+
+    @property
+    def special_actions(self) -> tuple[str, ...]:
+        """Actions that are never charges (and never priced by overrides)."""
+        return self.grant_action + self.deduct_action
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return ""
+    field = str(loc[0])
+    if field in {"database_url", "DATABASE_URL", "TOKENFIX_DATABASE_URL"}:
+        return "TOKENFIX_DATABASE_URL"
+    return f"TOKENFIX_{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, with command-line values taking precedence.
+
+    A bad value ends the command with exit 2 and one line naming the setting.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        name = _env_name(tuple(error.get("loc", ())))
+        raise BadInput(f"bad setting {name}: {message}" if name else f"bad settings: {message}") from None
+    except SettingsError as exc:
+        raise BadInput(f"bad setting: {exc}") from None
