@@ -96,15 +96,18 @@ def settings(db_url: str) -> Settings:
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No TOKENFIX_*, DATABASE_URL, PG* or .env of the developer's leaks into a test."""
+    harness = {"TOKENFIX_TEST_DATABASE_URL", "TOKENFIX_PG_SERVER", "PG_BINDIR"}
     for name in list(os.environ):
-        if name.startswith(("TOKENFIX_", "PG")) or name == "DATABASE_URL":
-            if name not in {"TOKENFIX_TEST_DATABASE_URL", "TOKENFIX_PG_SERVER", "PG_BINDIR"}:
-                monkeypatch.delenv(name)
+        leaks = name.startswith(("TOKENFIX_", "PG")) or name == "DATABASE_URL"
+        if leaks and name not in harness:
+            monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
-def cli(db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def cli(
+    db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
     """Runs `tokenfix …` in-process against the test database; stdout and stderr apart."""
     monkeypatch.setenv("TOKENFIX_DATABASE_URL", db_url)
     return CliRunner(capsys)

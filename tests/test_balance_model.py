@@ -54,7 +54,9 @@ def test_zero_token_rows_have_no_effect(conn, settings, ledger, user) -> None:
     ("tokens", "success"),
     [(None, True), (-5, True), (100, None), (None, None), (-5, False), (None, False)],
 )
-def test_invalid_rows_have_no_effect_and_are_counted(conn, settings, ledger, user, tokens, success) -> None:
+def test_invalid_rows_have_no_effect_and_are_counted(
+    conn, settings, ledger, user, tokens, success
+) -> None:
     ledger.row(user, tokens, success=success)
     result = check(conn, settings, user)
     assert result.expected.tokens_used == 0  # type: ignore[union-attr]
@@ -69,7 +71,11 @@ def test_grants_add_to_remaining_and_deducts_take_from_it(conn, settings, ledger
 
 
 def test_grant_and_deduct_lists_may_name_several_actions(conn, db_url, ledger, user) -> None:
-    settings = Settings(database_url=db_url, grant_action="admin_grant, purchase", deduct_action="refund,admin_deduct")
+    settings = Settings(
+        database_url=db_url,
+        grant_action="admin_grant, purchase",
+        deduct_action="refund,admin_deduct",
+    )
     ledger.row(user, 1000, action="purchase")
     ledger.row(user, 50, action="admin_grant")
     ledger.row(user, 200, action="refund")
@@ -104,7 +110,9 @@ def test_a_model_specific_override_beats_a_model_agnostic_one(conn, settings, le
     assert expected(conn, settings, user) == (-10, 10)
 
 
-def test_the_latest_valid_from_wins_and_null_counts_as_earliest(conn, settings, ledger, user) -> None:
+def test_the_latest_valid_from_wins_and_null_counts_as_earliest(
+    conn, settings, ledger, user
+) -> None:
     ledger.override("chat_conversation", 1, id=50)
     ledger.override("chat_conversation", 2, valid_from=BASE_TIME - timedelta(days=30), id=2)
     ledger.override("chat_conversation", 3, valid_from=BASE_TIME - timedelta(days=1), id=1)
@@ -152,7 +160,9 @@ def test_a_missing_overrides_table_means_no_overrides(conn, settings, ledger, us
 def test_missing_window_columns_mean_unbounded_overrides(conn, settings, ledger, user) -> None:
     ledger.override("chat_conversation", 5, valid_until=BASE_TIME)  # expired, until the column goes
     ledger.row(user, 100)
-    conn.execute("ALTER TABLE ai_action_token_overrides DROP COLUMN valid_from, DROP COLUMN valid_until")
+    conn.execute(
+        "ALTER TABLE ai_action_token_overrides DROP COLUMN valid_from, DROP COLUMN valid_until"
+    )
     assert expected(conn, settings, user) == (-5, 5)
 
 
@@ -178,13 +188,24 @@ def test_rows_created_before_the_profile_are_counted(conn, settings, ledger) -> 
 
 def test_class_counts_add_up_to_the_total(conn, settings, ledger, user) -> None:
     for tokens, success, action in [
-        (10, True, "chat"), (0, True, "chat"), (5, False, "chat"), (None, True, "chat"),
-        (10, True, "admin_grant"), (3, True, "admin_deduct"),
+        (10, True, "chat"),
+        (0, True, "chat"),
+        (5, False, "chat"),
+        (None, True, "chat"),
+        (10, True, "admin_grant"),
+        (3, True, "admin_deduct"),
     ]:
         ledger.row(user, tokens, success=success, action=action)
     u = check(conn, settings, user).usage
     assert u is not None
-    parts = (u.failed_records, u.zero_token_records, u.invalid_records, u.grant_records, u.deduct_records, u.charge_records)
+    parts = (
+        u.failed_records,
+        u.zero_token_records,
+        u.invalid_records,
+        u.grant_records,
+        u.deduct_records,
+        u.charge_records,
+    )
     assert parts == (1, 1, 1, 1, 1, 1)
     assert sum(parts) == u.total_records == 6
     assert u.total_tokens_logged == 28

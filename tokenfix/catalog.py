@@ -11,7 +11,15 @@ from tokenfix.errors import MissingObject
 from tokenfix.queries import get
 from tokenfix.settings import QualifiedName, Settings
 
-USAGE_COLUMNS = ("id", "user_id", "action_type", "model_used", "tokens_used", "success", "created_at")
+USAGE_COLUMNS = (
+    "id",
+    "user_id",
+    "action_type",
+    "model_used",
+    "tokens_used",
+    "success",
+    "created_at",
+)
 OVERRIDE_COLUMNS = ("id", "action_type", "model_used", "token_cost", "is_active")
 OVERRIDE_WINDOW_COLUMNS = ("valid_from", "valid_until")
 
@@ -38,7 +46,9 @@ class Catalog:
         return self.overrides.exists
 
 
-def describe(conn: psycopg.Connection[tuple[object, ...]], names: Sequence[QualifiedName]) -> list[Table]:
+def describe(
+    conn: psycopg.Connection[tuple[object, ...]], names: Sequence[QualifiedName]
+) -> list[Table]:
     """Existence and columns of each named table, resolved as the server would (search_path)."""
     quoted = [name.identifier.as_string(conn) for name in names]
     rows = conn.execute(get("describe_tables"), {"names": quoted}).fetchall()
@@ -85,4 +95,6 @@ def require_balance_tables(catalog: Catalog, settings: Settings) -> None:
         "TOKENFIX_PROFILES_TABLE",
     )
     if catalog.overrides.exists:
-        _require(catalog.overrides, [(c, None) for c in OVERRIDE_COLUMNS], "TOKENFIX_OVERRIDES_TABLE")
+        _require(
+            catalog.overrides, [(c, None) for c in OVERRIDE_COLUMNS], "TOKENFIX_OVERRIDES_TABLE"
+        )

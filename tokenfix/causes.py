@@ -44,6 +44,10 @@ class Evidence:
     stopped_updating: StoppedUpdating | None
 
 
+def _rows(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _drift_is(evidence: Evidence, remaining: int, used: int) -> bool:
     return (remaining, used) != (0, 0) and (evidence.drift_remaining, evidence.drift_used) == (
         remaining,
@@ -57,8 +61,8 @@ def likely_causes(e: Evidence) -> list[Cause]:
         causes.append(
             Cause(
                 "before_profile",
-                f"the {e.before_profile_records} ledger rows created before the profile row "
-                "was created were never applied to the cached balance",
+                f"{_rows(e.before_profile_records, 'ledger row')} created before the profile "
+                "row existed never reached the cached balance",
             )
         )
     stopped = e.stopped_updating
@@ -66,9 +70,9 @@ def likely_causes(e: Evidence) -> list[Cause]:
         causes.append(
             Cause(
                 "stopped_updating",
-                f"the balance stopped updating at {stopped.since.isoformat()}: the "
-                f"{stopped.charges} charges since then ({stopped.tokens} tokens) are not in "
-                "the cached balance",
+                f"the balance stopped updating at {stopped.since.isoformat()}: "
+                f"{_rows(stopped.charges, 'charge')} since then ({stopped.tokens} tokens) "
+                "never reached the cached balance",
             )
         )
     d = e.override_difference
@@ -76,8 +80,8 @@ def likely_causes(e: Evidence) -> list[Cause]:
         causes.append(
             Cause(
                 "overrides_not_applied",
-                f"the cache charged raw tokens_used for the {e.override_records} rows priced by "
-                f"an override instead of the override price (a difference of {d} tokens)",
+                f"the cache charged raw tokens_used for {_rows(e.override_records, 'row')} "
+                f"priced by an override instead of the override price ({d:+} tokens)",
             )
         )
     charged_failures = {e.failed_charge_tokens, e.failed_charge_tokens_priced}

@@ -69,12 +69,6 @@ def _root(
     _state["debug"] = _state["debug"] or debug
 
 
-def _consoles() -> tuple[Any, Any]:
-    from rich.console import Console
-
-    return Console(), Console(stderr=True)
-
-
 def _settings(**flags: Any) -> Any:
     from tokenfix.settings import load_settings
 
@@ -88,10 +82,14 @@ def _settings(**flags: Any) -> Any:
     "  tokenfix diagnose $USER_ID --json | jq .drift",
 )
 def diagnose(
-    user_id: Annotated[str, typer.Argument(help="The user's id (a UUID).", show_default=False)],
+    user_id: Annotated[
+        str, typer.Argument(metavar="USER_ID", help="The user's id (a UUID).", show_default=False)
+    ],
     ledger: Annotated[
         int,
-        typer.Option("--ledger", min=0, help="Also show the last N ledger rows with a running balance."),
+        typer.Option(
+            "--ledger", min=0, help="Also show the last N ledger rows with a running balance."
+        ),
     ] = 0,
     database_url: DatabaseUrlOption = None,
     starting_balance: StartingBalanceOption = None,
@@ -101,20 +99,20 @@ def diagnose(
 ) -> None:
     """What the ledger says, what the cache says, how they differ, and why.
 
-    Exit 0 when the balance is right, 1 on drift or a missing profile row, 2 for a malformed
-    or unknown user id, 3 when the database cannot be used.
+    Exit 0 when the balance is right, 1 on drift or a missing profile row,
+    2 for a malformed or unknown user id, 3 when the database cannot be used.
     """
     _state["debug"] = _state["debug"] or debug
     from tokenfix import db
     from tokenfix.diagnose import diagnose as run_diagnosis
     from tokenfix.diagnose import parse_user_id
-    from tokenfix.render import diagnosis_json, dump_json, render_diagnosis
+    from tokenfix.render import diagnosis_json, dump_json, make_consoles, render_diagnosis
 
     uid = parse_user_id(user_id)
     settings = _settings(database_url=database_url, starting_balance=starting_balance)
     with db.connect(settings) as conn:
         result = run_diagnosis(conn, settings, uid, ledger_rows=ledger)
-    out, err = _consoles()
+    out, _ = make_consoles()
     if json_output:
         sys.stdout.write(dump_json(diagnosis_json(result)) + "\n")
     if result.status == "not_found":

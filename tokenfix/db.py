@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import LiteralString, Literal
+from typing import Literal, LiteralString
 
 import psycopg
 from psycopg import conninfo
@@ -73,8 +73,9 @@ def connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
     try:
         conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
+        reason = _scrub(first_line(str(exc)), dsn)
         raise BadInput(
-            f"TOKENFIX_DATABASE_URL is not a valid connection string: {_scrub(first_line(str(exc)), dsn)}"
+            f"TOKENFIX_DATABASE_URL is not a valid connection string: {reason}"
         ) from None
     try:
         return psycopg.connect(
@@ -110,7 +111,8 @@ def transaction(
         # SET TRANSACTION must come before any other statement of the transaction.
         conn.execute(_SET_TRANSACTION[isolation, read_only])
         conn.execute(
-            "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+            "SELECT set_config('statement_timeout', %s, true),"
+            " set_config('lock_timeout', %s, true)",
             (settings.statement_timeout, settings.lock_timeout),
         )
         if large_aggregate:

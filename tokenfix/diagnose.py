@@ -106,7 +106,9 @@ def diagnose(
         return _diagnose(conn, model, user_id, ledger_rows)
 
 
-def _diagnose(conn: Connection, model: BalanceModel, user_id: uuid.UUID, ledger_rows: int) -> Diagnosis:
+def _diagnose(
+    conn: Connection, model: BalanceModel, user_id: uuid.UUID, ledger_rows: int
+) -> Diagnosis:
     params = {**model.params(), "user_id": user_id}
     profile = _profile(conn, model, params)
     params["profile_created_at"] = profile.created_at if profile else None
@@ -119,7 +121,10 @@ def _diagnose(conn: Connection, model: BalanceModel, user_id: uuid.UUID, ledger_
     usage = Usage(**{key: row[key] for key in Usage.__dataclass_fields__})
     starting = model.settings.starting_balance
     expected = Balance(
-        tokens_remaining=starting + usage.granted_tokens - usage.deducted_tokens - usage.charged_tokens,
+        tokens_remaining=starting
+        + usage.granted_tokens
+        - usage.deducted_tokens
+        - usage.charged_tokens,
         tokens_used=usage.charged_tokens,
     )
     drift = None
@@ -155,7 +160,11 @@ def _profile(conn: Connection, model: BalanceModel, params: dict[str, Any]) -> P
 
 
 def _evidence(
-    conn: Connection, model: BalanceModel, params: dict[str, Any], row: dict[str, Any], drift: Balance
+    conn: Connection,
+    model: BalanceModel,
+    params: dict[str, Any],
+    row: dict[str, Any],
+    drift: Balance,
 ) -> Evidence:
     return Evidence(
         drift_remaining=drift.tokens_remaining,

@@ -65,7 +65,9 @@ def _match_condition(index: int, override: Override, params: dict[str, Any]) -> 
     return sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
 
 
-def compile_override_price(overrides: tuple[Override, ...]) -> tuple[sql.Composable, dict[str, Any]]:
+def compile_override_price(
+    overrides: tuple[Override, ...],
+) -> tuple[sql.Composable, dict[str, Any]]:
     """A CASE giving the token_cost of the best matching override of row `u`, else NULL.
 
     Grouped by action type (outer CASE), then the action's overrides in best-match order
@@ -129,7 +131,9 @@ class BalanceModel:
             ),
             "failed_row": sql.SQL("(NOT u.success AND u.tokens_used >= 0)"),
             "zero_row": sql.SQL("(u.success AND u.tokens_used = 0)"),
-            "grant_row": sql.SQL("({} AND u.action_type = ANY(%(grant_actions)s))").format(_COUNTED),
+            "grant_row": sql.SQL("({} AND u.action_type = ANY(%(grant_actions)s))").format(
+                _COUNTED
+            ),
             "deduct_row": sql.SQL("({} AND u.action_type = ANY(%(deduct_actions)s))").format(
                 _COUNTED
             ),

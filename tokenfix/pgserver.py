@@ -105,6 +105,17 @@ def find_embedded_bindir() -> Path | None:
     return bindir if (bindir / "pg_ctl").exists() else None
 
 
+def find_program(name: str) -> Path | None:
+    """A PostgreSQL client program (psql, pg_dump, ...) from PATH or a server's bin directory."""
+    on_path = shutil.which(name)
+    if on_path:
+        return Path(on_path)
+    for bindir in (find_local_bindir(), find_embedded_bindir()):
+        if bindir and (bindir / name).exists():
+            return bindir / name
+    return None
+
+
 def _userns_works() -> bool:
     unshare = shutil.which("unshare")
     if not unshare:
@@ -145,7 +156,9 @@ class LocalCluster:
         self.bindir = bindir
         self.label = label
         # A short path: the unix socket lives here, and socket paths are limited to ~100 bytes.
-        self.base = Path(tempfile.mkdtemp(prefix="tfpg-", dir="/tmp" if os.name == "posix" else None))
+        self.base = Path(
+            tempfile.mkdtemp(prefix="tfpg-", dir="/tmp" if os.name == "posix" else None)
+        )
         self.base.chmod(0o755)
         self.datadir = self.base / "data"
         self.logfile = self.base / "server.log"
@@ -164,25 +177,45 @@ class LocalCluster:
             )
         if result.returncode != 0:
             log = (self.base / f"{program}.out").read_text(errors="replace")[-2000:]
-            server_log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
+            server_log = (
+                self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
+            )
             raise NoServerAvailable(f"{program} failed ({self.label}): {log}\n{server_log}".strip())
 
     def start(self) -> Server:
         self._run(
-            "initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--locale=C",
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
         )
         options = " ".join(f"-c {key}={value}" for key, value in THROWAWAY_SERVER_OPTIONS.items())
         self._run(
-            "pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60",
-            "-o", f"-p {self.port} -k {self.base} {options}", "start",
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.logfile),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.base} {options}",
+            "start",
         )
         url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         return Server(url=url, description=f"{self.label} ({self.bindir})", stop=self.stop)
 
     def stop(self) -> None:
         with contextlib.suppress(NoServerAvailable, subprocess.SubprocessError, OSError):
-            self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop", timeout=60)
+            self._run(
+                "pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop", timeout=60
+            )
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -251,5 +284,8 @@ def start_server(url: str | None = None) -> Server:
             return server
         failures.append(f"{name}: not available")
     raise NoServerAvailable(
-        "no PostgreSQL server could be started (" + "; ".join(failures) + "). To fix: " + INSTALL_HINT
+        "no PostgreSQL server could be started ("
+        + "; ".join(failures)
+        + "). To fix: "
+        + INSTALL_HINT
     )

@@ -75,7 +75,11 @@ def dump_json(obj: Any) -> str:
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if value else "—"
+    return value.isoformat(sep=" ", timespec="seconds") if value else "—"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def _signed(value: int | None) -> Text:
@@ -88,9 +92,16 @@ def _signed(value: int | None) -> Text:
 
 def _summary_panel(d: Diagnosis) -> Panel:
     status = Text(d.status.upper().replace("_", " "), style=STATUS_STYLE[d.status])
-    lines = [Text.assemble("status   ", status, ("  (expected balance is negative: overdrawn)" if d.overdrawn else ""))]
+    lines = [
+        Text.assemble(
+            "status   ",
+            status,
+            ("  (expected balance is negative: overdrawn)" if d.overdrawn else ""),
+        )
+    ]
     if d.profile is not None:
-        lines.append(Text(f"profile  created {_when(d.profile.created_at)}, updated {_when(d.profile.updated_at)}"))
+        created, updated = _when(d.profile.created_at), _when(d.profile.updated_at)
+        lines.append(Text(f"profile  created {created}, updated {updated}"))
     else:
         lines.append(Text("profile  no user_profiles row", style="yellow"))
     if d.usage is not None:
@@ -109,12 +120,20 @@ def _usage_table(d: Diagnosis) -> Table:
     table.add_column("tokens", justify="right")
     table.add_row("all rows", f"{u.total_records:,}", f"{u.total_tokens_logged:,}")
     table.add_row("charges (effective)", f"{u.charge_records:,}", f"{u.charged_tokens:,}")
-    table.add_row("  priced by an override", f"{u.override_records:,}", f"{u.override_token_difference:+,}")
+    table.add_row(
+        "  priced by an override (difference)",
+        f"{u.override_records:,}",
+        f"{u.override_token_difference:+,}",
+    )
     table.add_row("grants", f"{u.grant_records:,}", f"{u.granted_tokens:,}")
     table.add_row("deducts", f"{u.deduct_records:,}", f"{u.deducted_tokens:,}")
     table.add_row("failed (no effect)", f"{u.failed_records:,}", "")
     table.add_row("zero tokens (no effect)", f"{u.zero_token_records:,}", "")
-    table.add_row(Text("invalid (no effect)", style="yellow" if u.invalid_records else ""), f"{u.invalid_records:,}", "")
+    table.add_row(
+        Text("invalid (no effect)", style="yellow" if u.invalid_records else ""),
+        f"{u.invalid_records:,}",
+        "",
+    )
     table.add_row("created before the profile", f"{u.records_before_profile:,}", "")
     return table
 
@@ -156,21 +175,45 @@ def _causes(d: Diagnosis) -> Text:
 
 
 def _ledger_table(d: Diagnosis) -> Table:
-    table = Table(title=f"Last {len(d.ledger or ())} ledger rows", title_justify="left", show_edge=False)
+    table = Table(
+        title=f"Last {plural(len(d.ledger or ()), 'ledger row')}",
+        title_justify="left",
+        show_edge=False,
+    )
     for name, justify in (
-        ("id", "right"), ("created_at", "left"), ("action_type", "left"), ("model", "left"),
-        ("tokens", "right"), ("success", "left"), ("class", "left"), ("effective", "right"),
-        ("expected remaining", "right"),
+        ("id", "right"),
+        ("created_at", "left"),
+        ("action", "left"),
+        ("model", "left"),
+        ("tokens", "right"),
+        ("success", "left"),
+        ("class", "left"),
+        ("effective", "right"),
+        ("balance after", "right"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for e in d.ledger or ():
         table.add_row(
-            str(e.id), _when(e.created_at), e.action_type, e.model_used or "—",
+            str(e.id),
+            _when(e.created_at),
+            e.action_type,
+            e.model_used or "—",
             "NULL" if e.tokens_used is None else str(e.tokens_used),
             "NULL" if e.success is None else str(e.success).lower(),
-            e.row_class, f"{e.effective:,}", f"{e.expected_remaining:,}",
+            e.row_class,
+            f"{e.effective:,}",
+            f"{e.expected_remaining:,}",
         )
     return table
+
+
+def make_consoles() -> tuple[Console, Console]:
+    """stdout for results, stderr for everything else; wide enough for uuids off a terminal."""
+    out, err = Console(), Console(stderr=True)
+    for console in (out, err):
+        if not console.is_terminal:
+            console.width = max(console.width, 120)
+    return out, err
 
 
 def render_diagnosis(console: Console, d: Diagnosis) -> None:

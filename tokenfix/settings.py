@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from psycopg import sql
 from pydantic import (
     AliasChoices,
-    SecretStr,
     BeforeValidator,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -179,6 +179,8 @@ def load_settings(**overrides: Any) -> Settings:
         error = exc.errors()[0]
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         name = _env_name(tuple(error.get("loc", ())))
-        raise BadInput(f"bad setting {name}: {message}" if name else f"bad settings: {message}") from None
+        raise BadInput(
+            f"bad setting {name}: {message}" if name else f"bad settings: {message}"
+        ) from None
     except SettingsError as exc:
         raise BadInput(f"bad setting: {exc}") from None

@@ -6,20 +6,19 @@ string pasting) and `%(name)s` for values (bound as parameters).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import LiteralString, cast
 
 from psycopg import sql
 
 HERE = Path(__file__).parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def get(name: str) -> sql.SQL:
     # The files ship inside the package: they are code, not input.
     text = (HERE / f"{name}.sql").read_text(encoding="utf-8")
-    return sql.SQL(cast(LiteralString, text))
+    return sql.SQL(text)
 
 
 def compose(name: str, **fragments: sql.Composable) -> sql.Composed:
