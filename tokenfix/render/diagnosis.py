@@ -1,9 +1,8 @@
-"""Rendering of plain results: rich layouts for people, JSON (SPEC §5) for machines."""
+"""`diagnose` output: the rich layout and the §5 JSON object."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenfix.diagnose import Balance, Diagnosis
+from tokenfix.render import iso, plural
 
 STATUS_STYLE = {
     "ok": "bold green",
@@ -22,20 +22,16 @@ STATUS_STYLE = {
 }
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
+def _time_as_text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _record(obj: Any) -> dict[str, Any] | None:
     if obj is None:
         return None
-    return {field.name: _plain(getattr(obj, field.name)) for field in dataclasses.fields(obj)}
+    return {
+        field.name: _time_as_text(getattr(obj, field.name)) for field in dataclasses.fields(obj)
+    }
 
 
 def diagnosis_json(d: Diagnosis) -> dict[str, Any]:
@@ -70,16 +66,8 @@ def diagnosis_json(d: Diagnosis) -> dict[str, Any]:
     return out
 
 
-def dump_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=_plain)
-
-
 def _when(value: datetime | None) -> str:
     return value.isoformat(sep=" ", timespec="seconds") if value else "—"
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def _signed(value: int | None) -> Text:
@@ -205,15 +193,6 @@ def _ledger_table(d: Diagnosis) -> Table:
             f"{e.expected_remaining:,}",
         )
     return table
-
-
-def make_consoles() -> tuple[Console, Console]:
-    """stdout for results, stderr for everything else; wide enough for uuids off a terminal."""
-    out, err = Console(), Console(stderr=True)
-    for console in (out, err):
-        if not console.is_terminal:
-            console.width = max(console.width, 120)
-    return out, err
 
 
 def render_diagnosis(console: Console, d: Diagnosis) -> None:

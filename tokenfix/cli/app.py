@@ -1,0 +1,110 @@
+"""The Typer application, and `run()`: every failure ends as one line on stderr and its §5 code."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, NoReturn
+
+import typer
+
+from tokenfix import __version__
+from tokenfix.exitcodes import ExitCode, exit_code_for
+
+app = typer.Typer(
+    name="tokenfix",
+    help="Diagnose and safely reconcile cached token balances against their usage ledger.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+_state: dict[str, bool] = {"debug": False}
+
+
+def enable_debug(debug: bool) -> None:
+    _state["debug"] = _state["debug"] or debug
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokenfix {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """tokenfix: when a cached balance and its ledger disagree on a live Postgres.
+
+    Exit codes: 0 nothing needs attention, 1 attention needed, 2 bad input, 3 environment.
+    """
+    _state["debug"] = _state["debug"] or debug
+
+
+def error_line(message: str) -> None:
+    # Plain write, not rich: one line, never wrapped, never read as markup.
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+def _click_exception_base() -> type[BaseException]:
+    # Typer vendors click in some versions; find its base exception without importing privately.
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    return Exception  # pragma: no cover
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code; every failure ends as one line on stderr."""
+    _state["debug"] = False
+    args = list(sys.argv[1:] if argv is None else argv)
+    click_error = _click_exception_base()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="tokenfix", standalone_mode=False)
+    except click_error as exc:
+        return _usage_error(exc)
+    except (KeyboardInterrupt, typer.Abort):
+        error_line("interrupted")
+        return 130
+    except Exception as exc:
+        return _failure(exc)
+    return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _usage_error(exc: BaseException) -> int:
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return ExitCode.BAD_INPUT
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    context = getattr(exc, "ctx", None)
+    where = f" (see '{context.command_path} --help')" if context is not None else ""
+    error_line(f"{message}{where}")
+    return int(getattr(exc, "exit_code", ExitCode.BAD_INPUT))
+
+
+def _failure(exc: Exception) -> int:
+    import psycopg
+
+    from tokenfix.errors import TokenfixError, from_database_error
+
+    shown: Exception = from_database_error(exc) if isinstance(exc, psycopg.Error) else exc
+    if _state["debug"]:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(shown, TokenfixError):
+        error_line(str(shown))
+    else:
+        error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+    return exit_code_for(shown)
+
+
+def main() -> NoReturn:
+    sys.exit(run())

@@ -1,0 +1,255 @@
+"""`tokenfix reconcile (USER_ID… | --all)`."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from tokenfix.cli.app import app, enable_debug
+from tokenfix.cli.options import (
+    DatabaseUrlOption,
+    DebugOption,
+    JsonOption,
+    QuietOption,
+    StartingBalanceOption,
+    examples,
+    load,
+    stdin_is_interactive,
+)
+from tokenfix.errors import BadInput
+from tokenfix.exitcodes import ExitCode
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+EXAMPLES = examples(
+    "tokenfix reconcile --all --dry-run",
+    "tokenfix reconcile $USER_ID --yes",
+    "tokenfix reconcile --all --since 25h --yes --json     # daily cron",
+    "cut -d, -f1 users.csv | tokenfix reconcile - --dry-run --format csv",
+)
+
+
+def _user_ids(arguments: list[str]) -> tuple[Any, ...]:
+    from tokenfix.diagnose import parse_user_id
+
+    ids: list[Any] = []
+    for argument in arguments:
+        if argument == "-":
+            for number, line in enumerate(sys.stdin, start=1):
+                text = line.split("#", 1)[0].strip()
+                if not text:
+                    continue
+                try:
+                    ids.append(parse_user_id(text))
+                except BadInput as exc:
+                    raise BadInput(f"stdin line {number}: {exc.message}") from None
+        else:
+            ids.append(parse_user_id(argument))
+    return tuple(dict.fromkeys(ids))
+
+
+def _format(json_output: bool, output_format: OutputFormat | None) -> OutputFormat:
+    if json_output and output_format not in (None, OutputFormat.json):
+        raise BadInput(f"--json and --format {output_format} disagree; give one of them")
+    if json_output:
+        return OutputFormat.json
+    return output_format or OutputFormat.table
+
+
+@app.command(epilog=EXAMPLES)
+def reconcile(
+    user_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[USER_ID]...",
+            help="Users to check; '-' reads ids from stdin, one per line.",
+            show_default=False,
+        ),
+    ] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="Check every user.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; write nothing.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Write without asking (required off a terminal).")
+    ] = False,
+    create_missing: Annotated[
+        bool,
+        typer.Option("--create-missing", help="Insert profile rows for users who have none."),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only users with ledger rows since WHEN: an ISO time or 90m, 24h, 7d. "
+            "Their balance is still recomputed from the whole ledger.",
+            show_default=False,
+        ),
+    ] = None,
+    settle: Annotated[
+        str,
+        typer.Option(
+            "--settle",
+            metavar="DURATION",
+            help="Defer users with ledger rows newer than this (the app may not have applied "
+            "them yet); 0 turns it off.",
+        ),
+    ] = "2m",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Users per transaction (default 1000).", show_default=False
+        ),
+    ] = None,
+    max_changes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-changes",
+            min=0,
+            help="Refuse (exit 2, write nothing) a run that would change more rows than this "
+            "(default 1000; 0: no limit).",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", help="table (default), json or csv.", show_default=False),
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+    starting_balance: StartingBalanceOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Recompute balances from the ledger and fix the cached ones, safely, on a live database.
+
+    Lists every user whose status is not ok. Exit 0 when nothing is left needing attention,
+    1 when drift or missing profiles remain (dry run, deferred, changed during the run),
+    2 for bad input or when the --max-changes brake holds, 3 for database trouble (including
+    another run holding the write lock).
+    """
+    enable_debug(debug)
+    from tokenfix import db
+    from tokenfix.durations import parse_duration, parse_since
+    from tokenfix.reconcile import Request, Selection
+    from tokenfix.reconcile import reconcile as run_reconcile
+
+    fmt = _format(json_output, output_format)
+    if bool(user_ids) == all_users:
+        raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
+    interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
+    if not dry_run and not yes and not interactive:
+        raise BadInput(
+            "refusing to write without --yes when not on a terminal",
+            hint="preview with --dry-run, then add --yes",
+        )
+    settings = load(
+        database_url=database_url,
+        starting_balance=starting_balance,
+        batch_size=batch_size,
+        max_changes=max_changes,
+    )
+    request = Request(
+        selection=Selection(
+            user_ids=_user_ids(user_ids) if user_ids else None,
+            since=parse_since(since) if since else None,
+        ),
+        dry_run=dry_run,
+        create_missing=create_missing,
+        settle=parse_duration(settle, option="--settle"),
+        batch_size=settings.batch_size,
+        max_changes=settings.max_changes,
+    )
+    ui = _Feedback(show=all_users and not quiet, target=settings)
+    with db.connect(settings) as conn:
+        outcome = run_reconcile(
+            conn,
+            settings,
+            request,
+            confirm=None if yes else ui.confirm,
+            on_plan=ui.planned,
+            on_progress=ui.advance,
+        )
+    ui.done()
+    _print(outcome, fmt, quiet)
+    raise typer.Exit(ExitCode.ATTENTION if outcome.unresolved else ExitCode.OK)
+
+
+def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
+    from tokenfix.render import make_consoles
+    from tokenfix.render.reconcile import render_outcome, write_csv, write_json
+
+    if fmt is OutputFormat.json:
+        write_json(sys.stdout, outcome)
+    elif fmt is OutputFormat.csv:
+        write_csv(sys.stdout, outcome)
+    elif not quiet:
+        out, _ = make_consoles()
+        render_outcome(out, outcome)
+    sys.stdout.flush()
+
+
+class _Feedback:
+    """Prompt and progress on stderr, on a terminal only."""
+
+    def __init__(self, *, show: bool, target: Any) -> None:
+        from tokenfix.render import make_consoles
+
+        _, self.err = make_consoles()
+        self.show = show and self.err.is_terminal
+        self.target = target
+        self.progress: Any = None
+        self.task: Any = None
+        self.status = self.err.status("scanning the ledger…") if self.show else None
+        if self.status is not None:
+            self.status.start()
+
+    def planned(self, plan: Any) -> None:
+        if self.status is not None:
+            self.status.stop()
+        if not self.show:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("writing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.err,
+            transient=True,
+        )
+        self.task = self.progress.add_task("write", total=plan.candidates.count)
+        self.progress.start()
+
+    def advance(self, users: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, users)
+
+    def done(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+        if self.progress is not None:
+            self.progress.stop()
+
+    def confirm(self, plan: Any, planned: int) -> bool:
+        from tokenfix.db import database_url, describe_target
+
+        if self.progress is not None:
+            self.progress.stop()
+        counts = plan.counts
+        self.err.print(
+            f"{counts.users_with_drift:,} users with drift and {counts.missing_profiles:,} "
+            f"missing profiles found; {planned:,} rows would be written to "
+            f"{describe_target(database_url(self.target))}."
+        )
+        answer = typer.confirm("Write them?", default=False, err=True)
+        if self.progress is not None:
+            self.progress.start()
+        return answer

@@ -1,0 +1,101 @@
+"""`tokenfix history` and `tokenfix revert RUN_ID`: the audit trail of writing runs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from tokenfix.cli.app import app, enable_debug
+from tokenfix.cli.options import (
+    DatabaseUrlOption,
+    DebugOption,
+    JsonOption,
+    QuietOption,
+    examples,
+    load,
+    stdin_is_interactive,
+)
+from tokenfix.errors import BadInput
+from tokenfix.exitcodes import ExitCode
+
+
+@app.command(
+    epilog=examples(
+        "tokenfix history",
+        "tokenfix history --limit 5 --json | jq '.runs[0].run_id'",
+    ),
+)
+def history(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs to list.")] = 20,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """List past writing runs (reconcile and revert), newest first, from the audit trail."""
+    enable_debug(debug)
+    from tokenfix import audit, db
+    from tokenfix.render import dump_json, make_consoles
+    from tokenfix.render.runs import history_json, render_history
+
+    settings = load(database_url=database_url)
+    with db.connect(settings) as conn:
+        runs = audit.history(conn, settings, limit)
+    if json_output:
+        sys.stdout.write(dump_json(history_json(runs)) + "\n")
+    elif not quiet:
+        out, _ = make_consoles()
+        render_history(out, runs)
+    raise typer.Exit(ExitCode.OK)
+
+
+@app.command(
+    epilog=examples(
+        "tokenfix revert 0b9d5c1e-…  # asks first on a terminal",
+        "tokenfix revert $RUN_ID --yes --json",
+    ),
+)
+def revert(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="A run id from 'tokenfix history'.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Revert without asking.")] = False,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Put back the values a run replaced, where the rows still hold what it wrote.
+
+    Rows changed since the run are reported and left alone; a profile the run created is
+    deleted under the same rule. The revert is itself audited. Exit 0 when every row was
+    reverted, 1 when some were left alone, 2 for an unknown run, 3 for database trouble.
+    """
+    enable_debug(debug)
+    from tokenfix import db
+    from tokenfix.render import make_consoles
+    from tokenfix.render.runs import render_revert, write_revert_json
+    from tokenfix.revert import parse_run_id
+    from tokenfix.revert import revert as run_revert
+
+    target = parse_run_id(run_id)
+    if not yes and not stdin_is_interactive():
+        raise BadInput("refusing to write without --yes when not on a terminal")
+    settings = load(database_url=database_url)
+    out, err = make_consoles()
+
+    def confirm(rows: int) -> bool:
+        err.print(f"Run {target} wrote {rows:,} rows.")
+        return typer.confirm("Put back the values it replaced?", default=False, err=True)
+
+    with db.connect(settings) as conn:
+        outcome = run_revert(conn, settings, target, confirm=None if yes else confirm)
+    if outcome.already_reverted_by and not quiet:
+        err.print(f"note: run {target} was already reverted by run {outcome.already_reverted_by}")
+    if json_output:
+        write_revert_json(sys.stdout, outcome)
+    elif not quiet:
+        render_revert(out, outcome)
+    raise typer.Exit(ExitCode.ATTENTION if outcome.rows_left_alone else ExitCode.OK)

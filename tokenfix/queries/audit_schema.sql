@@ -1,0 +1,58 @@
+-- The audit trail (SPEC §7), in a schema of its own that the app's API roles cannot see.
+-- Created by the first writing run; every statement is idempotent.
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- One row per writing run (reconcile or revert).
+CREATE TABLE IF NOT EXISTS {schema}.runs (
+    run_id           uuid PRIMARY KEY,
+    command          text NOT NULL,
+    reverts_run_id   uuid REFERENCES {schema}.runs (run_id),
+    status           text NOT NULL DEFAULT 'running',
+    started_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz,
+    db_role          text NOT NULL DEFAULT current_user,
+    tool_version     text NOT NULL,
+    host             text NOT NULL,
+    pid              integer NOT NULL,
+    options          jsonb NOT NULL DEFAULT '{{}}',
+    users_checked    integer,
+    users_updated    integer,
+    profiles_created integer,
+    profiles_deleted integer,
+    users_deferred   integer,
+    users_changed    integer,
+    error            text
+);
+
+-- One row per profile row written: its values before and after (NULL: no row).
+CREATE TABLE IF NOT EXISTS {schema}.changes (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id           uuid NOT NULL REFERENCES {schema}.runs (run_id),
+    user_id          uuid NOT NULL,
+    action           text NOT NULL,
+    before_remaining bigint,
+    before_used      bigint,
+    after_remaining  bigint,
+    after_used       bigint,
+    changed_at       timestamptz NOT NULL DEFAULT now(),
+    db_role          text NOT NULL DEFAULT current_user,
+    tool_version     text NOT NULL,
+    host             text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_run_user_idx ON {schema}.changes (run_id, user_id);
+
+-- The single-writer lease: one row while a writing run lives, renewed by it, taken over
+-- only once expired. Unlike a session advisory lock it holds through transaction poolers.
+CREATE TABLE IF NOT EXISTS {schema}.lease (
+    name        text PRIMARY KEY,
+    holder      uuid NOT NULL,
+    run_id      uuid,
+    command     text NOT NULL,
+    host        text NOT NULL,
+    pid         integer NOT NULL,
+    started_at  timestamptz NOT NULL,
+    expires_at  timestamptz NOT NULL
+);
+
+REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;

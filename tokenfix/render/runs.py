@@ -1,0 +1,115 @@
+"""`history` and `revert` output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tokenfix.audit import RunSummary
+from tokenfix.render import plain, plural
+from tokenfix.revert import RevertOutcome
+
+
+def history_json(runs: list[RunSummary]) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                key: value if isinstance(value, int | None) else plain(value)
+                for key, value in dataclasses.asdict(run).items()
+            }
+            for run in runs
+        ]
+    }
+
+
+def _written(run: RunSummary) -> str:
+    if run.command == "revert":
+        return (
+            f"{run.users_updated or 0} restored, {run.profiles_deleted or 0} del., "
+            f"{run.profiles_created or 0} re-created"
+        )
+    return f"{run.users_updated or 0} upd., {run.profiles_created or 0} new"
+
+
+def render_history(console: Console, runs: list[RunSummary]) -> None:
+    if not runs:
+        console.print("No writing runs recorded yet.")
+        return
+    table = Table(show_edge=False)
+    for name in ("run_id", "command", "started", "status", "by", "rows", "left", "note"):
+        table.add_column(name, no_wrap=name != "note")
+    for run in runs:
+        note = ""
+        if run.reverts_run_id:
+            note = f"reverts {run.reverts_run_id}"
+        if run.reverted_by:
+            note = f"reverted by {run.reverted_by}"
+        if run.error:
+            note = run.error
+        status_style = {"completed": "green", "failed": "red"}.get(run.status, "yellow")
+        table.add_row(
+            str(run.run_id),
+            run.command,
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            Text(run.status, style=status_style),
+            f"{run.db_role}@{run.host}",
+            _written(run),
+            str((run.users_changed or 0) + (run.users_deferred or 0)),
+            note,
+        )
+    console.print(table)
+
+
+def revert_summary_json(outcome: RevertOutcome) -> dict[str, Any]:
+    return {
+        "run_id": str(outcome.run_id) if outcome.run_id else None,
+        "reverted_run_id": str(outcome.reverted_run_id),
+        "rows_restored": outcome.rows_restored,
+        "profiles_deleted": outcome.profiles_deleted,
+        "profiles_recreated": outcome.profiles_recreated,
+        "rows_left_alone": outcome.rows_left_alone,
+    }
+
+
+def write_revert_json(stream: TextIO, outcome: RevertOutcome) -> None:
+    document = {**revert_summary_json(outcome), "changes": list(outcome.changes)}
+    stream.write(json.dumps(document, indent=2) + "\n")
+
+
+def render_revert(console: Console, outcome: RevertOutcome) -> None:
+    table = Table(show_edge=False)
+    for name in ("user_id", "action", "run left", "now", "restore to", "result"):
+        table.add_column(name, no_wrap=True)
+    for change in outcome.changes:
+        table.add_row(
+            change["user_id"],
+            change["action"],
+            _values(change["run_left"]),
+            _values(change["current"]),
+            _values(change["restore_to"]),
+            Text("done", style="green")
+            if change["applied"]
+            else Text("left alone: changed since the run", style="yellow"),
+        )
+    if outcome.changes.count:
+        console.print(table)
+    done = outcome.rows_restored + outcome.profiles_deleted + outcome.profiles_recreated
+    line = (
+        f"Reverted {plural(done, 'row')} of run {outcome.reverted_run_id}"
+        f" ({outcome.rows_restored} restored, {outcome.profiles_deleted} created profiles deleted,"
+        f" {outcome.profiles_recreated} re-created); {outcome.rows_left_alone} left alone."
+    )
+    if outcome.run_id:
+        line += f" This revert is run {outcome.run_id}."
+    console.print(line)
+
+
+def _values(state: dict[str, int] | None) -> str:
+    if state is None:
+        return "no row"
+    return f"{state['tokens_remaining']:,} / {state['tokens_used']:,}"
