@@ -34,7 +34,7 @@ def plural(count: int, noun: str) -> str:
 
 
 def make_consoles() -> tuple[Console, Console]:
-    """stdout for results, stderr for everything else; 160 columns when not on a terminal (logs, pipes)."""
+    """stdout for results, stderr for the rest; 160 columns off a terminal (logs, pipes)."""
     out, err = Console(), Console(stderr=True)
     for console in (out, err):
         if not console.is_terminal:
