@@ -1,0 +1,317 @@
+"""SPEC §7 on a live database: the app keeps writing while reconcile runs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from tests.builders import Ledger
+from tests.clirunner import CliRunner
+from tests.processes import backend_waiting_on_a_lock, finish, start, wait_until
+
+PROFILES = "SELECT md5(string_agg(p::text, ',' ORDER BY user_id)) FROM user_profiles AS p"
+
+
+def app_charge(conn: psycopg.Connection, user: uuid.UUID, tokens: int) -> None:
+    """What the app does for one AI call: a ledger row, then the balance update."""
+    conn.execute(
+        "INSERT INTO token_usage (user_id, action_type, model_used, tokens_used, success)"
+        " VALUES (%s, 'chat_conversation', 'gpt-4', %s, true)",
+        (user, tokens),
+    )
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining ="
+        " vibe_assistant_tokens_remaining - %s, vibe_assistant_tokens_used ="
+        " vibe_assistant_tokens_used + %s WHERE user_id = %s",
+        (tokens, tokens, user),
+    )
+
+
+@pytest.fixture
+def drifting(ledger: Ledger) -> uuid.UUID:
+    """A user whose cache missed a 100-token charge an hour ago."""
+    user = ledger.profile(ledger.user(), remaining=0, used=0)
+    ledger.row(user, 100, at=datetime.now(UTC) - timedelta(hours=1))
+    return user
+
+
+def test_a_charge_applied_by_the_app_during_the_run_is_neither_lost_nor_doubled(
+    db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with psycopg.connect(db_url) as app:
+        app_charge(app, drifting, 50)  # open transaction: holds the profile row
+        run = start(db_url, "reconcile", "--all", "--yes", "--settle", "0", "--json")
+        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="reconcile to wait")
+        app.commit()
+    code, out, err = finish(run)
+    assert code == 0, err
+    assert json.loads(out)["changes"][0]["expected"] == {
+        "tokens_remaining": -150,
+        "tokens_used": 150,
+    }
+    assert ledger.cached(drifting) == (-150, 150)
+
+
+def test_a_charge_the_app_has_not_applied_yet_is_applied_on_top_of_the_fix(
+    cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with psycopg.connect(db_url) as app:
+        app.execute(
+            "INSERT INTO token_usage (user_id, action_type, tokens_used, success)"
+            " VALUES (%s, 'chat_conversation', 50, true)",
+            (drifting,),
+        )  # not committed: reconcile cannot see it, and must not need to
+        assert cli("reconcile", "--all", "--yes", "--settle", "0").exit_code == 0
+        app.execute(
+            "UPDATE user_profiles SET vibe_assistant_tokens_remaining ="
+            " vibe_assistant_tokens_remaining - 50, vibe_assistant_tokens_used ="
+            " vibe_assistant_tokens_used + 50 WHERE user_id = %s",
+            (drifting,),
+        )
+    assert ledger.cached(drifting) == (-150, 150)
+
+
+def test_a_two_step_app_is_safe_behind_the_settle_window(
+    cli: CliRunner, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    ledger.row(drifting, 50, at=datetime.now(UTC))  # step 1 committed; step 2 still to come
+    result = cli("reconcile", "--all", "--yes", "--json")
+    assert result.json()["changes"][0]["skipped"] == "recent_activity"
+    app_charge_balance_only(ledger.conn, drifting, 50)  # step 2
+    assert ledger.cached(drifting) == (-50, 50)
+    ledger.conn.execute("UPDATE token_usage SET created_at = created_at - interval '1 hour'")
+    assert cli("reconcile", "--all", "--yes").exit_code == 0
+    assert ledger.cached(drifting) == (-150, 150)
+
+
+def test_without_the_settle_window_a_two_step_app_would_be_charged_twice(
+    cli: CliRunner, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    # Why --settle exists: the fix already counts the row the app is about to apply.
+    ledger.row(drifting, 50, at=datetime.now(UTC))
+    assert cli("reconcile", "--all", "--yes", "--settle", "0").exit_code == 0
+    app_charge_balance_only(ledger.conn, drifting, 50)
+    assert ledger.cached(drifting) == (-200, 200)
+
+
+def app_charge_balance_only(conn: psycopg.Connection, user: uuid.UUID, tokens: int) -> None:
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining ="
+        " vibe_assistant_tokens_remaining - %s, vibe_assistant_tokens_used ="
+        " vibe_assistant_tokens_used + %s WHERE user_id = %s",
+        (tokens, tokens, user),
+    )
+
+
+def test_a_row_the_app_fixed_during_the_run_is_left_alone(
+    db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with psycopg.connect(db_url) as app:
+        app.execute(
+            "UPDATE user_profiles SET vibe_assistant_tokens_remaining = -100,"
+            " vibe_assistant_tokens_used = 100 WHERE user_id = %s",
+            (drifting,),
+        )
+        run = start(db_url, "reconcile", "--all", "--yes", "--settle", "0", "--json")
+        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="reconcile to wait")
+        app.commit()
+    code, out, _ = finish(run)
+    data = json.loads(out)
+    assert (code, data["users_changed"], data["users_updated"]) == (1, 1, 0)
+    assert data["changes"][0]["skipped"] == "changed_concurrently"
+    assert ledger.cached(drifting) == (-100, 100)
+
+
+def test_a_second_writer_is_locked_out_naming_the_holder(
+    cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (drifting,))
+        first = start(
+            db_url, "reconcile", "--all", "--yes", "--settle", "0", TOKENFIX_LOCK_TIMEOUT="60s"
+        )
+        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="the first run to wait")
+        second = cli("reconcile", "--all", "--yes", "--settle", "0")
+        holder.rollback()
+    assert second.exit_code == 3
+    assert f"pid {first.pid}" in second.stderr
+    assert "host " in second.stderr and "started " in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    code, _, err = finish(first)
+    assert code == 0, err
+    assert ledger.cached(drifting) == (-100, 100)
+
+
+def test_dry_runs_do_not_take_the_lease(
+    cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (drifting,))
+        writer = start(
+            db_url, "reconcile", "--all", "--yes", "--settle", "0", TOKENFIX_LOCK_TIMEOUT="60s"
+        )
+        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="the writer to wait")
+        assert cli("reconcile", "--all", "--dry-run").exit_code == 1
+        holder.rollback()
+    assert finish(writer)[0] == 0
+
+
+def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(
+    cli: CliRunner, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    assert cli("reconcile", "--all", "--dry-run").exit_code == 1
+    cli("history")  # no schema yet: history is empty, not an error
+    ledger.profile(ledger.user(), remaining=1)  # keep something to fix after the first run
+    assert cli("reconcile", str(drifting), "--yes").exit_code == 0  # creates the audit schema
+    ledger.conn.execute(
+        "INSERT INTO tokenfix.lease VALUES ('writer', gen_random_uuid(), NULL, 'reconcile',"
+        " 'crashed-host', 4242, now() - interval '1 hour', now() - interval '1 minute')"
+    )
+    assert cli("reconcile", "--all", "--yes").exit_code == 0
+    ledger.conn.execute(
+        "INSERT INTO tokenfix.lease VALUES ('writer', gen_random_uuid(), NULL, 'reconcile',"
+        " 'busy-host', 777, now(), now() + interval '1 minute')"
+    )
+    ledger.profile(ledger.user(), remaining=1)
+    locked_out = cli("reconcile", "--all", "--yes")
+    assert locked_out.exit_code == 3
+    assert "busy-host" in locked_out.stderr and "pid 777" in locked_out.stderr
+
+
+def test_a_killed_connection_leaves_no_half_batch_and_a_rerun_finishes(
+    cli: CliRunner, db_url: str, ledger: Ledger
+) -> None:
+    users = sorted(ledger.profile(ledger.user(), remaining=0) for _ in range(6))
+    for user in users:
+        ledger.row(user, 10, at=datetime.now(UTC) - timedelta(hours=1))
+    with psycopg.connect(db_url) as holder:
+        # the third user opens the second batch: the run waits there, mid-way
+        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (users[2],))
+        run = start(
+            db_url, "reconcile", "--all", "--yes", "--batch-size", "2", TOKENFIX_LOCK_TIMEOUT="60s"
+        )
+        pid = wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="the run to wait")
+        ledger.conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        code, _, err = finish(run)
+        holder.rollback()
+    assert code == 3
+    assert len(err.strip().splitlines()) == 1
+    assert [ledger.cached(u) for u in users] == [(-10, 10)] * 2 + [(0, 0)] * 4
+    run_status = ledger.conn.execute("SELECT run_id, status FROM tokenfix.runs").fetchall()
+    assert [status for _, status in run_status] == ["failed"]
+    audited = ledger.conn.execute(
+        "SELECT user_id, before_remaining, before_used, after_remaining, after_used"
+        " FROM tokenfix.changes ORDER BY user_id"
+    ).fetchall()
+    assert audited == [(u, 0, 0, -10, 10) for u in users[:2]]
+    rerun = cli("reconcile", "--all", "--yes", "--json")
+    assert rerun.exit_code == 0, rerun.stderr
+    assert rerun.json()["users_updated"] == 4
+    assert [ledger.cached(u) for u in users] == [(-10, 10)] * 6
+
+
+def test_the_brake_refuses_a_run_that_would_change_too_many_rows(
+    cli: CliRunner, ledger: Ledger
+) -> None:
+    for _ in range(3):
+        ledger.profile(ledger.user(), remaining=5)
+    before = ledger.conn.execute(PROFILES).fetchone()
+    result = cli("reconcile", "--all", "--yes", "--max-changes", "2")
+    assert result.exit_code == 2
+    assert "would change 3 profile rows" in result.stderr
+    assert ledger.conn.execute(PROFILES).fetchone() == before
+    assert cli("reconcile", "--all", "--yes", "--max-changes", "0").exit_code == 0
+
+
+def test_the_brake_reads_its_default_from_the_environment(
+    cli: CliRunner, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(3):
+        ledger.profile(ledger.user(), remaining=5)
+    monkeypatch.setenv("TOKENFIX_MAX_CHANGES", "1")
+    assert cli("reconcile", "--all", "--yes").exit_code == 2
+
+
+def test_a_dry_run_changes_nothing(cli: CliRunner, ledger: Ledger, drifting: uuid.UUID) -> None:
+    missing = ledger.user()
+    ledger.row(missing, 5)
+    before = ledger.conn.execute(PROFILES).fetchone()
+    result = cli("reconcile", "--all", "--dry-run", "--create-missing", "--yes")
+    assert result.exit_code == 1
+    assert ledger.conn.execute(PROFILES).fetchone() == before
+    assert ledger.conn.execute("SELECT to_regnamespace('tokenfix')").fetchone() == (None,)
+
+
+def test_a_read_only_role_gets_exit_3_and_nothing_changes(
+    cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    ledger.conn.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_reader') THEN"
+        " CREATE ROLE tokenfix_reader LOGIN; END IF; END $$"
+    )
+    ledger.conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_reader")
+    before = ledger.conn.execute(PROFILES).fetchone()
+    url = make_conninfo(db_url, user="tokenfix_reader")
+    assert cli("reconcile", "--all", "--dry-run", "-d", url).exit_code == 1
+    result = cli("reconcile", "--all", "--yes", "-d", url)
+    assert result.exit_code == 3
+    assert "permission denied" in result.stderr
+    assert ledger.conn.execute(PROFILES).fetchone() == before
+
+
+def test_a_role_that_cannot_update_profiles_writes_nothing(
+    cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    assert cli("reconcile", str(drifting), "--dry-run").exit_code == 1
+    cli("reconcile", "--all", "--yes", "--max-changes", "0")  # creates the audit schema as owner
+    ledger.conn.execute("UPDATE user_profiles SET vibe_assistant_tokens_remaining = 7")
+    ledger.conn.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_auditor') THEN"
+        " CREATE ROLE tokenfix_auditor LOGIN; END IF; END $$"
+    )
+    ledger.conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_auditor")
+    ledger.conn.execute("GRANT USAGE ON SCHEMA tokenfix TO tokenfix_auditor")
+    ledger.conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA tokenfix TO tokenfix_auditor")
+    before = ledger.conn.execute(PROFILES).fetchone()
+    result = cli(
+        "reconcile", "--all", "--yes", "-d", make_conninfo(db_url, user="tokenfix_auditor")
+    )
+    assert result.exit_code == 3
+    assert "permission denied" in result.stderr
+    assert ledger.conn.execute(PROFILES).fetchone() == before
+    assert ledger.conn.execute("SELECT count(*) FROM tokenfix.lease").fetchone() == (0,)
+
+
+def test_a_check_constraint_rejecting_a_write_names_the_user_and_rolls_back_the_batch(
+    cli: CliRunner, ledger: Ledger
+) -> None:
+    fine = ledger.profile(ledger.user(), remaining=0)
+    ledger.row(fine, 1000, action="admin_grant")
+    overdrawn = ledger.profile(ledger.user(), remaining=0)
+    ledger.row(overdrawn, 10, at=datetime.now(UTC) - timedelta(hours=1))
+    ledger.conn.execute(
+        "ALTER TABLE user_profiles ADD CONSTRAINT no_negative_balance"
+        " CHECK (vibe_assistant_tokens_remaining >= 0)"
+    )
+    result = cli("reconcile", "--all", "--yes")
+    assert result.exit_code == 3
+    assert str(overdrawn) in result.stderr and "no_negative_balance" in result.stderr
+    assert ledger.cached(fine) == (0, 0)  # same batch: rolled back with it
+
+
+def test_a_not_null_column_without_default_stops_create_missing(
+    cli: CliRunner, ledger: Ledger
+) -> None:
+    missing = ledger.user()
+    ledger.row(missing, 10, at=datetime.now(UTC) - timedelta(hours=1))
+    ledger.conn.execute("ALTER TABLE user_profiles ADD COLUMN plan text NOT NULL DEFAULT 'free'")
+    ledger.conn.execute("ALTER TABLE user_profiles ALTER COLUMN plan DROP DEFAULT")
+    result = cli("reconcile", "--all", "--yes", "--create-missing")
+    assert result.exit_code == 3
+    assert str(missing) in result.stderr and "plan" in result.stderr
+    assert ledger.cached(missing) is None
