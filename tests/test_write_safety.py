@@ -315,3 +315,32 @@ def test_a_not_null_column_without_default_stops_create_missing(
     assert result.exit_code == 3
     assert str(missing) in result.stderr and "plan" in result.stderr
     assert ledger.cached(missing) is None
+
+
+def test_a_lock_timeout_is_retried_with_backoff_until_the_rows_are_free(
+    db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (drifting,))
+        run = start(db_url, "reconcile", "--all", "--yes", TOKENFIX_LOCK_TIMEOUT="100ms")
+        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="a first attempt")
+        holder.rollback()  # released while the run backs off between attempts
+    code, _, err = finish(run)
+    assert code == 0, err
+    assert ledger.cached(drifting) == (-100, 100)
+
+
+def test_retries_give_up_with_exit_3_when_the_rows_stay_locked(
+    db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (drifting,))
+        code, _, err = finish(
+            start(db_url, "reconcile", "--all", "--yes", TOKENFIX_LOCK_TIMEOUT="50ms")
+        )
+        holder.rollback()
+    assert code == 3
+    assert "gave up on a batch of 1 users after 5 attempts" in err
+    assert ledger.cached(drifting) == (0, 0)
+    assert ledger.conn.execute("SELECT status FROM tokenfix.runs").fetchall() == [("failed",)]
+    assert ledger.conn.execute("SELECT count(*) FROM tokenfix.lease").fetchone() == (0,)
