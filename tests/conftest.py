@@ -19,6 +19,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
+from tests.supabase import create_api_roles
 from tokenfix.pgserver import NoServerAvailable, Server, start_server
 from tokenfix.settings import Settings
 
@@ -59,6 +60,9 @@ def template_db(pg_server: Server) -> Iterator[str]:
     janitor.init()
     with psycopg.connect(url_for(pg_server.url, name), autocommit=True) as conn:
         conn.execute(SCHEMA.read_text())
+        # Every test sees the same cluster: one where Supabase's API roles exist, as in
+        # production. Their grants are per database, made by the tests that need them.
+        create_api_roles(conn)
     yield name
     janitor.drop()
 

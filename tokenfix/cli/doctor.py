@@ -1,0 +1,65 @@
+"""`tokenfix doctor`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from tokenfix.cli.app import app, enable_debug, error_line
+from tokenfix.cli.options import (
+    DatabaseUrlOption,
+    DebugOption,
+    JsonOption,
+    QuietOption,
+    examples,
+    load,
+)
+from tokenfix.exitcodes import ExitCode
+
+EXIT_FOR = {"ok": ExitCode.OK, "warn": ExitCode.ATTENTION, "fail": ExitCode.ENVIRONMENT}
+
+
+@app.command(
+    epilog=examples(
+        "tokenfix doctor",
+        "tokenfix doctor --no-probe --json | jq '.checks[] | select(.status != \"ok\")'",
+    ),
+)
+def doctor(
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe/--no-probe",
+            help="Prove the RLS verdicts with an UPDATE as each API role, always rolled back.",
+        ),
+    ] = True,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Check that this database is set up so that tokenfix, and the app, can work.
+
+    Connection, tables and columns, privileges, row-level security on the profiles table and
+    which API roles could update a balance (the seed incident), SECURITY DEFINER functions,
+    indexes, ambiguous overrides, invalid rows, missing profiles. Exit 0 when all is ok,
+    1 with warnings only, 3 when a check failed.
+    """
+    enable_debug(debug)
+    from tokenfix.doctor import run_doctor
+    from tokenfix.render import dump_json, make_consoles
+    from tokenfix.render.doctor import render_report, report_json
+
+    settings = load(database_url=database_url)
+    report = run_doctor(settings, probe=probe)
+    if json_output:
+        sys.stdout.write(dump_json(report_json(report)) + "\n")
+    elif not quiet:
+        out, _ = make_consoles()
+        render_report(out, report)
+    connection = report.checks[0]
+    if connection.name == "connection" and connection.status == "fail" and len(report.checks) == 1:
+        error_line(f"{connection.message} ({connection.fix})")
+    raise typer.Exit(EXIT_FOR[report.status])

@@ -1,0 +1,67 @@
+"""Where we are connected, as whom, and through what."""
+
+from __future__ import annotations
+
+from psycopg import conninfo
+
+from tokenfix import catalog, queries
+from tokenfix.db import database_url
+from tokenfix.doctor import Check, Context, ok, warn
+
+
+def connection(context: Context) -> list[Check]:
+    row = context.conn.execute(queries.get("doctor_server")).fetchone()
+    assert row is not None
+    keys = (
+        "server_version",
+        "role",
+        "superuser",
+        "bypasses_rls",
+        "standby",
+        "server_port",
+        "database",
+        "tls",
+        "tls_version",
+    )
+    context.server = dict(zip(keys, row, strict=True))
+    context.tables = catalog.load(context.conn, context.settings)
+    s = context.server
+    who = (
+        "superuser"
+        if s["superuser"]
+        else ("bypasses RLS" if s["bypasses_rls"] else "subject to RLS")
+    )
+    tls = f"TLS {s['tls_version']}" if s["tls"] else "no TLS"
+    message = (
+        f"PostgreSQL {s['server_version']}, database {s['database']}, role {s['role']} ({who}), "
+        f"{tls}"
+    )
+    if s["standby"]:
+        return [
+            warn(
+                "connection",
+                message + "; this is a read-only standby",
+                "dry runs work here; connect to the primary to write",
+            )
+        ]
+    return [ok("connection", message)]
+
+
+def pooler(context: Context) -> list[Check]:
+    params = conninfo.conninfo_to_dict(database_url(context.settings))
+    dialled = str(params.get("port") or "5432").split(",")[0]
+    server_port = context.server.get("server_port")
+    host = str(params.get("host") or "")
+    if dialled == "6543":
+        found = "Supabase's transaction pooler (port 6543)"
+    elif server_port is not None and not host.startswith("/") and str(server_port) != dialled:
+        found = f"a pooler or proxy (dialled port {dialled}, the server listens on {server_port})"
+    else:
+        return [ok("pooler", "no connection pooler detected (direct connection)")]
+    return [
+        ok(
+            "pooler",
+            f"{found}: supported — tokenfix uses no prepared statements, sets "
+            "timeouts per transaction and locks with a lease row",
+        )
+    ]

@@ -1,0 +1,166 @@
+"""The tables and columns of SPEC §2 under their configured names, their types, and indexes."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from tokenfix import queries
+from tokenfix.catalog import Table
+from tokenfix.doctor import Check, Context, fail, ok, warn
+
+INTEGER = {"smallint", "integer", "bigint"}
+NUMBER = INTEGER | {"numeric"}
+TEXT = {"text", "character varying", "character", "name"}
+TIMESTAMP = {"timestamp with time zone"}
+
+# column -> (compatible types, whether the column must exist)
+USAGE_COLUMNS: dict[str, tuple[set[str], bool]] = {
+    "id": (INTEGER, True),
+    "user_id": ({"uuid"}, True),
+    "action_type": (TEXT, True),
+    "model_used": (TEXT, True),
+    "tokens_used": (NUMBER, True),
+    "success": ({"boolean"}, True),
+    "created_at": (TIMESTAMP, True),
+}
+OVERRIDE_COLUMNS: dict[str, tuple[set[str], bool]] = {
+    "id": (INTEGER, True),
+    "action_type": (TEXT, True),
+    "model_used": (TEXT, True),
+    "token_cost": (INTEGER, True),
+    "is_active": ({"boolean"}, True),
+    "valid_from": (TIMESTAMP, False),
+    "valid_until": (TIMESTAMP, False),
+}
+
+
+def _base_type(type_name: str) -> str:
+    return type_name.split("(")[0].strip()
+
+
+def _table_check(
+    name: str, table: Table, columns: dict[str, tuple[set[str], bool]], setting: str
+) -> Check:
+    if not table.exists:
+        return fail(
+            name,
+            f"table {table.name} does not exist",
+            f"point {setting} at the right table, or create it (sql/schema.sql)",
+        )
+    missing = [c for c, (_, required) in columns.items() if required and not table.has(c)]
+    if missing:
+        return fail(
+            name,
+            f"table {table.name} lacks column(s) {', '.join(missing)}",
+            f"add them, or set the TOKENFIX_* names (see {setting})",
+        )
+    wrong = [
+        f"{c} is {table.columns[c]}, expected {' or '.join(sorted(types))}"
+        for c, (types, _) in columns.items()
+        if table.has(c) and _base_type(table.columns[c]) not in types
+    ]
+    naive_times = [w for w in wrong if "timestamp without time zone" in w]
+    if len(wrong) > len(naive_times):
+        return fail(
+            name,
+            f"table {table.name}: " + "; ".join(wrong),
+            "change the column types to those of SPEC §2 (sql/schema.sql)",
+        )
+    if naive_times:
+        return warn(
+            name,
+            f"table {table.name}: " + "; ".join(naive_times),
+            "times without a zone are read in the session time zone; prefer timestamptz",
+        )
+    return ok(name, f"table {table.name} has every column tokenfix needs, with compatible types")
+
+
+def tables(context: Context) -> list[Check]:
+    if context.tables is None:
+        return []
+    s = context.settings
+    remaining, used = s.remaining_column.table_name, s.used_column.table_name
+    profile_columns: dict[str, tuple[set[str], bool]] = {
+        "user_id": ({"uuid"}, True),
+        remaining: (NUMBER, True),
+        used: (NUMBER, True),
+        "created_at": (TIMESTAMP, True),
+        "updated_at": (TIMESTAMP, True),
+    }
+    checks = [
+        _table_check("usage_table", context.tables.usage, USAGE_COLUMNS, "TOKENFIX_USAGE_TABLE"),
+        _table_check(
+            "profiles_table", context.tables.profiles, profile_columns, "TOKENFIX_PROFILES_TABLE"
+        ),
+    ]
+    if context.tables.profiles.exists:
+        checks.append(_unique_user_id(context))
+    overrides = context.tables.overrides
+    if not overrides.exists:
+        checks.append(
+            ok(
+                "overrides_table",
+                f"no table {overrides.name}: every charge costs its tokens_used (no overrides)",
+            )
+        )
+    else:
+        check = _table_check(
+            "overrides_table", overrides, OVERRIDE_COLUMNS, "TOKENFIX_OVERRIDES_TABLE"
+        )
+        if check.status == "ok" and not (
+            overrides.has("valid_from") and overrides.has("valid_until")
+        ):
+            check = ok(
+                "overrides_table",
+                f"table {overrides.name} has no validity window "
+                "columns: every override is unbounded in time",
+            )
+        checks.append(check)
+    return checks
+
+
+def _unique_user_id(context: Context) -> Check:
+    profiles = context.settings.profiles_table
+    row = context.conn.execute(
+        queries.get("doctor_unique_user_id"), {"table": context.quoted(profiles)}
+    ).fetchone()
+    if row and row[0]:
+        return ok("profiles_key", f"{profiles}.user_id is unique")
+    fix = sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (user_id)").format(profiles.identifier)
+    return warn(
+        "profiles_key",
+        f"{profiles}.user_id has no unique index: --create-missing "
+        "cannot guard against a concurrent insert",
+        fix.as_string(context.conn),
+    )
+
+
+def indexes(context: Context) -> list[Check]:
+    if context.tables is None or not context.tables.usage.exists:
+        return []
+    usage = context.settings.usage_table
+    rows = context.conn.execute(
+        queries.get("doctor_indexes"), {"table": context.quoted(usage)}
+    ).fetchall()
+    leading = {str(column): str(index) for index, column in rows}
+    checks = []
+    for column, name, purpose in (
+        ("user_id", "index_user_id", "diagnose and each reconcile batch read a user's rows"),
+        ("created_at", "index_created_at", "reconcile --since finds recently active users"),
+    ):
+        if column in leading:
+            checks.append(ok(name, f"index {leading[column]} leads with {usage}.{column}"))
+            continue
+        statement = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(f"{usage.table_name}_{column}_idx"),
+            usage.identifier,
+            sql.Identifier(column),
+        )
+        checks.append(
+            warn(
+                name,
+                f"no index leads with {usage}.{column}: {purpose} by scanning the whole table",
+                statement.as_string(context.conn) + ";",
+            )
+        )
+    return checks
