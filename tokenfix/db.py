@@ -93,6 +93,16 @@ def connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
         ) from None
 
 
+def require_primary(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Writing runs need the primary; say so plainly instead of failing mid-way."""
+    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    if row and row[0]:
+        raise DatabaseProblem(
+            "this server is a read-only standby: nothing can be written here",
+            hint="connect to the primary to write; dry runs work on a standby",
+        )
+
+
 @contextmanager
 def transaction(
     conn: psycopg.Connection[tuple[object, ...]],

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg.conninfo import conninfo_to_dict
+
 # Settings that make a disposable cluster fast; never used for a real database.
 THROWAWAY_SERVER_OPTIONS = {
     "fsync": "off",
@@ -182,34 +184,55 @@ class LocalCluster:
             )
             raise NoServerAvailable(f"{program} failed ({self.label}): {log}\n{server_log}".strip())
 
-    def start(self) -> Server:
+    def start(self, *, tls: bool = False) -> Server:
+        """initdb and start; with `tls`, a self-signed certificate and ssl=on."""
         self._run(
-            "initdb",
-            "-D",
-            str(self.datadir),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        )
-        options = " ".join(f"-c {key}={value}" for key, value in THROWAWAY_SERVER_OPTIONS.items())
+            "initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--locale=C",
+        )  # fmt: skip
+        options = dict(THROWAWAY_SERVER_OPTIONS)
+        if tls:
+            self._self_signed_certificate()
+            options["ssl"] = "on"
+        return self._start(options)
+
+    def start_standby_of(self, primary: Server) -> Server:
+        """A hot standby streaming from `primary` (a read-only server, for tests)."""
+        params = conninfo_to_dict(primary.url)
         self._run(
-            "pg_ctl",
-            "-D",
-            str(self.datadir),
-            "-l",
-            str(self.logfile),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            f"-p {self.port} -k {self.base} {options}",
-            "start",
-        )
+            "pg_basebackup", "-D", str(self.datadir), "-R", "-X", "stream",
+            "-h", str(params.get("host")), "-p", str(params.get("port")), "-U", "postgres",
+        )  # fmt: skip
+        return self._start(dict(THROWAWAY_SERVER_OPTIONS))
+
+    def _start(self, options: dict[str, str]) -> Server:
+        settings = " ".join(f"-c {key}={value}" for key, value in options.items())
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60",
+            "-o", f"-p {self.port} -k {self.base} {settings}", "start",
+        )  # fmt: skip
         url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         return Server(url=url, description=f"{self.label} ({self.bindir})", stop=self.stop)
+
+    def _self_signed_certificate(self) -> None:
+        openssl = shutil.which("openssl")
+        if not openssl:
+            raise NoServerAvailable("openssl is needed to make a certificate for a TLS server")
+        subprocess.run(
+            [
+                openssl, "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=localhost",
+                "-keyout", str(self.datadir / "server.key"),
+                "-out", str(self.datadir / "server.crt"),
+            ],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        (self.datadir / "server.key").chmod(0o600)
+        if self.prefix and self.prefix[0] != "unshare":  # runuser: the server runs as postgres
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            for name in ("server.key", "server.crt"):
+                os.chown(self.datadir / name, pw.pw_uid, pw.pw_gid)
 
     def stop(self) -> None:
         with contextlib.suppress(NoServerAvailable, subprocess.SubprocessError, OSError):

@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix import audit, catalog
-from tokenfix.db import transaction
+from tokenfix.db import require_primary, transaction
 from tokenfix.errors import BadInput, TokenfixError
 from tokenfix.exitcodes import ExitCode
 from tokenfix.lease import WriterLease
@@ -292,6 +292,7 @@ def reconcile(
             on_plan(the_plan)
         return dry_run(the_plan, request)
 
+    require_primary(conn)
     origin = audit.Origin.here()
     run_id = uuid.uuid4()
     with WriterLease(conn, settings, command="reconcile", run_id=run_id, origin=origin) as lease:

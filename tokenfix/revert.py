@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tokenfix import audit, queries
-from tokenfix.db import transaction
+from tokenfix.db import require_primary, transaction
 from tokenfix.errors import BadInput
 from tokenfix.lease import WriterLease
 from tokenfix.reconcile import Declined, load_model
@@ -77,6 +77,7 @@ def revert(
 ) -> RevertOutcome:
     model = load_model(conn, settings)
     run = _lookup(conn, settings, run_id)
+    require_primary(conn)
     origin = audit.Origin.here()
     new_run = uuid.uuid4()
     outcome = RevertOutcome(

@@ -90,7 +90,7 @@ def run_doctor(settings: Settings, *, probe: bool = True) -> Report:
             ledger.ledger_health,
         ):
             # Only the RLS probe writes, and it always rolls back; everything else is read-only.
-            read_only = check is not access.api_roles
+            read_only = check is not access.api_roles or bool(context.server.get("standby"))
             checks.extend(_safely(check, context, read_only=read_only))
     return Report(checks)
 
