@@ -60,6 +60,8 @@ class Server:
     url: str
     description: str
     stop: Callable[[], None] = field(repr=False)
+    stop_command: str = ""
+    """How to stop it from a shell, for a server left running on purpose."""
 
 
 def _free_port() -> int:
@@ -212,7 +214,13 @@ class LocalCluster:
             "-o", f"-p {self.port} -k {self.base} {settings}", "start",
         )  # fmt: skip
         url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        return Server(url=url, description=f"{self.label} ({self.bindir})", stop=self.stop)
+        stop = [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "stop"]
+        return Server(
+            url=url,
+            description=f"{self.label} ({self.bindir})",
+            stop=self.stop,
+            stop_command=" ".join(stop) + f" && rm -rf {self.base}",
+        )
 
     def _self_signed_certificate(self) -> None:
         openssl = shutil.which("openssl")
@@ -263,7 +271,12 @@ def _start_container() -> Server:
     host = container.get_container_host_ip()
     port = container.get_exposed_port(5432)
     url = f"postgresql://postgres:postgres@{host}:{port}/postgres"
-    return Server(url=url, description="testcontainers postgres:16-alpine", stop=container.stop)
+    return Server(
+        url=url,
+        description="testcontainers postgres:16-alpine",
+        stop=container.stop,
+        stop_command=f"docker stop {container.get_wrapped_container().id}",
+    )
 
 
 def _strategies() -> Iterator[tuple[str, Callable[[], Server | None]]]:
