@@ -28,10 +28,10 @@ demo: install
 	$(BIN)/tokenfix demo
 
 bench: install
-	$(BIN)/python -m bench --users 2000 --rows 200000
+	$(BIN)/python -m bench --users 2000 --rows 200000 --output bench/results/latest.md
 
 bench-full: install
-	$(BIN)/python -m bench --users 100000 --rows 10000000
+	$(BIN)/python -m bench --users 100000 --rows 10000000 --output BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

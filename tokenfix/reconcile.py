@@ -97,11 +97,13 @@ def _selection_sql(
             if isinstance(selection.since, timedelta)
             else sql.SQL("%(since)s::timestamptz")
         )
+        # An array from an init plan, not IN (subquery): the planner then reads the few
+        # recently active users' rows by the user_id index instead of scanning the ledger.
         recent_users = sql.SQL(
-            "(SELECT s.user_id FROM {usage} AS s WHERE s.created_at >= {moment})"
+            "ARRAY(SELECT DISTINCT s.user_id FROM {usage} AS s WHERE s.created_at >= {moment})"
         ).format(usage=model.settings.usage_table.identifier, moment=moment)
-        ledger.append(sql.SQL("u.user_id IN {}").format(recent_users))
-        profiles.append(sql.SQL("p.user_id IN {}").format(recent_users))
+        ledger.append(sql.SQL("u.user_id = ANY({})").format(recent_users))
+        profiles.append(sql.SQL("p.user_id = ANY({})").format(recent_users))
 
     def both(parts: list[sql.Composable]) -> sql.Composable:
         return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
@@ -112,13 +114,23 @@ def _selection_sql(
 def balances_statement(
     model: BalanceModel, selection: Selection, settle: timedelta
 ) -> tuple[sql.Composed, dict[str, Any]]:
+    """The expected-vs-cached comparison of the selected users, and its parameters."""
     ledger_selection, profile_selection, params = _selection_sql(model, selection)
     statement = model.compose(
         "balances", ledger_selection=ledger_selection, profile_selection=profile_selection
     )
-    # No settle window: NULL makes every `recent` false, whatever the clocks say.
+    # No settle window: NULL matches no row, whatever the clocks say.
     params |= {**model.params(), "settle": settle if settle > timedelta(0) else None}
     return statement, params
+
+
+def with_recent(
+    model: BalanceModel, name: str, selection: Selection, settle: timedelta
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """`candidates` or `recompute`: the comparison plus each user's `recent` flag."""
+    balances, params = balances_statement(model, selection, settle)
+    recent_users = model.compose("recent_users")
+    return model.compose(name, balances=balances, recent_users=recent_users), params
 
 
 def load_model(conn: Connection, settings: Settings) -> BalanceModel:
@@ -139,8 +151,7 @@ def unknown_users(
 
 def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     """One streamed set-based pass: every selected user whose status is not ok."""
-    balances, params = balances_statement(model, request.selection, request.settle)
-    statement = model.compose("candidates", balances=balances)
+    statement, params = with_recent(model, "candidates", request.selection, request.settle)
     counts = Counts()
     candidates = Spool()
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):

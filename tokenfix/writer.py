@@ -30,10 +30,10 @@ from tokenfix.reconcile import (
     Plan,
     Request,
     Selection,
-    balances_statement,
     change_record,
     skip_reason,
     tally,
+    with_recent,
 )
 from tokenfix.settings import Settings
 from tokenfix.spool import Spool
@@ -128,8 +128,8 @@ class Writer:
         return results
 
     def _recompute(self, ids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:
-        statement, params = balances_statement(
-            self.model, Selection(user_ids=tuple(ids)), self.request.settle
+        statement, params = with_recent(
+            self.model, "recompute", Selection(user_ids=tuple(ids)), self.request.settle
         )
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(statement, params).fetchall()

@@ -200,11 +200,14 @@ class _Feedback:
     """Prompt and progress on stderr, on a terminal only."""
 
     def __init__(self, *, show: bool, target: Any) -> None:
-        from tokenfix.render import make_consoles
-
-        _, self.err = make_consoles()
-        self.show = show and self.err.is_terminal
+        # rich only when there is a terminal to draw on: cron runs skip its import.
+        self.show = show and sys.stderr.isatty()
         self.target = target
+        self.err: Any = None
+        if self.show or sys.stdin.isatty():
+            from tokenfix.render import make_consoles
+
+            _, self.err = make_consoles()
         self.progress: Any = None
         self.task: Any = None
         self.status = self.err.status("scanning the ledger…") if self.show else None
@@ -240,7 +243,9 @@ class _Feedback:
 
     def confirm(self, plan: Any, planned: int) -> bool:
         from tokenfix.db import database_url, describe_target
+        from tokenfix.render import make_consoles
 
+        self.err = self.err or make_consoles()[1]
         if self.progress is not None:
             self.progress.stop()
         counts = plan.counts

@@ -135,6 +135,12 @@ def _unique_user_id(context: Context) -> Check:
     )
 
 
+# What reconcile's batches, --since and diagnose read of a user's rows: an index holding all
+# of it serves them from the index alone, without visiting the table (BENCHMARKS.md).
+PER_USER_COLUMNS = ("user_id", "action_type", "model_used", "tokens_used", "success", "created_at")
+LARGE_LEDGER_ROWS = 1_000_000
+
+
 def indexes(context: Context) -> list[Check]:
     if context.tables is None or not context.tables.usage.exists:
         return []
@@ -142,14 +148,25 @@ def indexes(context: Context) -> list[Check]:
     rows = context.conn.execute(
         queries.get("doctor_indexes"), {"table": context.quoted(usage)}
     ).fetchall()
-    leading = {str(column): str(index) for index, column in rows}
+    leading = {str(column): str(index) for index, column, _, _ in rows}
+    covering = [str(index) for index, column, columns, _ in rows
+                if column == "user_id" and set(PER_USER_COLUMNS) <= set(columns)]  # fmt: skip
+    estimated_rows = max((int(r[3]) for r in rows), default=0)
     checks = []
     for column, name, purpose in (
         ("user_id", "index_user_id", "diagnose and each reconcile batch read a user's rows"),
         ("created_at", "index_created_at", "reconcile --since finds recently active users"),
     ):
         if column in leading:
-            checks.append(ok(name, f"index {leading[column]} leads with {usage}.{column}"))
+            message = f"index {leading[column]} leads with {usage}.{column}"
+            if column == "user_id" and covering:
+                message += f"; {covering[0]} covers every column a user's rows are read for"
+            elif column == "user_id" and estimated_rows >= LARGE_LEDGER_ROWS:
+                message += (
+                    f"; with {estimated_rows:,} rows, a covering index would let --since and "
+                    f"diagnose skip the table: {_covering_index(context)}"
+                )
+            checks.append(ok(name, message))
             continue
         statement = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({})").format(
             sql.Identifier(f"{usage.table_name}_{column}_idx"),
@@ -164,3 +181,13 @@ def indexes(context: Context) -> list[Check]:
             )
         )
     return checks
+
+
+def _covering_index(context: Context) -> str:
+    usage = context.settings.usage_table
+    statement = sql.SQL("CREATE INDEX CONCURRENTLY {} ON {} (user_id) INCLUDE ({})").format(
+        sql.Identifier(f"{usage.table_name}_user_id_covering_idx"),
+        usage.identifier,
+        sql.SQL(", ").join(sql.Identifier(c) for c in PER_USER_COLUMNS[1:]),
+    )
+    return statement.as_string(context.conn)

@@ -1,10 +1,12 @@
 -- Every selected user whose status is not ok (drift or missing_profile), in user_id order,
--- then one last row counting every user checked.
+-- then one last row counting every user checked. `recent`: ledger rows inside the settle
+-- window, found through the created_at index and checked for the candidates only.
 WITH compared AS MATERIALIZED (
 {balances}
 )
 SELECT false AS is_total, user_id, has_profile, current_remaining, current_used,
-       expected_remaining, expected_used, recent, NULL::bigint AS users_checked
+       expected_remaining, expected_used, user_id = ANY({recent_users}) AS recent,
+       NULL::bigint AS users_checked
 FROM compared
 WHERE NOT has_profile
    OR current_remaining <> expected_remaining

@@ -1,0 +1,1 @@
+"""The SPEC §8 benchmark: `python -m bench --help`."""
