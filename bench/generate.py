@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from tokenfix import catalog
-from tokenfix.model import BalanceModel
-from tokenfix.reconcile import Selection, balances_statement
 from tokenfix.resources import sql_file
+from tokenfix.sample import set_caches_from_ledger
 from tokenfix.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -60,16 +57,7 @@ def generate(url: str, *, users: int, rows: int, log: Any = print) -> float:
 
 def _set_caches(conn: psycopg.Connection[Any], url: str) -> None:
     settings = Settings.model_validate({"database_url": url, "starting_balance": STARTING_BALANCE})
-    model = BalanceModel.load(conn, settings, catalog.load(conn, settings))
-    balances, params = balances_statement(model, Selection(), timedelta(0))
-    conn.execute(
-        sql.SQL(
-            "UPDATE user_profiles AS p SET vibe_assistant_tokens_remaining = b.expected_remaining,"
-            " vibe_assistant_tokens_used = b.expected_used FROM ({}) AS b"
-            " WHERE p.user_id = b.user_id"
-        ).format(balances),
-        params,
-    )
+    set_caches_from_ledger(conn, settings)
 
 
 def partitioned_copy(url: str, partitions: int = 8) -> float:

@@ -218,18 +218,28 @@ def build_sample(conn: psycopg.Connection[Any], *, users: int = 200, seed: int =
     return sample
 
 
-def _set_caches(cur: psycopg.Cursor[Any], settings: Settings, sample: Sample) -> None:
-    """Every cache as the ledger says (the tool's own model), then the planted errors."""
-    model = BalanceModel.load(cur.connection, settings, catalog.load(cur.connection, settings))
+def set_caches_from_ledger(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    """Every cached balance set to what the ledger says, by the tool's own model (samples
+    and benchmarks start from a consistent database, then get their planted errors)."""
+    model = BalanceModel.load(conn, settings, catalog.load(conn, settings))
     balances, params = balances_statement(model, Selection(), timedelta(0))
-    cur.execute(
+    conn.execute(
         sql.SQL(
-            "UPDATE user_profiles AS p SET vibe_assistant_tokens_remaining = b.expected_remaining,"
-            " vibe_assistant_tokens_used = b.expected_used FROM ({}) AS b"
-            " WHERE p.user_id = b.user_id"
-        ).format(balances),
+            "UPDATE {profiles} AS p SET {remaining} = b.expected_remaining,"
+            " {used} = b.expected_used FROM ({balances}) AS b WHERE p.user_id = b.user_id"
+        ).format(
+            profiles=settings.profiles_table.identifier,
+            remaining=sql.Identifier(settings.remaining_column.table_name),
+            used=sql.Identifier(settings.used_column.table_name),
+            balances=balances,
+        ),
         params,
     )
+
+
+def _set_caches(cur: psycopg.Cursor[Any], settings: Settings, sample: Sample) -> None:
+    """Every cache as the ledger says, then the planted errors."""
+    set_caches_from_ledger(cur.connection, settings)
     errors = [
         (user, *error) for user, error in sample.cache_errors.items() if user in sample.profiles
     ]

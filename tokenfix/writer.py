@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ from tokenfix.model import BalanceModel
 from tokenfix.reconcile import (
     Outcome,
     Plan,
+    Progress,
     Request,
     Selection,
     change_record,
@@ -44,8 +44,6 @@ RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_erro
 MAX_ATTEMPTS = 5
 CONSTRAINT_ERRORS = (psycopg.IntegrityError, pg_errors.NumericValueOutOfRange)
 
-ProgressCallback = Callable[[int], None]
-
 
 @dataclass
 class Writer:
@@ -56,7 +54,7 @@ class Writer:
     request: Request
     lease: WriterLease
     origin: audit.Origin
-    on_progress: ProgressCallback | None = None
+    on_progress: Progress | None = None
 
     @property
     def settings(self) -> Settings:

@@ -137,7 +137,7 @@ def render_outcome(console: Console, outcome: Outcome) -> None:
         console.print(_table(chunk, first=index == 0))
     if outcome.changes.count:
         console.print()
-    console.print(summary_line(outcome))
+    console.print(summary_line(outcome), highlight=False, soft_wrap=True)
 
 
 def summary_line(outcome: Outcome) -> str:
