@@ -7,8 +7,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 BASE_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def ensure_role(conn: psycopg.Connection[Any], name: str, attributes: str = "LOGIN") -> None:
+    """Roles are cluster-wide and outlive a test's database: create each one once."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+    if not exists:
+        # attributes are the test's own words (LOGIN, BYPASSRLS), never input
+        conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(name), sql.SQL(attributes)))
 
 
 class Ledger:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from tests.builders import BASE_TIME, Ledger
+from tests.builders import BASE_TIME, Ledger, ensure_role
 from tests.clirunner import CliRunner, Result
 from tests.supabase import make_supabase_like
 
@@ -145,10 +145,7 @@ def test_the_probe_changes_nothing(
 def test_the_probe_is_skipped_when_the_role_cannot_set_role(
     cli: CliRunner, conn: psycopg.Connection, db_url: str, supabase: uuid.UUID
 ) -> None:
-    conn.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_ops') THEN"
-        " CREATE ROLE tokenfix_ops LOGIN BYPASSRLS; END IF; END $$"
-    )
+    ensure_role(conn, "tokenfix_ops", "LOGIN BYPASSRLS")
     conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_ops")
     _, checks = doctor(cli, "-d", make_conninfo(db_url, user="tokenfix_ops"))
     message = checks["api_role_authenticated"]["message"]
@@ -175,10 +172,7 @@ def test_a_security_definer_function_without_search_path_warns(
 def test_the_tool_subject_to_rls_fails(
     cli: CliRunner, conn: psycopg.Connection, db_url: str
 ) -> None:
-    conn.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_limited') THEN"
-        " CREATE ROLE tokenfix_limited LOGIN; END IF; END $$"
-    )
+    ensure_role(conn, "tokenfix_limited", "LOGIN")
     conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_limited")
     conn.execute("ALTER TABLE user_profiles ENABLE ROW LEVEL SECURITY")
     result, checks = doctor(cli, "-d", make_conninfo(db_url, user="tokenfix_limited"))
@@ -190,10 +184,7 @@ def test_the_tool_subject_to_rls_fails(
 def test_missing_read_privileges_fail_the_dry_run_check(
     cli: CliRunner, conn: psycopg.Connection, db_url: str
 ) -> None:
-    conn.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_nobody') THEN"
-        " CREATE ROLE tokenfix_nobody LOGIN; END IF; END $$"
-    )
+    ensure_role(conn, "tokenfix_nobody", "LOGIN")
     result, checks = doctor(cli, "-d", make_conninfo(db_url, user="tokenfix_nobody"))
     assert result.exit_code == 3
     check = checks["privileges_dry_run"]

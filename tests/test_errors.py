@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from tests.builders import Ledger
+from tests.builders import Ledger, ensure_role
 from tests.clirunner import CliRunner, Result
 
 
@@ -134,10 +134,7 @@ def test_a_hostile_or_bad_setting_exits_2_and_touches_nothing(
 def test_a_role_without_privileges_exits_3(
     cli: CliRunner, conn: psycopg.Connection, db_url: str
 ) -> None:
-    conn.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_nobody') THEN"
-        " CREATE ROLE tokenfix_nobody LOGIN; END IF; END $$"
-    )
+    ensure_role(conn, "tokenfix_nobody", "LOGIN")
     url = make_conninfo(db_url, user="tokenfix_nobody")
     result = cli("diagnose", str(uuid.uuid4()), "-d", url)
     assert_one_line_error(result, 3, "permission denied")

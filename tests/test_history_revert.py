@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from tests.builders import Ledger
+from tests.builders import Ledger, ensure_role
 from tests.clirunner import CliRunner
 from tokenfix import __version__
 
@@ -161,10 +161,7 @@ def test_the_audit_schema_is_closed_to_the_api_roles(
     cli: CliRunner, conn: psycopg.Connection, ledger: Ledger
 ) -> None:
     for role in ("anon", "authenticated"):
-        conn.execute(
-            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN"
-            f" CREATE ROLE {role} NOLOGIN; END IF; END $$"
-        )
+        ensure_role(conn, role, "NOLOGIN")
     # as on Supabase: new tables and schemas are granted to the API roles by default
     conn.execute("ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO anon, authenticated")
     conn.execute("ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO anon, authenticated")

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from tests.builders import Ledger
+from tests.builders import Ledger, ensure_role
 from tests.clirunner import CliRunner
 from tests.processes import backend_waiting_on_a_lock, finish, start, wait_until
 
@@ -250,10 +250,7 @@ def test_a_dry_run_changes_nothing(cli: CliRunner, ledger: Ledger, drifting: uui
 def test_a_read_only_role_gets_exit_3_and_nothing_changes(
     cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
 ) -> None:
-    ledger.conn.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_reader') THEN"
-        " CREATE ROLE tokenfix_reader LOGIN; END IF; END $$"
-    )
+    ensure_role(ledger.conn, "tokenfix_reader", "LOGIN")
     ledger.conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_reader")
     before = ledger.conn.execute(PROFILES).fetchone()
     url = make_conninfo(db_url, user="tokenfix_reader")
@@ -270,10 +267,7 @@ def test_a_role_that_cannot_update_profiles_writes_nothing(
     assert cli("reconcile", str(drifting), "--dry-run").exit_code == 1
     cli("reconcile", "--all", "--yes", "--max-changes", "0")  # creates the audit schema as owner
     ledger.conn.execute("UPDATE user_profiles SET vibe_assistant_tokens_remaining = 7")
-    ledger.conn.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tokenfix_auditor') THEN"
-        " CREATE ROLE tokenfix_auditor LOGIN; END IF; END $$"
-    )
+    ensure_role(ledger.conn, "tokenfix_auditor", "LOGIN")
     ledger.conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_auditor")
     ledger.conn.execute("GRANT USAGE ON SCHEMA tokenfix TO tokenfix_auditor")
     ledger.conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA tokenfix TO tokenfix_auditor")

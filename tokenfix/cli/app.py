@@ -46,7 +46,7 @@ def _root(
 
     Exit codes: 0 nothing needs attention, 1 attention needed, 2 bad input, 3 environment.
     """
-    _state["debug"] = _state["debug"] or debug
+    enable_debug(debug)
 
 
 def error_line(message: str) -> None:
