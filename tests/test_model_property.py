@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import astuple
 from datetime import timedelta
 
 import psycopg
@@ -61,28 +62,16 @@ def test_sql_model_matches_the_reference(
         reference.Override(i + 1, action, model, cost, active, at(start), at(end))
         for i, (action, model, cost, active, start, end) in enumerate(overrides)
     ]
-    for o in ref_overrides:
+    for o in ref_overrides:  # the dataclass fields are the table's columns, in order
         conn.execute(
-            "INSERT INTO ai_action_token_overrides VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                o.id,
-                o.action_type,
-                o.model_used,
-                o.token_cost,
-                o.is_active,
-                o.valid_from,
-                o.valid_until,
-            ),
+            "INSERT INTO ai_action_token_overrides VALUES (%s, %s, %s, %s, %s, %s, %s)", astuple(o)
         )
     ref_rows = [
         reference.Row(i + 1, user, action, model, tokens, success, at(minute))  # type: ignore[arg-type]
         for i, (action, model, tokens, success, minute) in enumerate(rows)
     ]
     for r in ref_rows:
-        conn.execute(
-            "INSERT INTO token_usage VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (r.id, user, r.action_type, r.model_used, r.tokens_used, r.success, r.created_at),
-        )
+        conn.execute("INSERT INTO token_usage VALUES (%s, %s, %s, %s, %s, %s, %s)", astuple(r))
     want = reference.expected(ref_rows, ref_overrides, starting_balance=starting)
     result = diagnose(conn, Settings(database_url=db_url, starting_balance=starting), user)
     assert result.expected is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import astuple
 from datetime import timedelta
 
 import psycopg
@@ -68,18 +69,8 @@ def random_world(rng: random.Random, users: int = 300):
 def load(conn: psycopg.Connection, overrides, rows, profiles) -> None:
     with conn.cursor() as cur:
         with cur.copy("COPY ai_action_token_overrides FROM STDIN") as copy:
-            for o in overrides:
-                copy.write_row(
-                    (
-                        o.id,
-                        o.action_type,
-                        o.model_used,
-                        o.token_cost,
-                        o.is_active,
-                        o.valid_from,
-                        o.valid_until,
-                    )
-                )
+            for o in overrides:  # the dataclass fields are the table's columns, in order
+                copy.write_row(astuple(o))
         with cur.copy(
             "COPY token_usage (id, user_id, action_type, model_used, tokens_used, success, created_at) FROM STDIN"
         ) as copy:
