@@ -5,8 +5,9 @@ holder renews it. Session advisory locks do not survive a transaction-mode poole
 transaction may land on another backend), and detecting a pooler is unreliable; a lease row
 works the same on a direct connection and through PgBouncer or Supavisor.
 
-Every batch renews the lease inside its own transaction, so a run whose lease was taken over
-(it stalled past the expiry) cannot commit another batch: the lease is also a fencing token.
+Every batch renews the lease in the transaction that writes, just before writing, so a run
+whose lease was taken over (it stalled past the expiry) cannot commit another batch: the
+lease is also a fencing token.
 """
 
 from __future__ import annotations

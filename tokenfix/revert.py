@@ -157,7 +157,6 @@ def _revert_batch(
         "revert_batch", **fragments, changes=audit.table(settings, "changes")
     )
     with transaction(conn, settings):
-        lease.renew(conn)
         lock = queries.compose("lock_profile_values", **fragments)
         current = {
             str(row[0]): _state(row[1], row[2])
@@ -177,6 +176,7 @@ def _revert_batch(
             "tool_version": origin.tool_version,
             "host": origin.host,
         }
+        lease.renew(conn)  # the fence, in the writing transaction (see tokenfix.lease)
         done = {str(row[0]): row[1] for row in conn.execute(statement, params).fetchall()}
     return [
         {

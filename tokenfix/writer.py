@@ -109,11 +109,14 @@ class Writer:
     def _write(self, candidates: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         ids = sorted(uuid.UUID(c["user_id"]) for c in candidates)
         with transaction(self.conn, self.settings, large_aggregate=True):
-            self.lease.renew(self.conn)
             self.conn.execute(self.model.compose("lock_profiles"), {"user_ids": ids})
             fresh = self._recompute(ids)
             decisions = [self._decide(c, fresh.get(c["user_id"])) for c in candidates]
             planned = [d for d in decisions if d.action is not None]
+            # The fence: renewed in the same transaction as the writes, so a run whose lease
+            # was taken over cannot commit. Renewed only now, after the lock waits, so the
+            # heartbeat is not kept off the lease row for the whole batch.
+            self.lease.renew(self.conn)
             written = self._execute_writes(planned)
         results: dict[str, dict[str, Any]] = {}
         for decision in decisions:
