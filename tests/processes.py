@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -46,3 +48,32 @@ def backend_waiting_on_a_lock(conn: psycopg.Connection[Any]) -> int | None:
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
+
+
+@dataclass
+class HeldRun:
+    """A tokenfix process blocked on a profile row the test holds."""
+
+    process: subprocess.Popen[str]
+    backend_pid: int
+    holder: psycopg.Connection[Any]
+
+    def release(self) -> None:
+        self.holder.rollback()
+
+
+@contextmanager
+def run_waiting_on(
+    db_url: str, user: Any, *args: str, run_url: str | None = None, **env: str
+) -> Iterator[HeldRun]:
+    """Hold `user`'s profile row, start `tokenfix ARGS`, and yield once it waits on that row.
+
+    This is how the safety tests stop a run at a chosen point (a batch, a retry) to play the
+    app, a second writer or a crash against it. The row is released on leaving, if not before.
+    """
+    with psycopg.connect(db_url) as holder, psycopg.connect(db_url, autocommit=True) as watcher:
+        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (user,))
+        process = start(run_url or db_url, *args, **{"TOKENFIX_LOCK_TIMEOUT": "60s", **env})
+        pid = wait_until(lambda: backend_waiting_on_a_lock(watcher), what="the run to wait")
+        yield HeldRun(process=process, backend_pid=pid, holder=holder)
+        holder.rollback()

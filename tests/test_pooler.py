@@ -11,13 +11,12 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.pgbouncer import INSTALL_HINT, find_pgbouncer, pgbouncer, pool_mode, through
-from tests.processes import backend_waiting_on_a_lock, finish, start, wait_until
+from tests.processes import finish, run_waiting_on
 
 pytestmark = pytest.mark.skipif(find_pgbouncer() is None, reason=INSTALL_HINT)
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
@@ -53,17 +52,13 @@ def test_a_second_writer_is_locked_out_through_pgbouncer(
 ) -> None:
     user = ledger.profile(ledger.user(), remaining=0)
     ledger.row(user, 100, at=HOUR_AGO)
-    with psycopg.connect(db_url) as holder:
-        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (user,))
-        first = start(
-            pooled_url, "reconcile", "--all", "--yes", "--json", TOKENFIX_LOCK_TIMEOUT="60s"
-        )
-        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="the first run to wait")
+    with run_waiting_on(
+        db_url, user, "reconcile", "--all", "--yes", "--json", run_url=pooled_url
+    ) as first:
         second = cli("reconcile", "--all", "--yes", "-d", pooled_url)
-        holder.rollback()
     assert second.exit_code == 3
-    assert f"pid {first.pid}" in second.stderr
-    code, out, err = finish(first)
+    assert f"pid {first.process.pid}" in second.stderr
+    code, out, err = finish(first.process)
     assert code == 0, err
     assert json.loads(out)["users_updated"] == 1
 

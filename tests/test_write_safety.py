@@ -12,7 +12,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.builders import Ledger, ensure_role
 from tests.clirunner import CliRunner
-from tests.processes import backend_waiting_on_a_lock, finish, start, wait_until
+from tests.processes import backend_waiting_on_a_lock, finish, run_waiting_on, start, wait_until
 
 PROFILES = "SELECT md5(string_agg(p::text, ',' ORDER BY user_id)) FROM user_profiles AS p"
 
@@ -130,19 +130,13 @@ def test_a_row_the_app_fixed_during_the_run_is_left_alone(
 def test_a_second_writer_is_locked_out_naming_the_holder(
     cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
 ) -> None:
-    with psycopg.connect(db_url) as holder:
-        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (drifting,))
-        first = start(
-            db_url, "reconcile", "--all", "--yes", "--settle", "0", TOKENFIX_LOCK_TIMEOUT="60s"
-        )
-        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="the first run to wait")
+    with run_waiting_on(db_url, drifting, "reconcile", "--all", "--yes", "--settle", "0") as first:
         second = cli("reconcile", "--all", "--yes", "--settle", "0")
-        holder.rollback()
     assert second.exit_code == 3
-    assert f"pid {first.pid}" in second.stderr
+    assert f"pid {first.process.pid}" in second.stderr
     assert "host " in second.stderr and "started " in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
-    code, _, err = finish(first)
+    code, _, err = finish(first.process)
     assert code == 0, err
     assert ledger.cached(drifting) == (-100, 100)
 
@@ -150,15 +144,9 @@ def test_a_second_writer_is_locked_out_naming_the_holder(
 def test_dry_runs_do_not_take_the_lease(
     cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
 ) -> None:
-    with psycopg.connect(db_url) as holder:
-        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (drifting,))
-        writer = start(
-            db_url, "reconcile", "--all", "--yes", "--settle", "0", TOKENFIX_LOCK_TIMEOUT="60s"
-        )
-        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="the writer to wait")
+    with run_waiting_on(db_url, drifting, "reconcile", "--all", "--yes", "--settle", "0") as writer:
         assert cli("reconcile", "--all", "--dry-run").exit_code == 1
-        holder.rollback()
-    assert finish(writer)[0] == 0
+    assert finish(writer.process)[0] == 0
 
 
 def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(
@@ -189,16 +177,12 @@ def test_a_killed_connection_leaves_no_half_batch_and_a_rerun_finishes(
     users = sorted(ledger.profile(ledger.user(), remaining=0) for _ in range(6))
     for user in users:
         ledger.row(user, 10, at=datetime.now(UTC) - timedelta(hours=1))
-    with psycopg.connect(db_url) as holder:
-        # the third user opens the second batch: the run waits there, mid-way
-        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (users[2],))
-        run = start(
-            db_url, "reconcile", "--all", "--yes", "--batch-size", "2", TOKENFIX_LOCK_TIMEOUT="60s"
-        )
-        pid = wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="the run to wait")
-        ledger.conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        code, _, err = finish(run)
-        holder.rollback()
+    # the third user opens the second batch: the run waits there, mid-way
+    with run_waiting_on(
+        db_url, users[2], "reconcile", "--all", "--yes", "--batch-size", "2"
+    ) as run:
+        ledger.conn.execute("SELECT pg_terminate_backend(%s)", (run.backend_pid,))
+        code, _, err = finish(run.process)
     assert code == 3
     assert len(err.strip().splitlines()) == 1
     assert [ledger.cached(u) for u in users] == [(-10, 10)] * 2 + [(0, 0)] * 4
@@ -314,12 +298,11 @@ def test_a_not_null_column_without_default_stops_create_missing(
 def test_a_lock_timeout_is_retried_with_backoff_until_the_rows_are_free(
     db_url: str, ledger: Ledger, drifting: uuid.UUID
 ) -> None:
-    with psycopg.connect(db_url) as holder:
-        holder.execute("SELECT 1 FROM user_profiles WHERE user_id = %s FOR UPDATE", (drifting,))
-        run = start(db_url, "reconcile", "--all", "--yes", TOKENFIX_LOCK_TIMEOUT="100ms")
-        wait_until(lambda: backend_waiting_on_a_lock(ledger.conn), what="a first attempt")
-        holder.rollback()  # released while the run backs off between attempts
-    code, _, err = finish(run)
+    with run_waiting_on(
+        db_url, drifting, "reconcile", "--all", "--yes", TOKENFIX_LOCK_TIMEOUT="100ms"
+    ) as run:
+        run.release()  # while the run backs off between attempts
+    code, _, err = finish(run.process)
     assert code == 0, err
     assert ledger.cached(drifting) == (-100, 100)
 
@@ -338,3 +321,29 @@ def test_retries_give_up_with_exit_3_when_the_rows_stay_locked(
     assert ledger.cached(drifting) == (0, 0)
     assert ledger.conn.execute("SELECT status FROM tokenfix.runs").fetchall() == [("failed",)]
     assert ledger.conn.execute("SELECT count(*) FROM tokenfix.lease").fetchone() == (0,)
+
+
+def test_a_run_whose_lease_was_taken_over_cannot_commit(
+    db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with run_waiting_on(db_url, drifting, "reconcile", "--all", "--yes", "--settle", "0") as run:
+        # as if the run stalled past its lease and another run took the lease over
+        ledger.conn.execute(
+            "UPDATE tokenfix.lease SET holder = gen_random_uuid(), host = 'usurper', pid = 4242"
+        )
+    code, _, err = finish(run.process)
+    assert code == 3
+    assert "taken over" in err
+    assert ledger.cached(drifting) == (0, 0)
+    assert ledger.conn.execute("SELECT host FROM tokenfix.lease").fetchall() == [("usurper",)]
+    assert ledger.conn.execute("SELECT count(*) FROM tokenfix.changes").fetchone() == (0,)
+
+
+def test_a_lease_that_expired_while_nobody_wanted_it_is_still_ours(
+    db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    with run_waiting_on(db_url, drifting, "reconcile", "--all", "--yes", "--settle", "0") as run:
+        ledger.conn.execute("UPDATE tokenfix.lease SET expires_at = now() - interval '1 minute'")
+    code, _, err = finish(run.process)
+    assert code == 0, err
+    assert ledger.cached(drifting) == (-100, 100)
