@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 import uuid
@@ -29,6 +30,7 @@ from tokenfix.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 SQL = Path(__file__).resolve().parent / "sql"
 FLOOR = SQL / "floor.sql"
+STARTING = generate.STARTING_BALANCE
 
 # Like the orientation figures of the performance issue: no parallel workers, so that the
 # floor and every peer use one core the same way; the data set fits in memory.
@@ -192,36 +194,58 @@ def _sample_users(url: str, size: int, users: int) -> list[uuid.UUID]:
     return [row[0] for row in rows]
 
 
-def _psql_per_user(url: str, sample: list[uuid.UUID], users: int) -> Measurement:
-    script = ROOT / "sql" / "diagnostics" / "expected_balance.sql"
-    started = time.perf_counter()
-    for user in sample:
-        psql(url, script, f"user_id={user}", f"starting_balance={generate.STARTING_BALANCE}")
-    per_user = (time.perf_counter() - started) / len(sample)
+EXPECTED_BALANCE = ROOT / "sql" / "diagnostics" / "expected_balance.sql"
+
+
+def _extrapolated(name: str, seconds: float, sample: int, users: int) -> Measurement:
+    per_user = seconds / sample
     return Measurement(
-        name="per-user SQL script, psql once per user (extrapolated)",
+        name=f"{name} (extrapolated)",
         runs=[Run(per_user * users, 0.0, 0)],
-        note=f"{per_user * 1000:.1f} ms a user",
-        extrapolated_from=len(sample),
+        note=f"{per_user * 1000:.2f} ms a user",
+        extrapolated_from=sample,
     )
 
 
+def _psql_per_user(url: str, sample: list[uuid.UUID], users: int) -> Measurement:
+    started = time.perf_counter()
+    for user in sample:
+        psql(url, EXPECTED_BALANCE, f"user_id={user}", f"starting_balance={STARTING}")
+    elapsed = time.perf_counter() - started
+    return _extrapolated("per-user SQL script, psql once per user", elapsed, len(sample), users)
+
+
+def per_user_query() -> str:
+    """The query of sql/diagnostics/expected_balance.sql with its psql variables as parameters:
+    the loop peer runs exactly what the script runs, minus psql."""
+    text = EXPECTED_BALANCE.read_text()
+    query = text[text.index("WITH ledger AS") : text.index("\\if :capture")]
+    found = re.search(r"\\set tf_overrides '(\(SELECT o\.id.*?\))'\n", text)
+    assert found, "expected_balance.sql no longer defines tf_overrides as the loop expects"
+    overrides = found.group(1).replace("''", "'")
+    for variable, parameter in (
+        (":'user_id'", "%(user_id)s"),
+        (":'starting_balance'", "%(starting_balance)s"),
+        (":'grant_actions'", "%(grant_actions)s"),
+        (":'deduct_actions'", "%(deduct_actions)s"),
+        (":tf_overrides", overrides),
+    ):
+        query = query.replace(variable, parameter)
+    assert not re.search(r"(?<![:\w]):'?\w", query), "a psql variable is left in the query"
+    return query
+
+
 def _loop_per_user(url: str, sample: list[uuid.UUID], users: int) -> Measurement:
-    statement = (SQL / "per_user.sql").read_text()
+    statement = per_user_query()
+    params = {"starting_balance": STARTING, "grant_actions": "{admin_grant}"}
+    params["deduct_actions"] = "{admin_deduct}"
     with psycopg.connect(url, prepare_threshold=None) as conn:
         conn.execute("SELECT 1")
         started = time.perf_counter()
         for user in sample:
-            conn.execute(
-                statement, {"user_id": user, "starting_balance": generate.STARTING_BALANCE}
-            )
-        per_user = (time.perf_counter() - started) / len(sample)
-    return Measurement(
-        name="per-user query looped in one session (extrapolated)",
-        runs=[Run(per_user * users, 0.0, 0)],
-        note=f"{per_user * 1000:.2f} ms a user",
-        extrapolated_from=len(sample),
-    )
+            conn.execute(statement, {**params, "user_id": user}).fetchall()
+        elapsed = time.perf_counter() - started
+    return _extrapolated("per-user query looped in one session", elapsed, len(sample), users)
 
 
 def _diagnose_in_process(url: str, sample: list[uuid.UUID]) -> Measurement:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+
 from bench.__main__ import main
+from tests.builders import Ledger
+from tests.clirunner import CliRunner
 from tokenfix.pgserver import Server
 
 
@@ -35,3 +39,26 @@ def test_the_benchmark_runs_and_reports_every_target(pg_server: Server, tmp_path
         "| peak RSS with 10× users ÷ peak RSS |",
     ):
         assert line in report, line
+
+
+def test_the_loop_peer_runs_exactly_the_shipped_per_user_query(
+    cli: CliRunner, conn: psycopg.Connection, ledger: Ledger
+) -> None:
+    from bench.__main__ import per_user_query
+
+    ledger.override("chat_conversation", 40, model="gpt-4")
+    user = ledger.profile(ledger.user(), remaining=5)
+    ledger.row(user, 100)
+    ledger.row(user, 1000, action="admin_grant")
+    row = conn.execute(
+        per_user_query(),
+        {
+            "user_id": user,
+            "starting_balance": 10,
+            "grant_actions": "{admin_grant}",
+            "deduct_actions": "{admin_deduct}",
+        },
+    ).fetchone()
+    expected = cli("diagnose", str(user), "--json", "--starting-balance", "10").json()["expected"]
+    assert row is not None
+    assert (row[5], row[6]) == (expected["tokens_remaining"], expected["tokens_used"]) == (970, 40)
