@@ -19,11 +19,17 @@ def user(ledger: Ledger) -> uuid.UUID:
     return ledger.profile(ledger.user())
 
 
+@pytest.mark.parametrize("variable", ["TOKENFIX_DATABASE_URL", "DATABASE_URL"])
 def test_the_url_can_come_from_a_dotenv_file(
-    cli: CliRunner, db_url: str, user: uuid.UUID, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cli: CliRunner,
+    db_url: str,
+    user: uuid.UUID,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str,
 ) -> None:
     monkeypatch.delenv("TOKENFIX_DATABASE_URL")
-    (tmp_path / ".env").write_text(f"TOKENFIX_DATABASE_URL='{db_url}'\nOTHER_APP_SETTING=x\n")
+    (tmp_path / ".env").write_text(f"{variable}='{db_url}'\nNEXT_PUBLIC_APP_SETTING=x\n")
     assert cli("diagnose", str(user)).exit_code == 0
 
 
