@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-import re
+import contextlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal, LiteralString
+from typing import Any, Literal, LiteralString, TypeAlias
 
 import psycopg
 from psycopg import conninfo
+from psycopg.pq import TransactionStatus
 
 from tokenfix.errors import BadInput, DatabaseProblem, first_line
+from tokenfix.redact import redact, scrub
 from tokenfix.settings import Settings
 
+Connection: TypeAlias = psycopg.Connection[Any]
+
 APPLICATION_NAME = "tokenfix"
+
+# A tool that stops talking (suspended, partitioned) is noticed by the kernel within about a
+# minute instead of the default two hours; the server side is bounded by the idle timeout.
+KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
 
 Isolation = Literal["read committed", "repeatable read"]
 
@@ -23,6 +38,8 @@ _SET_TRANSACTION: dict[tuple[Isolation, bool], LiteralString] = {
     ("repeatable read", False): "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ WRITE",
     ("repeatable read", True): "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
 }
+
+__all__ = ["Connection", "connect", "describe_target", "redact", "transaction"]
 
 
 def describe_target(dsn: str) -> str:
@@ -35,23 +52,8 @@ def describe_target(dsn: str) -> str:
     host = params.get("host") or "(default host)"
     port = f":{params['port']}" if params.get("port") else ""
     dbname = params.get("dbname") or "(default database)"
-    return f"{user}@{host}{port}/{dbname}"
-
-
-def redact(dsn: str) -> str:
-    """The DSN with its password replaced by ***, in URL or key=value form."""
-    redacted = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", dsn)
-    redacted = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", redacted)
-    return re.sub(r"([?&]password=)[^&\s]*", r"\1***", redacted)
-
-
-def _scrub(message: str, dsn: str) -> str:
-    try:
-        password = conninfo.conninfo_to_dict(dsn).get("password")
-    except psycopg.ProgrammingError:
-        password = None
-    message = redact(message)
-    return message.replace(str(password), "***") if password else message
+    # A password with an unencoded '@' spills into what libpq takes for the host.
+    return scrub(f"{user}@{host}{port}/{dbname}", dsn)
 
 
 def database_url(settings: Settings) -> str:
@@ -63,37 +65,82 @@ def database_url(settings: Settings) -> str:
     return settings.database_url.get_secret_value()
 
 
-def connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
+def _parse(dsn: str) -> dict[str, Any]:
+    try:
+        return conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        reason = scrub(first_line(str(exc)), dsn)
+        raise BadInput(
+            f"TOKENFIX_DATABASE_URL is not a valid connection string: {reason}",
+            hint="percent-encode characters such as @ : / ? # % and spaces in the password",
+        ) from None
+
+
+def connect(settings: Settings, *, connect_timeout: int | None = None) -> Connection:
     """Open an autocommit connection; every unit of work then runs in `transaction()`.
 
     prepare_threshold=None: no server-side prepared statements, so the tool works through
     PgBouncer and Supabase Supavisor in transaction mode.
     """
     dsn = database_url(settings)
+    given = _parse(dsn)
+    keepalives = {key: value for key, value in KEEPALIVES.items() if key not in given}
+    full = conninfo.make_conninfo(
+        dsn,
+        application_name=APPLICATION_NAME,
+        connect_timeout=str(connect_timeout or settings.connect_timeout),
+        **keepalives,
+    )
     try:
-        conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        reason = _scrub(first_line(str(exc)), dsn)
-        raise BadInput(
-            f"TOKENFIX_DATABASE_URL is not a valid connection string: {reason}"
-        ) from None
-    try:
-        return psycopg.connect(
-            dsn,
-            autocommit=True,
-            prepare_threshold=None,
-            application_name=APPLICATION_NAME,
-            connect_timeout=settings.connect_timeout,
-        )
+        return psycopg.connect(full, autocommit=True, prepare_threshold=None)
     except psycopg.OperationalError as exc:
-        reason = _scrub(first_line(str(exc)), dsn)
+        reason = scrub(first_line(str(exc)), dsn)
         raise DatabaseProblem(
             f"cannot connect to {describe_target(dsn)}: {reason}",
             hint="check the URL, that the server is up, and its sslmode",
         ) from None
 
 
-def require_primary(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def reconnect(settings: Settings, *, deadline: float) -> Connection:
+    """A fresh connection, retried with backoff until `deadline` (time.monotonic()).
+
+    After a lost connection or a server restart the server may take a few seconds to accept
+    connections again; one immediate attempt would give up on a run that can still record
+    how it ended and give its lease back.
+    """
+    delay = 0.2
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return connect(
+                settings, connect_timeout=max(1, min(settings.connect_timeout, int(left)))
+            )
+        except DatabaseProblem:
+            if time.monotonic() + delay >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def abandon(conn: Connection) -> None:
+    """Stop using a connection an interrupt or a failure left in an unknown state.
+
+    Cancel what it runs, then close it: its backend then ends the transaction and frees
+    every row it locked, without us sending anything else on a connection whose protocol
+    state we no longer know.
+    """
+    with contextlib.suppress(Exception):
+        if not conn.closed and conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
+            conn.cancel_safe(timeout=2)
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+def unusable(conn: Connection) -> bool:
+    return conn.closed or conn.broken
+
+
+def require_primary(conn: Connection) -> None:
     """Writing runs need the primary; say so plainly instead of failing mid-way."""
     row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
     if row and row[0]:
@@ -103,28 +150,45 @@ def require_primary(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         )
 
 
+def _local_settings(conn: Connection, settings: Settings, large_aggregate: bool) -> None:
+    names = ["statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"]
+    values = [settings.statement_timeout, settings.lock_timeout, settings.idle_timeout]
+    # One clock for every comparison and every value compared as text (audit rows, created
+    # rows): a timestamp without time zone is read as UTC, whatever the role's TimeZone.
+    names.append("TimeZone")
+    values.append("UTC")
+    if conn.info.server_version >= 140000:
+        # A backend running a long statement for a client that died notices within 5s.
+        names.append("client_connection_check_interval")
+        values.append("5s")
+    if large_aggregate:
+        names.append("work_mem")
+        values.append(settings.work_mem)
+    conn.execute(
+        "SELECT set_config(name, value, true)"
+        " FROM unnest(%s::text[], %s::text[]) AS s (name, value)",
+        (names, values),
+    )
+
+
 @contextmanager
 def transaction(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: Connection,
     settings: Settings,
     *,
     read_only: bool = False,
     isolation: Isolation = "read committed",
     large_aggregate: bool = False,
-) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+) -> Iterator[Connection]:
     """One transaction with the tool's timeouts set LOCAL to it.
 
     SET LOCAL (through set_config) instead of startup options: poolers in transaction
     mode refuse the `options` startup parameter and may hand us another backend next time.
+    The idle timeout is set in every transaction, reads included: a suspended tool must not
+    keep even a read transaction (and the DDL queued behind it) open for long.
     """
     with conn.transaction():
         # SET TRANSACTION must come before any other statement of the transaction.
         conn.execute(_SET_TRANSACTION[isolation, read_only])
-        conn.execute(
-            "SELECT set_config('statement_timeout', %s, true),"
-            " set_config('lock_timeout', %s, true)",
-            (settings.statement_timeout, settings.lock_timeout),
-        )
-        if large_aggregate:
-            conn.execute("SELECT set_config('work_mem', %s, true)", (settings.work_mem,))
+        _local_settings(conn, settings, large_aggregate)
         yield conn

@@ -8,6 +8,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from tokenfix.exitcodes import ExitCode
+from tokenfix.signals import Interrupted
 
 
 class TokenfixError(Exception):
@@ -42,6 +43,49 @@ class MissingObject(DatabaseProblem):
 
 class LockHeld(DatabaseProblem):
     """Another writing run holds the single-writer lease."""
+
+
+class LeaseLost(DatabaseProblem):
+    """Our lease expired and another run took it: stop writing."""
+
+
+class Declined(TokenfixError):
+    """The operator answered no (or nothing) at the confirmation prompt: nothing written."""
+
+    exit_code = ExitCode.ATTENTION
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The §5 exit code for an exception that ended a command (the one table of them).
+
+    Our own errors carry their code, a signal is 128 + its number; anything else that
+    escapes a command (a database error we did not anticipate, an OS error) is trouble with
+    the environment.
+    """
+    if isinstance(exc, Interrupted):
+        return exc.exit_code
+    if isinstance(exc, TokenfixError):
+        return exc.exit_code
+    return ExitCode.ENVIRONMENT
+
+
+_BY_SQLSTATE: dict[str, tuple[str, str | None]] = {
+    "53100": ("the database server is out of disk space", "free disk space on the server"),
+    "53200": ("the database server is out of memory", "lower TOKENFIX_WORK_MEM or retry"),
+    "53300": ("the database server has no free connection slots", "retry later"),
+    "57P01": ("the server was shut down by its administrator", "re-run when it is back"),
+    "57P02": ("the server crashed", "re-run when it is back"),
+    "57P03": ("the server is not accepting connections yet", "retry in a moment"),
+    "25P03": (
+        "the server ended the transaction after it sat idle past TOKENFIX_IDLE_TIMEOUT",
+        "the tool was stopped or too slow; re-run",
+    ),
+    "22003": (
+        "a number is out of range for its column type",
+        "a balance or amount does not fit its column; check the values (and"
+        " --starting-balance) against the column types ('tokenfix doctor')",
+    ),
+}
 
 
 def first_line(text: str) -> str:
@@ -81,7 +125,14 @@ def from_database_error(exc: psycopg.Error) -> TokenfixError:
         return DatabaseProblem(
             f"the database is read-only: {primary}", hint="connect to the primary to write"
         )
-    if isinstance(exc, psycopg.OperationalError):
-        return DatabaseProblem(f"lost the connection to the database: {primary}")
+    by_state = _BY_SQLSTATE.get(exc.sqlstate or "")
+    if by_state is not None:
+        what, hint = by_state
+        return DatabaseProblem(f"{what}: {primary}", hint=hint)
+    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+        return DatabaseProblem(
+            f"lost the connection to the database: {primary}",
+            hint="the server restarted or the network dropped; re-run when it is back",
+        )
     sqlstate = f" [{exc.sqlstate}]" if exc.sqlstate else ""
     return DatabaseProblem(f"database error{sqlstate}: {primary}")

@@ -1,4 +1,4 @@
-"""Exit codes (SPEC §5) and the one function that maps an exception to its code."""
+"""Exit codes (SPEC §5). The one mapping from an exception to its code is errors.exit_code_for."""
 
 from __future__ import annotations
 
@@ -14,16 +14,5 @@ class ExitCode(IntEnum):
     """Malformed UUID, unknown user or run, bad option or setting, refusing to write."""
     ENVIRONMENT = 3
     """Cannot connect, missing table/column, permission denied, lock held, timeout."""
-
-
-def exit_code_for(exc: BaseException) -> ExitCode:
-    """The §5 exit code for an exception that ended a command.
-
-    Our own errors carry their code; anything else that escapes a command (a database
-    error we did not anticipate, an OS error) is trouble with the environment.
-    """
-    from tokenfix.errors import TokenfixError
-
-    if isinstance(exc, TokenfixError):
-        return exc.exit_code
-    return ExitCode.ENVIRONMENT
+    SIGNAL_BASE = 128
+    """Ended by signal N: 128 + N (SIGHUP 129, SIGINT 130, SIGTERM 143)."""

@@ -20,7 +20,30 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from tokenfix.errors import BadInput
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
-_SERVER_DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$")
+_SERVER_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
+_MEMORY = re.compile(r"^\s*(\d+)\s*(kB|MB|GB|TB)?\s*$")
+_MS_PER_UNIT = {
+    "us": 0.001,
+    "ms": 1,
+    "": 1,
+    "s": 1000,
+    "min": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+}
+_KB_PER_UNIT = {"": 1, "kB": 1, "MB": 1024, "GB": 1024**2, "TB": 1024**3}
+# PostgreSQL keeps timeouts in milliseconds and work_mem in kilobytes, both as a C int.
+PG_INT_MAX = 2_147_483_647
+
+
+def server_duration_ms(text: str) -> float:
+    """A duration in PostgreSQL's syntax (`30s`, `5min`, `500` = ms) in milliseconds."""
+    found = _SERVER_DURATION.match(text)
+    if not found:
+        raise ValueError(
+            f"{text!r} is not a PostgreSQL duration such as '30s', '5min' or '500' (ms)"
+        )
+    return float(found.group(1)) * _MS_PER_UNIT[found.group(2) or ""]
 
 
 class QualifiedName(tuple[str, ...]):
@@ -110,10 +133,16 @@ class Settings(BaseSettings):
     audit_schema: str = "tokenfix"
     statement_timeout: str = "5min"
     lock_timeout: str = "5s"
+    # Every transaction the tool opens ends within this long of the tool going quiet (stopped,
+    # suspended, partitioned): the server then drops it and the app's rows are free (SPEC §7).
+    idle_timeout: str = "30s"
     # The all-users aggregate needs a hash table per user; with PostgreSQL's default 4MB the
     # planner walks the user_id index instead, about 6x slower (BENCHMARKS.md).
     work_mem: str = "64MB"
     connect_timeout: int = Field(default=10, ge=1)
+    # Seconds a confirmation prompt waits for an answer: the lease is held meanwhile, and a
+    # forgotten terminal must not lock every other run out.
+    prompt_timeout: int = Field(default=120, ge=1)
 
     @field_validator("audit_schema")
     @classmethod
@@ -126,20 +155,30 @@ class Settings(BaseSettings):
             raise ValueError(f"the audit trail needs a schema of its own, not {value!r}")
         return value
 
-    @field_validator("statement_timeout", "lock_timeout")
+    @field_validator("statement_timeout", "lock_timeout", "idle_timeout")
     @classmethod
     def _server_duration(cls, value: str) -> str:
-        if not _SERVER_DURATION.match(str(value)):
-            raise ValueError(
-                f"{value!r} is not a PostgreSQL duration such as '30s', '5min' or '500' (ms)"
-            )
+        milliseconds = server_duration_ms(str(value))
+        if milliseconds > PG_INT_MAX:
+            raise ValueError(f"{value!r} is longer than PostgreSQL allows (about 24 days)")
         return str(value).strip()
+
+    @field_validator("idle_timeout")
+    @classmethod
+    def _at_least_a_second(cls, value: str) -> str:
+        if server_duration_ms(value) < 1000:
+            raise ValueError(f"{value!r} is too short: at least 1s")
+        return value
 
     @field_validator("work_mem")
     @classmethod
     def _memory(cls, value: str) -> str:
-        if not re.match(r"^\s*\d+\s*(kB|MB|GB)?\s*$", str(value)):
+        found = _MEMORY.match(str(value))
+        if not found:
             raise ValueError(f"{value!r} is not a PostgreSQL memory size such as '64MB'")
+        kilobytes = int(found.group(1)) * _KB_PER_UNIT[found.group(2) or ""]
+        if not 64 <= kilobytes <= PG_INT_MAX:
+            raise ValueError(f"{value!r} is outside what PostgreSQL allows (64kB to 2047GB)")
         return str(value).strip()
 
     @model_validator(mode="after")

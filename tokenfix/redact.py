@@ -1,0 +1,80 @@
+"""Connection strings in messages: never a password, however malformed the string is.
+
+libpq quotes the part of a connection string it could not parse, and an unencoded `@`, `:` or
+space in a password shifts where it thinks the password ends: the rest lands in the host
+name or in an "invalid option" message. So redaction does not trust any parser. It takes
+every character that could belong to the credentials (in a URL, from `://` to the last `@`;
+in key=value form, from `password=` to the next `key=`), and scrubs each fragment of it from
+whatever is about to be shown.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+_URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://", re.S)
+_KV_PASSWORD = re.compile(
+    r"password\s*=\s*('(?:[^'\\]|\\.)*'?|.*?)(?=\s+[A-Za-z_]+\s*=|\s*$)", re.I | re.S
+)
+_QUERY_PASSWORD = re.compile(r"[?&]password=([^&#]*)", re.I)
+_SEPARATORS = re.compile(r"[\s@:/?#&='\"\\]+")
+MASK = "***"
+
+
+def _url_password(dsn: str) -> str | None:
+    start = _URL.match(dsn)
+    if not start:
+        return None
+    rest = dsn[start.end() :]
+    at = rest.rfind("@")
+    if at < 0:
+        return None
+    userinfo = rest[:at]
+    colon = userinfo.find(":")
+    return userinfo[colon + 1 :] if colon >= 0 else None
+
+
+def secrets(dsn: str) -> list[str]:
+    """Every fragment of the password(s) in `dsn` worth scrubbing, longest first."""
+    whole: list[str] = []
+    url_password = _url_password(dsn)
+    if url_password:
+        whole.append(url_password)
+    whole += [m.group(1).strip("'") for m in _KV_PASSWORD.finditer(dsn) if m.group(1)]
+    whole += [m.group(1) for m in _QUERY_PASSWORD.finditer(dsn) if m.group(1)]
+    fragments: set[str] = set()
+    for secret in whole:
+        for form in (secret, unquote(secret)):
+            fragments.add(form)
+            # Pieces of 3+ characters: what libpq may quote once it split the password;
+            # shorter ones would mangle ordinary words of the message for little gain.
+            fragments.update(part for part in _SEPARATORS.split(form) if len(part) >= 3)
+    return sorted((f for f in fragments if f), key=len, reverse=True)
+
+
+def scrub(message: str, dsn: str | None) -> str:
+    """`message` with every fragment of `dsn`'s password replaced by ***."""
+    if not dsn:
+        return message
+    for fragment in secrets(dsn):
+        message = message.replace(fragment, MASK)
+    return message
+
+
+def redact(dsn: str) -> str:
+    """The connection string itself, fit to show: its password (whatever its shape) is ***."""
+
+    def masked(found: re.Match[str]) -> str:
+        return found.group(0)[: found.start(1) - found.start(0)] + MASK
+
+    start = _URL.match(dsn)
+    if not start:
+        return scrub(_KV_PASSWORD.sub(masked, dsn), dsn)
+    shown = dsn
+    rest = dsn[start.end() :]
+    at = rest.rfind("@")
+    colon = rest.find(":", 0, at) if at >= 0 else -1
+    if colon >= 0:
+        shown = dsn[: start.end()] + rest[: colon + 1] + MASK + rest[at:]
+    return scrub(_QUERY_PASSWORD.sub(masked, shown), dsn)
