@@ -1,3 +1,3 @@
-from tokenfix.cli import main
+from tokenfix.entry import main
 
 main()

@@ -8,11 +8,17 @@ works the same on a direct connection and through PgBouncer or Supavisor.
 Every batch renews the lease in the transaction that writes, just before writing, so a run
 whose lease was taken over (it stalled past the expiry) cannot commit another batch: the
 lease is also a fencing token.
+
+However a run ends, it gives the lease back. When it ends by a signal or a lost connection,
+the connection it was using is in an unknown state (mid-statement, or holding the lease row
+locked in an open batch), so the lease is released, and the run's end recorded, on a fresh
+connection, retried with backoff within a bounded time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -22,17 +28,23 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from tokenfix import audit, db
-from tokenfix.errors import DatabaseProblem, LockHeld
+from tokenfix.db import Connection
+from tokenfix.errors import DatabaseProblem, LeaseLost, LockHeld, first_line
 from tokenfix.settings import Settings
+from tokenfix.signals import Interrupted
 
 LEASE_TTL = timedelta(seconds=60)
 RENEW_EVERY_SECONDS = 10.0
+# How long cleanup may take: a signalled run must be gone well inside a container's stop
+# grace period (10 s by default); after a lost connection the server may need longer to
+# come back, and nobody is waiting to kill us.
+CLEANUP_AFTER_SIGNAL_SECONDS = 5.0
+CLEANUP_AFTER_LOST_CONNECTION_SECONDS = 30.0
+RELEASE_LOCK_TIMEOUT = "1s"
 
-Connection = psycopg.Connection[Any]
 
-
-class LeaseLost(DatabaseProblem):
-    """Our lease expired and another run took it: stop writing."""
+def lost_connection(exc: BaseException | None) -> bool:
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
 
 
 class WriterLease:
@@ -54,6 +66,9 @@ class WriterLease:
         self.started_at = datetime.now(UTC)
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._side: Connection | None = None
+        self._deadline: float | None = None
+        self._recorded: uuid.UUID | None = None
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -69,15 +84,23 @@ class WriterLease:
     def acquire(self) -> WriterLease:
         audit.ensure_schema(self.conn, self.settings)
         try:
-            with db.transaction(self.conn, self.settings):
-                got = self.conn.execute(
-                    audit.compose("lease_acquire", self.settings), self._params()
-                ).fetchone()
-        except pg_errors.LockNotAvailable:
-            got = None  # the holder is committing a batch right now
-        if got is None:
-            raise self._held_by_other()
-        self._start_heartbeat()
+            try:
+                with db.transaction(self.conn, self.settings):
+                    got = self.conn.execute(
+                        audit.compose("lease_acquire", self.settings), self._params()
+                    ).fetchone()
+            except pg_errors.LockNotAvailable:
+                got = None  # the holder is committing a batch right now
+            if got is None:
+                raise self._held_by_other()
+            self._start_heartbeat()
+            audit.migrate(self.conn, self.settings, self)
+        except BaseException as exc:
+            # Interrupted (or failed) between taking the lease and handing it to the caller:
+            # the caller's `with` never starts, so give it back here.
+            if not isinstance(exc, LockHeld):
+                self.release(exc)
+            raise
         return self
 
     def _held_by_other(self) -> LockHeld:
@@ -109,39 +132,109 @@ class WriterLease:
         self._heartbeat.start()
 
     def _beat(self) -> None:
-        # Its own connection: the main one may sit in a long statement or a prompt.
+        # Its own connection: the main one may sit in a long statement or a prompt. A lost
+        # connection is reopened (with backoff, never past the lease's own expiry), so a
+        # live run keeps its lease through a network blip or a server restart.
+        conn: Connection | None = None
         try:
-            conn = db.connect(self.settings)
-        except Exception:
-            return
-        with conn:
             while not self._stop.wait(RENEW_EVERY_SECONDS):
                 try:
+                    if conn is None or db.unusable(conn):
+                        conn = self._heartbeat_connection(conn)
+                        if conn is None:
+                            continue
                     with db.transaction(conn, self.settings):
                         self.renew(conn)
                 except LeaseLost:
                     return
                 except psycopg.Error:
                     continue  # a batch holds the row right now, or a blip: try next beat
+        finally:
+            if conn is not None:
+                db.abandon(conn)
 
-    def release(self) -> None:
-        """Give the lease back on every exit, reconnecting if our connection died."""
+    def _heartbeat_connection(self, old: Connection | None) -> Connection | None:
+        if old is not None:
+            db.abandon(old)
+        deadline = time.monotonic() + RENEW_EVERY_SECONDS
+        try:
+            return db.reconnect(self.settings, deadline=deadline)
+        except DatabaseProblem:
+            return None
+
+    # -- the end of a run -------------------------------------------------------------
+
+    def _cleanup_connection(self, cause: BaseException | None) -> Connection:
+        """The connection to record a run's end and release the lease on.
+
+        The main one, unless a signal or a lost connection left it in an unknown state: then
+        it is cancelled and closed (its backend rolls the open batch back and lets go of the
+        lease row) and a fresh one is opened, retried until the cleanup deadline.
+        """
+        if self._side is not None and not db.unusable(self._side):
+            return self._side
+        suspect = isinstance(cause, Interrupted) or lost_connection(cause)
+        if not suspect and not db.unusable(self.conn):
+            return self.conn
+        if self._deadline is None:
+            budget = (
+                CLEANUP_AFTER_SIGNAL_SECONDS
+                if isinstance(cause, Interrupted)
+                else CLEANUP_AFTER_LOST_CONNECTION_SECONDS
+            )
+            self._deadline = time.monotonic() + budget
+        db.abandon(self.conn)
+        self._side = db.reconnect(self.settings, deadline=self._deadline)
+        return self._side
+
+    def record_end(self, run_id: uuid.UUID, cause: BaseException) -> None:
+        """Mark run `run_id` interrupted or failed; never masks the error that ended it."""
+        status = "interrupted" if isinstance(cause, Interrupted) else "failed"
+        error = str(cause) if isinstance(cause, Interrupted) else first_line(str(cause))
+        try:
+            conn = self._cleanup_connection(cause)
+            audit.finish_run(
+                conn, self.settings, run_id, status, {"error": error or type(cause).__name__}
+            )
+        except Exception:
+            return
+        self._recorded = run_id
+
+    def release(self, cause: BaseException | None = None) -> None:
+        """Give the lease back on every exit the process survives."""
         self._stop.set()
         if self._heartbeat is not None:
-            self._heartbeat.join(timeout=5)
+            self._heartbeat.join(timeout=2)
         statement = audit.compose("lease_release", self.settings)
-        params = {"holder": self.holder}
         try:
-            if self.conn.broken or self.conn.closed:
-                raise psycopg.OperationalError("connection lost")
-            with db.transaction(self.conn, self.settings):
-                self.conn.execute(statement, params)
-        except psycopg.Error:
-            try:
-                with db.connect(self.settings) as fresh, db.transaction(fresh, self.settings):
-                    fresh.execute(statement, params)
-            except Exception:
-                return  # the lease will expire on its own within LEASE_TTL
+            conn = self._cleanup_connection(cause)
+            deadline = self._deadline or time.monotonic() + CLEANUP_AFTER_SIGNAL_SECONDS
+            while True:
+                try:
+                    with db.transaction(conn, self.settings):
+                        conn.execute(
+                            "SELECT set_config('lock_timeout', %s, true)", (RELEASE_LOCK_TIMEOUT,)
+                        )
+                        conn.execute(statement, {"holder": self.holder})
+                    self._explain(cause)
+                    return
+                except pg_errors.LockNotAvailable:
+                    # Our own interrupted batch still holds the lease row for a moment.
+                    if time.monotonic() >= deadline:
+                        return
+        except Exception:
+            return  # the lease expires on its own within LEASE_TTL
+        finally:
+            if self._side is not None:
+                db.abandon(self._side)
+                self._side = None
+
+    def _explain(self, cause: BaseException | None) -> None:
+        if isinstance(cause, Interrupted):
+            recorded = f"run {self._recorded} is marked interrupted, " if self._recorded else ""
+            cause.detail = (
+                f"any batch in progress was rolled back, {recorded}the writer lease is released"
+            )
 
     def __enter__(self) -> WriterLease:
         return self.acquire()
@@ -152,4 +245,4 @@ class WriterLease:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.release()
+        self.release(exc)

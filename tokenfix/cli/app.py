@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -10,7 +12,8 @@ from typing import Annotated, NoReturn
 import typer
 
 from tokenfix import __version__
-from tokenfix.exitcodes import ExitCode, exit_code_for
+from tokenfix.exitcodes import ExitCode
+from tokenfix.signals import Interrupted
 
 app = typer.Typer(
     name="tokenfix",
@@ -67,18 +70,31 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; every failure ends as one line on stderr."""
     _state["debug"] = False
     args = list(sys.argv[1:] if argv is None else argv)
+    quiet_library_logs("--debug" in args)
     click_error = _click_exception_base()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="tokenfix", standalone_mode=False)
     except click_error as exc:
         return _usage_error(exc)
+    except Interrupted as exc:
+        error_line(f"{exc}; {exc.detail}" if exc.detail else str(exc))
+        return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        error_line("interrupted")
-        return 130
+        error_line("interrupted by SIGINT")
+        return ExitCode.SIGNAL_BASE + signal.SIGINT
     except Exception as exc:
         return _failure(exc)
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def quiet_library_logs(debug: bool) -> None:
+    """psycopg logs what it ignores while unwinding (a rollback on a connection an interrupt
+    left mid-statement): internals, not news for the operator. Shown with --debug."""
+    logger = logging.getLogger("psycopg")
+    logger.propagate = debug
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
 
 
 def _usage_error(exc: BaseException) -> int:
@@ -94,7 +110,7 @@ def _usage_error(exc: BaseException) -> int:
 def _failure(exc: Exception) -> int:
     import psycopg
 
-    from tokenfix.errors import TokenfixError, from_database_error
+    from tokenfix.errors import TokenfixError, exit_code_for, from_database_error
 
     shown: Exception = from_database_error(exc) if isinstance(exc, psycopg.Error) else exc
     if _state["debug"]:

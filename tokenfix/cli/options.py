@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import sys
 from typing import Annotated, Any
 
@@ -34,6 +35,19 @@ DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.", h
 
 def stdin_is_interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def ask(question: str, *, timeout: float) -> bool:
+    """A yes/no question on the terminal; no answer within `timeout` seconds is a no."""
+    from tokenfix.errors import Declined
+
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if not ready:
+        sys.stderr.write("\n")
+        raise Declined(f"no answer within {timeout:g}s; nothing was written")
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def load(**flags: Any) -> Any:

@@ -15,6 +15,7 @@ from tokenfix.cli.options import (
     JsonOption,
     QuietOption,
     StartingBalanceOption,
+    ask,
     examples,
     load,
     stdin_is_interactive,
@@ -254,7 +255,7 @@ class _Feedback:
             f"missing profiles found; {planned:,} rows would be written to "
             f"{describe_target(database_url(self.target))}."
         )
-        answer = typer.confirm("Write them?", default=False, err=True)
+        answer = ask("Write them?", timeout=self.target.prompt_timeout)
         if self.progress is not None:
             self.progress.start()
         return answer

@@ -13,6 +13,7 @@ from tokenfix.cli.options import (
     DebugOption,
     JsonOption,
     QuietOption,
+    ask,
     examples,
     load,
     stdin_is_interactive,
@@ -88,7 +89,7 @@ def revert(
 
     def confirm(rows: int) -> bool:
         err.print(f"Run {target} wrote {rows:,} rows.")
-        return typer.confirm("Put back the values it replaced?", default=False, err=True)
+        return ask("Put back the values it replaced?", timeout=settings.prompt_timeout)
 
     with db.connect(settings) as conn:
         outcome = run_revert(conn, settings, target, confirm=None if yes else confirm)
