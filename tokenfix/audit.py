@@ -9,16 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from tokenfix import __version__, queries
-from tokenfix.db import transaction
+from tokenfix.db import Connection, transaction
+from tokenfix.errors import BadInput, DatabaseProblem
 from tokenfix.settings import Settings
-
-Connection = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True)
@@ -34,6 +32,12 @@ class Origin:
         return cls(host=socket.gethostname(), pid=os.getpid(), tool_version=__version__)
 
 
+# The audit layout this tokenfix writes. Layout N is layout 0 (audit_layout_0.sql) plus the
+# additive migrations audit_layout_1.sql … audit_layout_N.sql; each is recorded in `layout`.
+LAYOUT = 1
+TABLES = ("runs", "changes", "lease", "layout")
+
+
 def table(settings: Settings, name: str) -> sql.Identifier:
     return sql.Identifier(settings.audit_schema, name)
 
@@ -41,9 +45,7 @@ def table(settings: Settings, name: str) -> sql.Identifier:
 def fragments(settings: Settings) -> dict[str, sql.Composable]:
     return {
         "schema": sql.Identifier(settings.audit_schema),
-        "runs": table(settings, "runs"),
-        "changes": table(settings, "changes"),
-        "lease": table(settings, "lease"),
+        **{name: table(settings, name) for name in TABLES},
     }
 
 
@@ -57,24 +59,116 @@ def exists(conn: Connection, settings: Settings) -> bool:
     return bool(row and row[0])
 
 
+@dataclass(frozen=True)
+class SchemaState:
+    exists: bool
+    own_tables: tuple[str, ...]
+    foreign_objects: tuple[str, ...]
+    layout: int | None
+    """None: none of tokenfix's tables yet; 0: the first release's tables, unnumbered."""
+
+
+def inspect(conn: Connection, settings: Settings) -> SchemaState:
+    row = conn.execute(
+        compose("audit_inspect", settings), {"schema": settings.audit_schema}
+    ).fetchone()
+    assert row is not None
+    schema_exists, own, foreign = bool(row[0]), tuple(row[1]), tuple(row[2])
+    layout: int | None = None
+    if "layout" in own:
+        found = conn.execute(compose("audit_layout_version", settings)).fetchone()
+        layout = int(found[0]) if found and found[0] is not None else 0
+    elif own:
+        layout = 0
+    return SchemaState(schema_exists, own, foreign, layout)
+
+
+def _refuse_foreign(state: SchemaState, settings: Settings) -> None:
+    if state.foreign_objects:
+        shown = ", ".join(state.foreign_objects)
+        raise BadInput(
+            f"the audit schema {settings.audit_schema} holds objects that are not tokenfix's "
+            f"({shown}): tokenfix keeps its audit trail in a schema of its own and never "
+            "changes one it does not own",
+            hint="set TOKENFIX_AUDIT_SCHEMA to a new name (default tokenfix), or create an "
+            "empty schema for it",
+        )
+
+
+def _refuse_newer(state: SchemaState, settings: Settings) -> None:
+    if state.layout is not None and state.layout > LAYOUT:
+        raise DatabaseProblem(
+            f"the audit schema {settings.audit_schema} has layout {state.layout}, newer than "
+            f"this tokenfix {__version__} writes (layout {LAYOUT}): nothing was written",
+            hint="upgrade tokenfix to write here; reading history still works",
+        )
+
+
+def _close_to_api_roles(conn: Connection, settings: Settings, names: list[str]) -> None:
+    """Revoke on the objects we just created (and only those) from PUBLIC and the API roles."""
+    roles = [sql.SQL("PUBLIC")] + [
+        sql.Identifier(role) for (role,) in conn.execute(queries.get("api_roles")).fetchall()
+    ]
+    for name in names:
+        target = table(settings, name) if name != "schema" else None
+        statement = (
+            sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}")
+            if target is None
+            else sql.SQL("REVOKE ALL ON TABLE {} FROM {}")
+        )
+        conn.execute(
+            statement.format(
+                sql.Identifier(settings.audit_schema) if target is None else target,
+                sql.SQL(", ").join(roles),
+            )
+        )
+
+
+def _apply_layouts(conn: Connection, settings: Settings, current: int | None) -> None:
+    """Layouts current+1 … LAYOUT (all of them, from layout 0, for a new schema)."""
+    before = set(inspect(conn, settings).own_tables)
+    start = 0 if current is None else current + 1
+    for number in range(start, LAYOUT + 1):
+        conn.execute(compose(f"audit_layout_{number}", settings))
+        if number > 0:
+            conn.execute(
+                compose("audit_layout_record", settings),
+                {"version": number, "tool_version": __version__},
+            )
+    created = [name for name in inspect(conn, settings).own_tables if name not in before]
+    _close_to_api_roles(conn, settings, created)
+
+
 def ensure_schema(conn: Connection, settings: Settings) -> None:
-    """Create the audit schema on the first write, closed to the Data API roles."""
+    """Make sure the audit schema is ours and usable, creating it on the first write.
+
+    Ours means: created by tokenfix, or empty (an admin may create it for a role that lacks
+    CREATE on the database), or holding only tokenfix's tables. Anything else is refused,
+    and grants are only ever revoked on what this function itself created.
+    """
     with transaction(conn, settings):
-        if exists(conn, settings):
-            return
         # Two first runs at once must not race on CREATE TABLE IF NOT EXISTS.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('tokenfix audit schema'))")
-        if exists(conn, settings):
+        state = inspect(conn, settings)
+        _refuse_foreign(state, settings)
+        _refuse_newer(state, settings)
+        if state.layout is not None and "lease" in state.own_tables:
+            return  # an older layout is migrated under the lease (migrate)
+        if not state.exists:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(settings.audit_schema)))
+            _close_to_api_roles(conn, settings, ["schema"])
+        _apply_layouts(conn, settings, None if state.layout is None else state.layout)
+
+
+def migrate(conn: Connection, settings: Settings, lease: Any) -> None:
+    """Bring an older audit layout up to LAYOUT, under the writer lease (additive steps)."""
+    with transaction(conn, settings):
+        state = inspect(conn, settings)
+        _refuse_newer(state, settings)
+        if state.layout is None or state.layout >= LAYOUT:
             return
-        conn.execute(compose("audit_schema", settings))
-        for (role,) in conn.execute(queries.get("api_roles")).fetchall():
-            conn.execute(
-                sql.SQL(
-                    "REVOKE ALL ON SCHEMA {schema} FROM {role};"
-                    " REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role};"
-                    " REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {role}"
-                ).format(schema=sql.Identifier(settings.audit_schema), role=sql.Identifier(role))
-            )
+        lease.renew(conn)  # the fence: only the lease holder migrates
+        _apply_layouts(conn, settings, state.layout)
 
 
 def start_run(
@@ -126,24 +220,6 @@ def finish_run(
         conn.execute(compose("run_finish", settings), params)
 
 
-def record_failure(
-    conn: Connection, settings: Settings, run_id: uuid.UUID, exc: BaseException
-) -> None:
-    """Mark a run failed, reconnecting if its connection died; never masks the real error."""
-    from tokenfix import db
-    from tokenfix.errors import first_line
-
-    error = first_line(str(exc)) or type(exc).__name__
-    try:
-        if conn.broken or conn.closed:
-            with db.connect(settings) as fresh:
-                finish_run(fresh, settings, run_id, "failed", {"error": error})
-        else:
-            finish_run(conn, settings, run_id, "failed", {"error": error})
-    except Exception:
-        return  # the run stays 'running' in history; the lease still expires on its own
-
-
 @dataclass(frozen=True)
 class RunSummary:
     run_id: uuid.UUID
@@ -164,6 +240,9 @@ class RunSummary:
     users_changed: int | None
     error: str | None
     rows_written: int
+    rows_updated: int
+    rows_inserted: int
+    rows_deleted: int
     reverted_by: uuid.UUID | None
 
 

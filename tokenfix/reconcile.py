@@ -14,20 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix import audit, catalog
-from tokenfix.db import require_primary, transaction
-from tokenfix.errors import BadInput, TokenfixError
-from tokenfix.exitcodes import ExitCode
+from tokenfix.db import Connection, require_primary, transaction
+from tokenfix.errors import BadInput, Declined
 from tokenfix.lease import WriterLease
 from tokenfix.model import BalanceModel
 from tokenfix.settings import Settings
 from tokenfix.spool import Spool
-
-Connection = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True)
@@ -217,8 +213,10 @@ def change_record(
     }
     drift = (
         {
-            "tokens_remaining": candidate["current_remaining"] - candidate["expected_remaining"],
-            "tokens_used": candidate["current_used"] - candidate["expected_used"],
+            "tokens_remaining": _difference(
+                candidate["current_remaining"], candidate["expected_remaining"]
+            ),
+            "tokens_used": _difference(candidate["current_used"], candidate["expected_used"]),
         }
         if has_profile
         else None
@@ -232,6 +230,11 @@ def change_record(
         "applied": applied,
         "skipped": skipped,
     }
+
+
+def _difference(cached: Any, expected: Any) -> Any:
+    """cached - expected; None when the cache holds NULL (drift, but of no known size)."""
+    return None if cached is None else cached - expected
 
 
 def skip_reason(candidate: dict[str, Any], request: Request) -> str | None:
@@ -267,12 +270,6 @@ def dry_run(plan: Plan, request: Request) -> Outcome:
         changes.append(change)
         outcome.unresolved += 1
     return outcome
-
-
-class Declined(TokenfixError):
-    """The operator answered no at the confirmation prompt."""
-
-    exit_code = ExitCode.ATTENTION
 
 
 Confirm = Callable[[Plan, int], bool]
@@ -315,21 +312,21 @@ def reconcile(
             return Writer(conn, model, request, lease, origin).apply(the_plan, run_id=None)
         if confirm is not None and not confirm(the_plan, planned):
             raise Declined("nothing was written")
-        audit.start_run(
-            conn,
-            settings,
-            run_id=run_id,
-            command="reconcile",
-            origin=origin,
-            options=_options(request),
-        )
         writer = Writer(conn, model, request, lease, origin, on_progress=on_progress)
         try:
+            audit.start_run(
+                conn,
+                settings,
+                run_id=run_id,
+                command="reconcile",
+                origin=origin,
+                options=_options(request),
+            )
             outcome = writer.apply(the_plan, run_id=run_id)
+            audit.finish_run(conn, settings, run_id, "completed", counts_of(outcome.counts))
         except BaseException as exc:
-            audit.record_failure(conn, settings, run_id, exc)
+            lease.record_end(run_id, exc)
             raise
-        audit.finish_run(conn, settings, run_id, "completed", counts_of(outcome.counts))
         return outcome
 
 

@@ -20,7 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from tokenfix import audit
-from tokenfix.db import transaction
+from tokenfix.db import Connection, transaction
 from tokenfix.errors import DatabaseProblem, first_line
 from tokenfix.lease import WriterLease
 from tokenfix.model import BalanceModel
@@ -37,8 +37,6 @@ from tokenfix.reconcile import (
 )
 from tokenfix.settings import Settings
 from tokenfix.spool import Spool
-
-Connection = psycopg.Connection[Any]
 
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
 MAX_ATTEMPTS = 5
@@ -67,7 +65,7 @@ class Writer:
         for batch in plan.candidates.batches(self.request.batch_size):
             for change in self._batch(batch):
                 tally(outcome.counts, change)
-                outcome.unresolved += 0 if change["applied"] else 1
+                outcome.unresolved += 0 if change["applied"] and "stored" not in change else 1
                 changes.append(change)
             if self.on_progress:
                 self.on_progress(len(batch))
@@ -123,7 +121,7 @@ class Writer:
             if decision.action is None:
                 results[decision.user_id] = decision.record
             elif decision.user_id in written:
-                results[decision.user_id] = {**decision.record, "applied": True, "skipped": None}
+                results[decision.user_id] = _as_written(decision, written[decision.user_id])
             else:
                 results[decision.user_id] = {**decision.record, "skipped": "changed_concurrently"}
         return results
@@ -155,9 +153,10 @@ class Writer:
         action = "update" if fresh["has_profile"] else "insert"
         return _Decision(uid, action, change_record(fresh, applied=False, skipped=None), fresh)
 
-    def _execute_writes(self, planned: list[_Decision]) -> set[str]:
+    def _execute_writes(self, planned: list[_Decision]) -> dict[str, tuple[Any, Any]]:
+        """Write the planned rows; what the database stored, by user, for those it wrote."""
         if not planned:
-            return set()
+            return {}
         params = {
             "user_ids": [uuid.UUID(d.user_id) for d in planned],
             "actions": [d.action for d in planned],
@@ -171,7 +170,7 @@ class Writer:
         }
         statement = self.model.compose("write_batch", changes=audit.table(self.settings, "changes"))
         rows = self.conn.execute(statement, params).fetchall()
-        return {str(row[0]) for row in rows}
+        return {str(row[0]): (row[1], row[2]) for row in rows}
 
     def _name_the_rejected_user(
         self, candidates: list[dict[str, Any]], original: psycopg.Error
@@ -179,17 +178,17 @@ class Writer:
         """Replay the batch one user at a time (then roll it all back) to name the culprit."""
         culprit, error = None, original
         try:
-            with transaction(self.conn, self.settings):
+            with (
+                transaction(self.conn, self.settings) as conn,
+                conn.transaction(force_rollback=True),
+            ):
                 for candidate in candidates:
                     try:
-                        with self.conn.transaction():
+                        with conn.transaction():
                             self._probe_one(candidate)
                     except CONSTRAINT_ERRORS as exc:
                         culprit, error = candidate["user_id"], exc
                         break
-                raise _Rollback
-        except _Rollback:
-            pass
         except psycopg.Error:
             pass
         constraint = error.diag.constraint_name or error.diag.column_name or "a constraint"
@@ -212,8 +211,22 @@ class Writer:
             self._execute_writes([decision])
 
 
-class _Rollback(Exception):
-    """Raised to roll back a transaction that only probed."""
+def _as_written(decision: _Decision, stored: tuple[Any, Any]) -> dict[str, Any]:
+    """The change entry of a row the statement wrote, judged by what the database stored.
+
+    A trigger or rule may store something else than what we wrote: the entry then carries
+    `stored` (and needs attention). If what it stored is what the row held before, the write
+    changed nothing: no update (no audit row), not applied.
+    """
+    intended = (decision.fresh["expected_remaining"], decision.fresh["expected_used"])
+    record = {**decision.record, "applied": True, "skipped": None}
+    if stored == intended:
+        return record
+    record["stored"] = {"tokens_remaining": stored[0], "tokens_used": stored[1]}
+    before = (decision.fresh["current_remaining"], decision.fresh["current_used"])
+    if decision.action == "update" and stored == before:
+        record["applied"] = False
+    return record
 
 
 @dataclass

@@ -1,6 +1,7 @@
--- The audit trail (SPEC §7), in a schema of its own that the app's API roles cannot see.
--- Created by the first writing run; every statement is idempotent.
-CREATE SCHEMA IF NOT EXISTS {schema};
+-- The audit trail (SPEC §7), layout 0: the tables as the first tokenfix release made them.
+-- A new audit schema is this plus every numbered migration (audit_layout_<N>.sql), applied in
+-- one transaction; an existing one gets the migrations it lacks. Never change this file:
+-- layout changes are new, additive migrations. Every statement is idempotent.
 
 -- One row per writing run (reconcile or revert).
 CREATE TABLE IF NOT EXISTS {schema}.runs (
@@ -53,6 +54,3 @@ CREATE TABLE IF NOT EXISTS {schema}.lease (
     started_at  timestamptz NOT NULL,
     expires_at  timestamptz NOT NULL
 );
-
-REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;

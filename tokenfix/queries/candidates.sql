@@ -1,5 +1,5 @@
 -- Every selected user whose status is not ok (drift or missing_profile), in user_id order,
--- then one last row counting every user checked. `recent`: ledger rows inside the settle
+-- then one last row counting every user checked. A NULL cached value is drift, never ok. `recent`: ledger rows inside the settle
 -- window, found through the created_at index and checked for the candidates only.
 WITH compared AS MATERIALIZED (
 {balances}
@@ -9,8 +9,8 @@ SELECT false AS is_total, user_id, has_profile, current_remaining, current_used,
        NULL::bigint AS users_checked
 FROM compared
 WHERE NOT has_profile
-   OR current_remaining <> expected_remaining
-   OR current_used <> expected_used
+   OR current_remaining IS DISTINCT FROM expected_remaining
+   OR current_used IS DISTINCT FROM expected_used
 UNION ALL
 SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*)
 FROM compared

@@ -1,12 +1,28 @@
--- The latest writing runs, newest first, with how many rows each wrote.
-SELECT r.run_id, r.command, r.reverts_run_id, r.status, r.started_at, r.finished_at,
-       r.db_role, r.tool_version, r.host, r.pid,
+-- The latest writing runs, newest first, with what each wrote, counted from its audit rows
+-- (a failed run wrote its earlier batches). A run still marked running whose lease is gone,
+-- expired or held by another run is abandoned: its process died without recording its end.
+-- "Reverted by" names the latest completed revert that restored something.
+SELECT r.run_id, r.command, r.reverts_run_id,
+       CASE WHEN r.status = 'running' AND NOT EXISTS (
+                SELECT FROM {lease} AS l
+                WHERE l.run_id = r.run_id AND l.expires_at > clock_timestamp())
+            THEN 'abandoned' ELSE r.status END AS status,
+       r.started_at, r.finished_at, r.db_role, r.tool_version, r.host, r.pid,
        r.users_checked, r.users_updated, r.profiles_created, r.profiles_deleted,
        r.users_deferred, r.users_changed, r.error,
-       (SELECT count(*) FROM {schema}.changes AS c WHERE c.run_id = r.run_id) AS rows_written,
-       (SELECT v.run_id FROM {schema}.runs AS v
+       w.rows_written, w.rows_updated, w.rows_inserted, w.rows_deleted,
+       (SELECT v.run_id FROM {runs} AS v
         WHERE v.reverts_run_id = r.run_id AND v.status = 'completed'
+          AND EXISTS (SELECT FROM {changes} AS c WHERE c.run_id = v.run_id)
         ORDER BY v.started_at DESC LIMIT 1) AS reverted_by
-FROM {schema}.runs AS r
+FROM {runs} AS r
+CROSS JOIN LATERAL (
+    SELECT count(*) AS rows_written,
+           count(*) FILTER (WHERE c.action IN ('update', 'restore')) AS rows_updated,
+           count(*) FILTER (WHERE c.action = 'insert') AS rows_inserted,
+           count(*) FILTER (WHERE c.action = 'delete') AS rows_deleted
+    FROM {changes} AS c
+    WHERE c.run_id = r.run_id
+) AS w
 ORDER BY r.started_at DESC, r.run_id
 LIMIT %(limit)s
