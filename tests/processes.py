@@ -14,7 +14,9 @@ from typing import Any
 import psycopg
 
 
-def start(db_url: str, *args: str, **env: str) -> subprocess.Popen[str]:
+def start(
+    db_url: str, *args: str, preexec_fn: Callable[[], Any] | None = None, **env: str
+) -> subprocess.Popen[str]:
     environment = {**os.environ, "TOKENFIX_DATABASE_URL": db_url, **env}
     return subprocess.Popen(
         [sys.executable, "-m", "tokenfix", *args],
@@ -22,6 +24,7 @@ def start(db_url: str, *args: str, **env: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=preexec_fn,
     )
 
 

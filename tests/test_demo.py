@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import psycopg
 import pytest
@@ -25,10 +25,6 @@ def tokenfix(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         env={**environment, **env},
     )
-
-
-def throwaway_dirs() -> set[str]:
-    return set(glob.glob("/tmp/tfpg-*"))
 
 
 @pytest.mark.parametrize(
@@ -65,15 +61,17 @@ def test_the_sample_defers_its_recently_active_user(conn: psycopg.Connection, db
 
 
 def test_demo_shows_the_tool_and_stops_its_server() -> None:
-    before = throwaway_dirs()
-    done = tokenfix("demo", "--users", "60")
+    # Its own parent directory: other test sessions on this machine start servers too.
+    parent = tempfile.mkdtemp(prefix="tfd-", dir="/tmp")
+    done = tokenfix("demo", "--users", "60", TOKENFIX_PG_TMPDIR=parent)
     assert done.returncode == 0, done.stderr
     assert "the balance stopped updating at" in done.stdout
     assert "overrides_not_applied" in done.stdout
     summary = re.search(r"Checked 60 users: (\d+) with drift, 2 missing profiles\.", done.stdout)
     assert summary and int(summary.group(1)) >= 8  # one per planted cause, and the deferred user
     assert "server is stopped" in done.stdout
-    assert throwaway_dirs() == before
+    assert os.listdir(parent) == []
+    os.rmdir(parent)
 
 
 def test_demo_keep_leaves_a_server_to_explore_and_says_how_to_stop_it() -> None:

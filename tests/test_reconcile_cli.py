@@ -22,6 +22,7 @@ SUMMARY_KEYS = {
     "profiles_created",
     "users_deferred",
     "users_changed",
+    "warnings",  # SPEC §11: what a write run should know (API roles minting ledger rows…)
     "changes",
 }
 CHANGE_KEYS = {"user_id", "status", "current", "expected", "drift", "applied", "skipped"}

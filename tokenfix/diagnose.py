@@ -14,7 +14,7 @@ from tokenfix import catalog
 from tokenfix.causes import Cause, Evidence, StoppedUpdating, likely_causes
 from tokenfix.db import transaction
 from tokenfix.errors import BadInput
-from tokenfix.model import BalanceModel
+from tokenfix.model import BalanceModel, out_of_range_names_the_tables
 from tokenfix.settings import Settings
 
 Status = Literal["ok", "drift", "missing_profile", "not_found"]
@@ -27,9 +27,22 @@ class Balance:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """cached - expected; None for a side whose cached value is NULL."""
+
+    tokens_remaining: int | None
+    tokens_used: int | None
+
+    @property
+    def none(self) -> bool:
+        return self.tokens_remaining == 0 and self.tokens_used == 0
+
+
+@dataclass(frozen=True)
 class Profile:
-    tokens_remaining: int
-    tokens_used: int
+    tokens_remaining: int | None
+    """None: the cached value is NULL (drift, whatever the ledger says)."""
+    tokens_used: int | None
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -75,7 +88,7 @@ class Diagnosis:
     usage: Usage | None = None
     expected: Balance | None = None
     overdrawn: bool = False
-    drift: Balance | None = None
+    drift: Drift | None = None
     causes: tuple[Cause, ...] = ()
     ledger: tuple[LedgerEntry, ...] | None = None
 
@@ -102,8 +115,10 @@ def diagnose(
     with transaction(conn, settings, read_only=True, isolation="repeatable read"):
         tables = catalog.load(conn, settings)
         catalog.require_balance_tables(tables, settings)
+        catalog.check_starting_balance(tables, settings)
         model = BalanceModel.load(conn, settings, tables)
-        return _diagnose(conn, model, user_id, ledger_rows)
+        with out_of_range_names_the_tables(model):
+            return _diagnose(conn, model, user_id, ledger_rows)
 
 
 def _diagnose(
@@ -132,13 +147,14 @@ def _diagnose(
     if profile is None:
         status: Status = "missing_profile"
     else:
-        drift = Balance(
-            tokens_remaining=profile.tokens_remaining - expected.tokens_remaining,
-            tokens_used=profile.tokens_used - expected.tokens_used,
+        drift = Drift(
+            tokens_remaining=_minus(profile.tokens_remaining, expected.tokens_remaining),
+            tokens_used=_minus(profile.tokens_used, expected.tokens_used),
         )
-        status = "ok" if drift == Balance(0, 0) else "drift"
-        if status == "drift":
-            causes = tuple(likely_causes(_evidence(conn, model, params, row, drift)))
+        status = "ok" if drift.none else "drift"
+        if drift.tokens_remaining is not None and drift.tokens_used is not None and not drift.none:
+            known = Balance(drift.tokens_remaining, drift.tokens_used)
+            causes = tuple(likely_causes(_evidence(conn, model, params, row, known)))
     ledger = _ledger(conn, model, params, ledger_rows) if ledger_rows > 0 else None
     return Diagnosis(
         user_id=user_id,
@@ -151,6 +167,10 @@ def _diagnose(
         causes=causes,
         ledger=ledger,
     )
+
+
+def _minus(cached: int | None, expected: int) -> int | None:
+    return None if cached is None else cached - expected
 
 
 def _profile(conn: Connection, model: BalanceModel, params: dict[str, Any]) -> Profile | None:

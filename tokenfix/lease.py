@@ -33,8 +33,9 @@ from tokenfix.errors import DatabaseProblem, LeaseLost, LockHeld, first_line
 from tokenfix.settings import Settings
 from tokenfix.signals import Interrupted
 
-LEASE_TTL = timedelta(seconds=60)
-RENEW_EVERY_SECONDS = 10.0
+# The lease lives TOKENFIX_LEASE_TTL seconds (default 60) unless renewed, and is renewed six
+# times per life: a run that stalls (stopped, partitioned) loses it within one TTL.
+RENEWALS_PER_TTL = 6
 # How long cleanup may take: a signalled run must be gone well inside a container's stop
 # grace period (10 s by default); after a lost connection the server may need longer to
 # come back, and nobody is waiting to kill us.
@@ -69,6 +70,8 @@ class WriterLease:
         self._side: Connection | None = None
         self._deadline: float | None = None
         self._recorded: uuid.UUID | None = None
+        self.ttl = timedelta(seconds=settings.lease_ttl)
+        self.renew_every = settings.lease_ttl / RENEWALS_PER_TTL
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -78,7 +81,7 @@ class WriterLease:
             "host": self.origin.host,
             "pid": self.origin.pid,
             "started_at": self.started_at,
-            "ttl": LEASE_TTL,
+            "ttl": self.ttl,
         }
 
     def acquire(self) -> WriterLease:
@@ -119,7 +122,7 @@ class WriterLease:
         """Renew inside the caller's transaction; raises LeaseLost when it is not ours anymore."""
         row = conn.execute(
             audit.compose("lease_renew", self.settings),
-            {"holder": self.holder, "ttl": LEASE_TTL},
+            {"holder": self.holder, "ttl": self.ttl},
         ).fetchone()
         if row is None:
             raise LeaseLost(
@@ -128,8 +131,9 @@ class WriterLease:
             )
 
     def _start_heartbeat(self) -> None:
-        self._heartbeat = threading.Thread(target=self._beat, name="tokenfix-lease", daemon=True)
-        self._heartbeat.start()
+        heartbeat = threading.Thread(target=self._beat, name="tokenfix-lease", daemon=True)
+        heartbeat.start()
+        self._heartbeat = heartbeat  # only once started: release() joins it
 
     def _beat(self) -> None:
         # Its own connection: the main one may sit in a long statement or a prompt. A lost
@@ -137,7 +141,7 @@ class WriterLease:
         # live run keeps its lease through a network blip or a server restart.
         conn: Connection | None = None
         try:
-            while not self._stop.wait(RENEW_EVERY_SECONDS):
+            while not self._stop.wait(self.renew_every):
                 try:
                     if conn is None or db.unusable(conn):
                         conn = self._heartbeat_connection(conn)
@@ -156,7 +160,7 @@ class WriterLease:
     def _heartbeat_connection(self, old: Connection | None) -> Connection | None:
         if old is not None:
             db.abandon(old)
-        deadline = time.monotonic() + RENEW_EVERY_SECONDS
+        deadline = time.monotonic() + self.renew_every
         try:
             return db.reconnect(self.settings, deadline=deadline)
         except DatabaseProblem:
@@ -188,7 +192,18 @@ class WriterLease:
         return self._side
 
     def record_end(self, run_id: uuid.UUID, cause: BaseException) -> None:
-        """Mark run `run_id` interrupted or failed; never masks the error that ended it."""
+        """Mark run `run_id` interrupted or failed; never masks the error that ended it.
+
+        A signal may come while this runs (for a run that failed otherwise): the run is then
+        recorded as interrupted, on a fresh connection, and the signal goes on up.
+        """
+        try:
+            self._record_end(run_id, cause)
+        except Interrupted as late:
+            self._record_end(run_id, late)
+            raise
+
+    def _record_end(self, run_id: uuid.UUID, cause: BaseException) -> None:
         status = "interrupted" if isinstance(cause, Interrupted) else "failed"
         error = str(cause) if isinstance(cause, Interrupted) else first_line(str(cause))
         try:
@@ -201,9 +216,20 @@ class WriterLease:
         self._recorded = run_id
 
     def release(self, cause: BaseException | None = None) -> None:
-        """Give the lease back on every exit the process survives."""
+        """Give the lease back on every exit the process survives.
+
+        A signal may come while this runs (after a run that ended well or failed otherwise):
+        the lease is then released on a fresh connection, and the signal goes on up.
+        """
+        try:
+            self._release(cause)
+        except Interrupted as late:
+            self._release(late)
+            raise
+
+    def _release(self, cause: BaseException | None) -> None:
         self._stop.set()
-        if self._heartbeat is not None:
+        if self._heartbeat is not None and self._heartbeat.is_alive():
             self._heartbeat.join(timeout=2)
         statement = audit.compose("lease_release", self.settings)
         try:
@@ -223,7 +249,7 @@ class WriterLease:
                     if time.monotonic() >= deadline:
                         return
         except Exception:
-            return  # the lease expires on its own within LEASE_TTL
+            return  # the lease expires on its own within its TTL
         finally:
             if self._side is not None:
                 db.abandon(self._side)

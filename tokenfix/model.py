@@ -8,16 +8,20 @@ are bound parameters; a per-row lookup into the table is ~9x slower at 10M rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from tokenfix import queries
 from tokenfix.catalog import Catalog
+from tokenfix.errors import DatabaseProblem, first_line
 from tokenfix.settings import Settings
 
 
@@ -66,8 +70,22 @@ def _match_condition(index: int, override: Override, params: dict[str, Any]) -> 
     return sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
 
 
+# The type an override price is cast to, by the family of the token_cost column: integer
+# keeps the all-users aggregate on its fast bigint path; a wider column keeps its width.
+PRICE_CASTS: dict[str, sql.SQL] = {
+    "smallint": sql.SQL("integer"),
+    "integer": sql.SQL("integer"),
+    "bigint": sql.SQL("bigint"),
+}
+
+
+def price_cast(catalog: Catalog) -> str:
+    base = catalog.overrides.columns.get("token_cost", "integer").split("(")[0].strip()
+    return base if base in PRICE_CASTS else "numeric"
+
+
 def compile_override_price(
-    overrides: tuple[Override, ...],
+    overrides: tuple[Override, ...], cast: str = "integer"
 ) -> tuple[sql.Composable, dict[str, Any]]:
     """A CASE giving the token_cost of the best matching override of row `u`, else NULL.
 
@@ -87,8 +105,10 @@ def compile_override_price(
         for index, override in group:
             params[f"ov{index}_cost"] = override.token_cost
             inner.append(
-                sql.SQL("WHEN {} THEN {}::integer").format(
-                    _match_condition(index, override, params), sql.Placeholder(f"ov{index}_cost")
+                sql.SQL("WHEN {} THEN {}::{}").format(
+                    _match_condition(index, override, params),
+                    sql.Placeholder(f"ov{index}_cost"),
+                    PRICE_CASTS.get(cast, sql.SQL("numeric")),
                 )
             )
         branches.append(
@@ -117,12 +137,19 @@ class BalanceModel:
 
     settings: Settings
     overrides: tuple[Override, ...] = ()
+    profiles_key_unique: bool = True
+    price_cast: str = "integer"
 
     @classmethod
     def load(
         cls, conn: psycopg.Connection[tuple[Any, ...]], settings: Settings, catalog: Catalog
     ) -> BalanceModel:
-        return cls(settings=settings, overrides=load_overrides(conn, settings, catalog))
+        return cls(
+            settings=settings,
+            overrides=load_overrides(conn, settings, catalog),
+            profiles_key_unique=catalog.profiles_key_unique,
+            price_cast=price_cast(catalog),
+        )
 
     @cached_property
     def _compiled(self) -> tuple[dict[str, sql.Composable], dict[str, Any]]:
@@ -134,7 +161,7 @@ class BalanceModel:
         priced = tuple(
             o for o in self.overrides if o.action_type not in self.settings.special_actions
         )
-        override_price, override_params = compile_override_price(priced)
+        override_price, override_params = compile_override_price(priced, self.price_cast)
         params.update(override_params)
         effective = (
             sql.SQL("coalesce({}, u.tokens_used)").format(override_price)
@@ -179,3 +206,18 @@ class BalanceModel:
     def compose(self, name: str, **extra: sql.Composable) -> sql.Composed:
         """The query file `name` with the model's fragments (and `extra` ones) filled in."""
         return queries.compose(name, **{**self.fragments(), **extra})
+
+
+@contextmanager
+def out_of_range_names_the_tables(model: BalanceModel) -> Iterator[None]:
+    """A sum or a price too large for its type is reported with the tables it came from."""
+    try:
+        yield
+    except pg_errors.NumericValueOutOfRange as exc:
+        s = model.settings
+        raise DatabaseProblem(
+            f"a value is out of range while computing balances from {s.usage_table} (prices "
+            f"from {s.overrides_table}, balances in {s.profiles_table}): {first_line(str(exc))}",
+            hint="an amount, an override price or a sum does not fit its type; check those "
+            "tables for extreme values ('tokenfix doctor')",
+        ) from None

@@ -171,9 +171,8 @@ class LocalCluster:
         self.bindir = bindir
         self.label = label
         # A short path: the unix socket lives here, and socket paths are limited to ~100 bytes.
-        self.base = Path(
-            tempfile.mkdtemp(prefix="tfpg-", dir="/tmp" if os.name == "posix" else None)
-        )
+        parent = os.environ.get("TOKENFIX_PG_TMPDIR") or ("/tmp" if os.name == "posix" else None)
+        self.base = Path(tempfile.mkdtemp(prefix="tfpg-", dir=parent))
         self.base.chmod(0o755)
         self.datadir = self.base / "data"
         self.logfile = self.base / "server.log"

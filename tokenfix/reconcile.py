@@ -19,9 +19,9 @@ from psycopg.rows import dict_row
 
 from tokenfix import audit, catalog
 from tokenfix.db import Connection, require_primary, transaction
-from tokenfix.errors import BadInput, Declined
+from tokenfix.errors import BadInput, DatabaseProblem, Declined
 from tokenfix.lease import WriterLease
-from tokenfix.model import BalanceModel
+from tokenfix.model import BalanceModel, out_of_range_names_the_tables
 from tokenfix.settings import Settings
 from tokenfix.spool import Spool
 
@@ -61,6 +61,8 @@ class Plan:
 
     counts: Counts
     candidates: Spool
+    warnings: list[str] = field(default_factory=list)
+    """Things the operator should know that do not stop the run (shown on stderr)."""
 
     def planned_writes(self, request: Request) -> int:
         return sum(1 for c in self.candidates if _write_intended(c, request))
@@ -74,6 +76,7 @@ class Outcome:
     changes: Spool = field(repr=False)
     unresolved: int = 0
     """Changes not applied: drift or missing profiles left for a later run."""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _selection_sql(
@@ -133,6 +136,7 @@ def load_model(conn: Connection, settings: Settings) -> BalanceModel:
     with transaction(conn, settings, read_only=True):
         tables = catalog.load(conn, settings)
         catalog.require_balance_tables(tables, settings)
+        catalog.check_starting_balance(tables, settings)
         return BalanceModel.load(conn, settings, tables)
 
 
@@ -150,7 +154,10 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     statement, params = with_recent(model, "candidates", request.selection, request.settle)
     counts = Counts()
     candidates = Spool()
-    with transaction(conn, model.settings, read_only=True, large_aggregate=True):
+    with (
+        out_of_range_names_the_tables(model),
+        transaction(conn, model.settings, read_only=True, large_aggregate=True),
+    ):
         cursor = conn.cursor(row_factory=dict_row)
         for row in cursor.stream(statement, params):
             if row["is_total"]:
@@ -163,7 +170,29 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
                 counts.users_with_drift += 1
             else:
                 counts.missing_profiles += 1
-    return Plan(counts=counts, candidates=candidates)
+        warnings = _plan_warnings(conn, model, request)
+    return Plan(counts=counts, candidates=candidates, warnings=warnings)
+
+
+def _plan_warnings(conn: Connection, model: BalanceModel, request: Request) -> list[str]:
+    warnings = []
+    profiles = model.settings.profiles_table
+    if not model.profiles_key_unique:
+        warnings.append(
+            f"{profiles}.user_id has no unique index: a user with two profile rows is listed "
+            "twice, and write runs are refused until it has one ('tokenfix doctor')"
+        )
+    if request.settle > timedelta(0):
+        row = conn.execute(model.compose("future_rows")).fetchone()
+        if row and row[0]:
+            users, latest = row
+            warnings.append(
+                f"{users:,} user{'s' if users != 1 else ''} have ledger rows dated in the future "
+                f"(the latest at {latest.isoformat(timespec='seconds')}): they stay deferred "
+                "(recent activity) until then; check the clock of whatever writes "
+                f"{model.settings.usage_table}"
+            )
+    return warnings
 
 
 _CANDIDATE_KEYS = (
@@ -264,6 +293,7 @@ def tally(counts: Counts, change: dict[str, Any]) -> None:
 def dry_run(plan: Plan, request: Request) -> Outcome:
     changes = Spool()
     outcome = Outcome(run_id=None, dry_run=True, counts=plan.counts, changes=changes)
+    outcome.warnings = plan.warnings
     for candidate in plan.candidates:
         change = change_record(candidate, applied=False, skipped=skip_reason(candidate, request))
         tally(plan.counts, change)
@@ -301,6 +331,14 @@ def reconcile(
         return dry_run(the_plan, request)
 
     require_primary(conn)
+    if not model.profiles_key_unique:
+        raise DatabaseProblem(
+            f"{settings.profiles_table}.user_id has no unique index: tokenfix cannot tell "
+            "which of a user's profile rows is the balance, nor guard an insert; nothing "
+            "was written",
+            hint=f"ALTER TABLE {settings.profiles_table} ADD PRIMARY KEY (user_id) after "
+            "removing duplicates; 'tokenfix doctor' checks it",
+        )
     origin = audit.Origin.here()
     run_id = uuid.uuid4()
     with WriterLease(conn, settings, command="reconcile", run_id=run_id, origin=origin) as lease:

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     # Seconds a confirmation prompt waits for an answer: the lease is held meanwhile, and a
     # forgotten terminal must not lock every other run out.
     prompt_timeout: int = Field(default=120, ge=1)
+    # Seconds the writer lease lives unless renewed: how long a killed run keeps others out.
+    lease_ttl: int = Field(default=60, ge=2, le=3600)
 
     @field_validator("audit_schema")
     @classmethod

@@ -61,7 +61,13 @@ class Writer:
     def apply(self, plan: Plan, *, run_id: uuid.UUID | None) -> Outcome:
         """Write every batch; `run_id` is None when the plan writes nothing (no audit run)."""
         changes = Spool()
-        outcome = Outcome(run_id=run_id, dry_run=False, counts=plan.counts, changes=changes)
+        outcome = Outcome(
+            run_id=run_id,
+            dry_run=False,
+            counts=plan.counts,
+            changes=changes,
+            warnings=plan.warnings,
+        )
         for batch in plan.candidates.batches(self.request.batch_size):
             for change in self._batch(batch):
                 tally(outcome.counts, change)

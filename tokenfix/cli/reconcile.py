@@ -54,6 +54,12 @@ def _user_ids(arguments: list[str]) -> tuple[Any, ...]:
                     raise BadInput(f"stdin line {number}: {exc.message}") from None
         else:
             ids.append(parse_user_id(argument))
+    if not ids:
+        # An empty list usually means the step that produced it failed (SPEC §4).
+        raise BadInput(
+            "no user ids on stdin: nothing to check",
+            hint="did the command feeding the list fail? use --all to check every user",
+        )
     return tuple(dict.fromkeys(ids))
 
 
@@ -168,7 +174,7 @@ def reconcile(
         batch_size=settings.batch_size,
         max_changes=settings.max_changes,
     )
-    ui = _Feedback(show=all_users and not quiet, target=settings)
+    ui = _Feedback(show=all_users and not quiet, target=settings, quiet=quiet)
     with db.connect(settings) as conn:
         outcome = run_reconcile(
             conn,
@@ -200,10 +206,11 @@ def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
 class _Feedback:
     """Prompt and progress on stderr, on a terminal only."""
 
-    def __init__(self, *, show: bool, target: Any) -> None:
+    def __init__(self, *, show: bool, target: Any, quiet: bool = False) -> None:
         # rich only when there is a terminal to draw on: cron runs skip its import.
         self.show = show and sys.stderr.isatty()
         self.target = target
+        self.quiet = quiet
         self.err: Any = None
         if self.show or sys.stdin.isatty():
             from tokenfix.render import make_consoles
@@ -218,6 +225,10 @@ class _Feedback:
     def planned(self, plan: Any) -> None:
         if self.status is not None:
             self.status.stop()
+        if not self.quiet:
+            for warning in plan.warnings:
+                sys.stderr.write(f"warning: {' '.join(warning.split())}\n")
+            sys.stderr.flush()
         if not self.show:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

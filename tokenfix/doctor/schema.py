@@ -145,6 +145,17 @@ def indexes(context: Context) -> list[Check]:
     if context.tables is None or not context.tables.usage.exists:
         return []
     usage = context.settings.usage_table
+    if context.tables.usage.kind in ("v", "f"):
+        what = "a view" if context.tables.usage.kind == "v" else "a foreign table"
+        return [
+            warn(
+                "index_user_id",
+                f"{usage} is {what}: tokenfix reads a user's rows through the indexes of the "
+                "table(s) it reads from",
+                f"make sure the table behind {usage} has indexes leading with user_id and "
+                "created_at (CREATE INDEX CONCURRENTLY on that table, not on the view)",
+            )
+        ]
     rows = context.conn.execute(
         queries.get("doctor_indexes"), {"table": context.quoted(usage)}
     ).fetchall()
@@ -168,19 +179,33 @@ def indexes(context: Context) -> list[Check]:
                 )
             checks.append(ok(name, message))
             continue
-        statement = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({})").format(
-            sql.Identifier(f"{usage.table_name}_{column}_idx"),
-            usage.identifier,
-            sql.Identifier(column),
-        )
         checks.append(
             warn(
                 name,
                 f"no index leads with {usage}.{column}: {purpose} by scanning the whole table",
-                statement.as_string(context.conn) + ";",
+                _create_index(context, column),
             )
         )
     return checks
+
+
+def _create_index(context: Context, column: str) -> str:
+    usage = context.settings.usage_table
+    name = sql.Identifier(f"{usage.table_name}_{column}_idx")
+    if context.tables is not None and context.tables.usage.kind == "p":
+        # A partitioned table takes no CONCURRENTLY index: build one per partition, attach.
+        statement = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON ONLY {} ({});").format(
+            name, usage.identifier, sql.Identifier(column)
+        )
+        return (
+            statement.as_string(context.conn)
+            + " then CREATE INDEX CONCURRENTLY on each partition and ALTER INDEX … ATTACH "
+            "PARTITION each one (a partitioned table takes no CONCURRENTLY index)"
+        )
+    statement = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({});").format(
+        name, usage.identifier, sql.Identifier(column)
+    )
+    return statement.as_string(context.conn)
 
 
 def _covering_index(context: Context) -> str:

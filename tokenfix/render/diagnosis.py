@@ -136,11 +136,16 @@ def _balance_table(d: Diagnosis) -> Table:
     for label, field in (("remaining", "tokens_remaining"), ("used", "tokens_used")):
         cached = getattr(d.profile, field) if d.profile else None
         drift = getattr(d.drift, field) if d.drift else None
+        shown_cached = "—"
+        if d.profile is not None:
+            shown_cached = "NULL" if cached is None else f"{cached:,}"
         table.add_row(
             label,
-            f"{cached:,}" if cached is not None else "—",
+            shown_cached,
             f"{getattr(expected, field):,}",
-            _signed(drift),
+            Text("NULL cache", style="bold red")
+            if d.profile and cached is None
+            else _signed(drift),
         )
     return table
 
@@ -151,6 +156,12 @@ def _causes(d: Diagnosis) -> Text:
     if d.status == "missing_profile":
         return Text(
             "No profile row: 'tokenfix reconcile USER_ID --create-missing' creates it.",
+            style="yellow",
+        )
+    if d.profile is not None and None in (d.profile.tokens_remaining, d.profile.tokens_used):
+        return Text(
+            "The cached balance is NULL: the app cannot spend from it. "
+            "'tokenfix reconcile USER_ID' writes the expected values.",
             style="yellow",
         )
     if not d.causes:

@@ -53,6 +53,7 @@ def summary_json(outcome: Outcome) -> dict[str, Any]:
         "profiles_created": c.profiles_created,
         "users_deferred": c.users_deferred,
         "users_changed": c.users_changed,
+        "warnings": outcome.warnings,
     }
 
 
@@ -89,17 +90,27 @@ def write_csv(stream: TextIO, outcome: Outcome) -> None:
         writer.writerow(_flat(change))
 
 
-def _pair(values: dict[str, int] | None, *, signed: bool = False) -> Text:
+def _amount(value: Any, *, signed: bool = False) -> str:
+    if value is None:
+        return "NULL" if not signed else "?"
+    return f"{value:+,}" if signed else f"{value:,}"
+
+
+def _pair(values: dict[str, Any] | None, *, signed: bool = False) -> Text:
     """remaining / used, as one cell."""
     if values is None:
         return Text("—", style="dim")
     remaining, used = values["tokens_remaining"], values["tokens_used"]
-    if signed:
-        return Text(f"{remaining:+,} / {used:+,}", style="bold red")
-    return Text(f"{remaining:,} / {used:,}")
+    text = f"{_amount(remaining, signed=signed)} / {_amount(used, signed=signed)}"
+    return Text(text, style="bold red") if signed else Text(text)
 
 
 def _what_happened(change: dict[str, Any]) -> Text:
+    stored = change.get("stored")
+    if stored is not None:
+        kept = f"{stored['tokens_remaining']:,} / {stored['tokens_used']:,}"
+        verb = "written, but" if change["applied"] else "not changed:"
+        return Text(f"{verb} the database stored {kept}", style="bold yellow")
     if change["applied"]:
         done = "updated" if change["status"] == "drift" else "profile created"
         return Text(done, style="green")

@@ -14,6 +14,12 @@ from tokenfix.audit import RunSummary
 from tokenfix.render import plain, plural
 from tokenfix.revert import RevertOutcome
 
+LEFT_ALONE = {
+    "changed_since": "left alone: changed since the run",
+    "referenced": "left alone: other rows reference it",
+    "unverifiable": "left alone: written by an older tokenfix that kept no full row",
+}
+
 
 def history_json(runs: list[RunSummary]) -> dict[str, Any]:
     return {
@@ -28,12 +34,12 @@ def history_json(runs: list[RunSummary]) -> dict[str, Any]:
 
 
 def _written(run: RunSummary) -> str:
+    """What the run wrote, from its audit rows (a failed run wrote its earlier batches)."""
     if run.command == "revert":
         return (
-            f"{run.users_updated or 0} restored, {run.profiles_deleted or 0} del., "
-            f"{run.profiles_created or 0} re-created"
+            f"{run.rows_updated} restored, {run.rows_deleted} del., {run.rows_inserted} re-created"
         )
-    return f"{run.users_updated or 0} upd., {run.profiles_created or 0} new"
+    return f"{run.rows_updated} upd., {run.rows_inserted} new"
 
 
 def render_history(console: Console, runs: list[RunSummary]) -> None:
@@ -51,7 +57,9 @@ def render_history(console: Console, runs: list[RunSummary]) -> None:
             note = f"reverted by {run.reverted_by}"
         if run.error:
             note = run.error
-        status_style = {"completed": "green", "failed": "red"}.get(run.status, "yellow")
+        status_style = {"completed": "green", "failed": "red", "abandoned": "red"}.get(
+            run.status, "yellow"
+        )
         table.add_row(
             str(run.run_id),
             run.command,
@@ -94,7 +102,7 @@ def render_revert(console: Console, outcome: RevertOutcome) -> None:
             _values(change["restore_to"]),
             Text("done", style="green")
             if change["applied"]
-            else Text("left alone: changed since the run", style="yellow"),
+            else Text(LEFT_ALONE[change["skipped"]], style="yellow"),
         )
     if outcome.changes.count:
         console.print(table)
