@@ -132,7 +132,8 @@ def from_database_error(exc: psycopg.Error) -> TokenfixError:
     if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
         return DatabaseProblem(
             f"lost the connection to the database: {primary}",
-            hint="the server restarted or the network dropped; re-run when it is back",
+            hint="the server restarted, the network dropped, or the tool was stopped for longer "
+            "than TOKENFIX_IDLE_TIMEOUT; re-run",
         )
     sqlstate = f" [{exc.sqlstate}]" if exc.sqlstate else ""
     return DatabaseProblem(f"database error{sqlstate}: {primary}")

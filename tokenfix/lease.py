@@ -45,7 +45,11 @@ RELEASE_LOCK_TIMEOUT = "1s"
 
 
 def lost_connection(exc: BaseException | None) -> bool:
-    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
+    """Whether `exc` means the connection is gone (dropped, or the server shut down)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate or ""
+    return not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 class WriterLease:

@@ -187,7 +187,8 @@ def _plan_warnings(conn: Connection, model: BalanceModel, request: Request) -> l
         if row and row[0]:
             users, latest = row
             warnings.append(
-                f"{users:,} user{'s' if users != 1 else ''} have ledger rows dated in the future "
+                f"{users:,} {'user has' if users == 1 else 'users have'} ledger rows dated in "
+                "the future "
                 f"(the latest at {latest.isoformat(timespec='seconds')}): they stay deferred "
                 "(recent activity) until then; check the clock of whatever writes "
                 f"{model.settings.usage_table}"

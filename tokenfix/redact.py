@@ -18,7 +18,7 @@ _KV_PASSWORD = re.compile(
     r"password\s*=\s*('(?:[^'\\]|\\.)*'?|.*?)(?=\s+[A-Za-z_]+\s*=|\s*$)", re.I | re.S
 )
 _QUERY_PASSWORD = re.compile(r"[?&]password=([^&#]*)", re.I)
-_SEPARATORS = re.compile(r"[\s@:/?#&='\"\\]+")
+_SEPARATORS = re.compile(r"[\s@:/?#&=%'\"\\]+")
 MASK = "***"
 
 
@@ -47,10 +47,15 @@ def secrets(dsn: str) -> list[str]:
     for secret in whole:
         for form in (secret, unquote(secret)):
             fragments.add(form)
-            # Pieces of 3+ characters: what libpq may quote once it split the password;
-            # shorter ones would mangle ordinary words of the message for little gain.
-            fragments.update(part for part in _SEPARATORS.split(form) if len(part) >= 3)
-    return sorted((f for f in fragments if f), key=len, reverse=True)
+            fragments.update(_SEPARATORS.split(form))
+            # Where libpq cuts a password it quotes what is left on either side of the cut.
+            for found in _SEPARATORS.finditer(form):
+                fragments.update(
+                    (form[: found.start()], form[found.start() :], form[found.end() :])
+                )
+    # Pieces of 3+ characters: shorter ones would mangle ordinary words of a message for
+    # little gain.
+    return sorted((f for f in fragments if len(f) >= 3), key=len, reverse=True)
 
 
 def scrub(message: str, dsn: str | None) -> str:
