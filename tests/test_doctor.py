@@ -49,6 +49,11 @@ def test_a_healthy_supabase_database_is_all_ok(
         " vibe_assistant_tokens_remaining - amount, vibe_assistant_tokens_used ="
         " vibe_assistant_tokens_used + amount WHERE user_id = auth.uid() $$"
     )
+    # SPEC §11: a SECURITY DEFINER function that any user may call is a warning (a negative
+    # amount raises a balance); the healthy form leaves it to the server.
+    conn.execute(
+        "REVOKE EXECUTE ON FUNCTION public.charge_tokens(integer) FROM PUBLIC, anon, authenticated"
+    )
     result, checks = doctor(cli)
     assert {name: c["status"] for name, c in checks.items() if c["status"] != "ok"} == {}
     assert result.exit_code == 0
