@@ -427,3 +427,36 @@ def test_public_is_judged_from_the_catalogs(
     assert checks["api_role_public"]["status"] == "fail"
     assert 'REVOKE UPDATE ON "user_profiles" FROM PUBLIC' in checks["api_role_public"]["fix"]
     assert "FROM PUBLIC" in checks["api_role_anon"]["fix"]
+
+
+def test_no_probe_gives_catalog_verdicts_for_all_of_it(
+    cli: CliRunner, conn: psycopg.Connection, users: Users
+) -> None:
+    conn.execute(OWN_UPDATE)
+    conn.execute(
+        "CREATE POLICY admins_update ON user_profiles FOR UPDATE TO authenticated"
+        " USING ((auth.jwt() -> 'user_metadata' ->> 'role') = 'admin')"
+    )
+    conn.execute("CREATE VIEW public.balances AS SELECT * FROM user_profiles")
+    conn.execute(
+        "CREATE FUNCTION public.spend_tokens(amount integer) RETURNS void LANGUAGE sql"
+        " SECURITY DEFINER SET search_path = '' AS $$ UPDATE public.user_profiles SET"
+        " vibe_assistant_tokens_remaining = vibe_assistant_tokens_remaining - amount"
+        " WHERE user_id = auth.uid() $$"
+    )
+    conn.execute("ALTER TABLE token_usage DISABLE ROW LEVEL SECURITY")
+    conn.execute("ALTER TABLE ai_action_token_overrides DISABLE ROW LEVEL SECURITY")
+    checks = doctor(cli, "--no-probe")
+    assert {name: c["status"] for name, c in checks.items() if c["status"] != "ok"} == {
+        "api_role_authenticated": "fail",
+        "writable_views": "fail",
+        "user_metadata_policies": "fail",
+        "security_definer_callable": "warn",
+        "ledger_writes": "fail",
+        "ledger_reads": "warn",
+        "overrides_writes": "fail",
+        "overrides_reads": "warn",
+    }
+    for name in ("api_role_authenticated", "writable_views", "ledger_writes", "overrides_writes"):
+        assert "probe off (--no-probe): catalog verdict" in checks[name]["message"]
+        assert "touched" not in checks[name]["message"]

@@ -73,6 +73,7 @@ def run_doctor(settings: Settings, *, probe: bool = True) -> Report:
         connection,
         definers,
         ledger,
+        ledger_access,
         schema,
         trust,
         views,
@@ -97,6 +98,10 @@ def run_doctor(settings: Settings, *, probe: bool = True) -> Report:
             claims.user_metadata_policies,
             access.definer_functions,
             definers.callable_definers,
+            ledger_access.ledger_writes,
+            ledger_access.ledger_reads,
+            ledger_access.overrides_writes,
+            ledger_access.overrides_reads,
             schema.indexes,
             ledger.ambiguous_overrides,
             ledger.ledger_health,
@@ -106,6 +111,8 @@ def run_doctor(settings: Settings, *, probe: bool = True) -> Report:
             probes = (
                 trust.api_roles_check,
                 views.writable_views,
+                ledger_access.ledger_writes,
+                ledger_access.overrides_writes,
             )
             read_only = check not in probes or bool(context.server.get("standby"))
             checks.extend(_safely(check, context, read_only=read_only))
