@@ -214,6 +214,8 @@ def test_a_trigger_calling_outside_the_database_is_never_probed(
     )
     conn.execute("GRANT USAGE ON SCHEMA net TO anon, authenticated, service_role")
     conn.execute(OWN_UPDATE)
+    # A write through this view fires the table's triggers too.
+    conn.execute("CREATE VIEW public.balances AS SELECT * FROM user_profiles")
     assert raise_balance(conn, "authenticated", users.owner, users.owner)
     calls = "SELECT last_value FROM net.calls"
     before = conn.execute(calls).fetchone()
@@ -225,6 +227,9 @@ def test_a_trigger_calling_outside_the_database_is_never_probed(
     assert "calls outside the database" in check["message"]
     assert "catalog verdict" in check["message"] and "touched" not in check["message"]
     assert "probe skipped" in checks["api_role_service_role"]["message"]
+    view = checks["writable_views"]
+    assert view["status"] == "fail"
+    assert "probe skipped: trigger balance_webhook" in view["message"]
 
 
 def test_a_definer_view_writable_by_api_roles_fails_through_the_view(

@@ -37,9 +37,13 @@ WHO = {"anon": "anyone with the anon key", "authenticated": "any signed-in user"
 
 
 def skip_reason(
-    context: Context, target: TrustTarget, role: ApiRole, relation: QualifiedName
+    context: Context,
+    target: TrustTarget,
+    role: ApiRole,
+    relation: QualifiedName,
+    base: QualifiedName | None = None,
 ) -> str | None:
-    """Why a probe as `role` on `relation` must not run, or None."""
+    """Why a probe as `role` on `relation` (a view over `base`) must not run, or None."""
     if not context.probe:
         return "probe off (--no-probe): catalog verdict"
     if context.server.get("standby"):
@@ -50,6 +54,9 @@ def skip_reason(
             "catalog verdict"
         )
     triggers = outbound_triggers(context.conn, relation, target.tables)
+    if base is not None:
+        # Writing through a view fires its table's triggers too.
+        triggers += outbound_triggers(context.conn, base, target.tables)
     return skip_note(triggers) if triggers else None
 
 

@@ -165,7 +165,7 @@ def _probe_view(
         if missing or unshaped:
             skip = "probe skipped: the view renames or hides columns: catalog verdict"
         else:
-            skip = skip_reason(context, target, role, view.name)
+            skip = skip_reason(context, target, role, view.name, view.base)
         if skip:
             notes.append(skip)
             proven_safe = False
