@@ -11,7 +11,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.builders import BASE_TIME, Ledger, ensure_role
 from tests.clirunner import CliRunner, Result
-from tests.supabase import make_supabase_like
+from tests.supabase import lock_down_ledger, make_supabase_like
 
 PROFILES = "SELECT md5(string_agg(p::text, ',' ORDER BY user_id)) FROM user_profiles AS p"
 
@@ -28,8 +28,11 @@ def doctor(cli: CliRunner, *args: str) -> tuple[Result, dict[str, dict]]:
 
 @pytest.fixture
 def supabase(conn: psycopg.Connection, ledger: Ledger) -> uuid.UUID:
-    """Supabase's grants, RLS on, users may read their own profile; one profile row."""
+    """Supabase's grants, RLS on, users may read their own profile; one profile row. The
+    ledger and the prices are closed to the API roles (SPEC §11), so these tests judge the
+    profile arrangement alone."""
     make_supabase_like(conn)
+    lock_down_ledger(conn)
     conn.execute("ALTER TABLE user_profiles ENABLE ROW LEVEL SECURITY")
     conn.execute(
         "CREATE POLICY own_profile_read ON user_profiles FOR SELECT TO authenticated"
@@ -48,6 +51,11 @@ def test_a_healthy_supabase_database_is_all_ok(
         " UPDATE public.user_profiles SET vibe_assistant_tokens_remaining ="
         " vibe_assistant_tokens_remaining - amount, vibe_assistant_tokens_used ="
         " vibe_assistant_tokens_used + amount WHERE user_id = auth.uid() $$"
+    )
+    # SPEC §11: a SECURITY DEFINER function that any user may call is a warning (a negative
+    # amount raises a balance); the healthy form leaves it to the server.
+    conn.execute(
+        "REVOKE EXECUTE ON FUNCTION public.charge_tokens(integer) FROM PUBLIC, anon, authenticated"
     )
     result, checks = doctor(cli)
     assert {name: c["status"] for name, c in checks.items() if c["status"] != "ok"} == {}

@@ -67,7 +67,17 @@ CheckFunction = Callable[[Context], list[Check]]
 
 
 def run_doctor(settings: Settings, *, probe: bool = True) -> Report:
-    from tokenfix.doctor import access, connection, ledger, schema
+    from tokenfix.doctor import (
+        access,
+        claims,
+        connection,
+        definers,
+        ledger,
+        ledger_access,
+        schema,
+        trust,
+        views,
+    )
 
     try:
         conn = db.connect(settings)
@@ -83,14 +93,28 @@ def run_doctor(settings: Settings, *, probe: bool = True) -> Report:
             access.privileges,
             access.tool_rls,
             access.profiles_rls,
-            access.api_roles,
+            trust.api_roles_check,
+            views.writable_views,
+            claims.user_metadata_policies,
             access.definer_functions,
+            definers.callable_definers,
+            ledger_access.ledger_writes,
+            ledger_access.ledger_reads,
+            ledger_access.overrides_writes,
+            ledger_access.overrides_reads,
             schema.indexes,
             ledger.ambiguous_overrides,
             ledger.ledger_health,
         ):
-            # Only the RLS probe writes, and it always rolls back; everything else is read-only.
-            read_only = check is not access.api_roles or bool(context.server.get("standby"))
+            # Only the trust-boundary probes write, each in a savepoint that is always rolled
+            # back; everything else is read-only.
+            probes = (
+                trust.api_roles_check,
+                views.writable_views,
+                ledger_access.ledger_writes,
+                ledger_access.overrides_writes,
+            )
+            read_only = check not in probes or bool(context.server.get("standby"))
             checks.extend(_safely(check, context, read_only=read_only))
     return Report(checks)
 

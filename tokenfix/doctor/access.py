@@ -1,27 +1,19 @@
 """Who may read and write what: the tool's own privileges, and the seed incident's question —
-which roles can update a balance under row-level security — judged from the catalogs and
-proven by a probe that is always rolled back."""
+row-level security on the balance table; which API roles can raise a balance is the trust
+boundary's job (trust.py)."""
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix import audit, queries
 from tokenfix.doctor import Check, Context, fail, ok, warn
 from tokenfix.settings import QualifiedName
-
-API_ROLES = ("anon", "authenticated", "service_role")
-PROBE_LOCK_TIMEOUT = "1s"
-PROBE_STATEMENT_TIMEOUT = "5s"
 
 
 def _access(context: Context, table: QualifiedName) -> dict[str, Any] | None:
@@ -231,158 +223,6 @@ def profiles_rls(context: Context) -> list[Check]:
             f"allow UPDATE: {described}",
         )
     ]
-
-
-def api_roles(context: Context) -> list[Check]:
-    """anon / authenticated / service_role: could each update a balance? Catalogs, then proof."""
-    if context.tables is None or not context.tables.profiles.exists:
-        return []
-    roles = _api_roles(context)
-    if not roles:
-        return []
-    access = _access(context, context.settings.profiles_table) or {}
-    policies = _policies(context)
-    probe_user = _probe_user(context)
-    definers = [f for f, _, updates in _definer_functions(context) if updates]
-    checks = []
-    for role in roles:
-        by_catalog, why = _catalog_verdict(role, access, policies)
-        probe = _probe(context, role, probe_user)
-        can_update = by_catalog if probe.rows is None else probe.rows > 0
-        evidence = f"{why}; {probe.description}"
-        checks.append(_verdict(context, role["role"], can_update, evidence, definers))
-    return checks
-
-
-def _catalog_verdict(
-    role: dict[str, Any], access: dict[str, Any], policies: list[Policy]
-) -> tuple[bool, str]:
-    name = role["role"]
-    if not role["may_update_balance"]:
-        return False, f"no UPDATE privilege on the balance columns for {name}"
-    if role["bypasses_rls"]:
-        return True, f"UPDATE granted and {name} bypasses RLS"
-    if not access.get("rls_enabled"):
-        return True, "UPDATE granted and RLS is off"
-    permitting = [p.name for p in policies if p.permits_update_by(name)]
-    if permitting:
-        return True, f"UPDATE granted and policy {', '.join(permitting)} permits it"
-    return False, f"UPDATE granted but no RLS policy lets {name} update"
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    rows: int | None  # None: not probed
-    description: str
-
-
-def _probe_user(context: Context) -> uuid.UUID | None:
-    row = context.conn.execute(
-        queries.compose("probe_user", profiles=context.settings.profiles_table.identifier)
-    ).fetchone()
-    return row[0] if row else None
-
-
-def _probe(context: Context, role: dict[str, Any], user: uuid.UUID | None) -> ProbeResult:
-    name = role["role"]
-    if not context.probe:
-        return ProbeResult(None, "probe off (--no-probe): catalog verdict")
-    if context.server.get("standby"):
-        return ProbeResult(None, "probe skipped on a standby: catalog verdict")
-    if not role["can_set_role"]:
-        return ProbeResult(
-            None,
-            f"probe skipped: role {context.server.get('role')} cannot SET "
-            f"ROLE {name}: catalog verdict",
-        )
-    if user is None:
-        return ProbeResult(None, "probe skipped: no profile row to probe with: catalog verdict")
-    try:
-        rows = _probe_update(context, name, user)
-    except pg_errors.InsufficientPrivilege:
-        return ProbeResult(0, f"probe: UPDATE as {name} was refused (permission denied)")
-    except pg_errors.LockNotAvailable:
-        return ProbeResult(None, "probe skipped: the probe row was locked: catalog verdict")
-    return ProbeResult(
-        rows,
-        f"probe: UPDATE as {name} with a JWT for user {user} touched "
-        f"{rows} row{'s' if rows != 1 else ''} (rolled back)",
-    )
-
-
-def _probe_update(context: Context, role: str, user: uuid.UUID) -> int:
-    """The app's balance update, as `role` with the user's JWT claims; always rolled back."""
-    s = context.settings
-    conn = context.conn
-    claims = json.dumps({"sub": str(user), "role": role})
-    with conn.transaction(savepoint_name="tokenfix_probe") as probe:
-        conn.execute(
-            "SELECT set_config('lock_timeout', %s, true),"
-            " set_config('statement_timeout', %s, true),"
-            " set_config('request.jwt.claim.sub', %s, true),"
-            " set_config('request.jwt.claim.role', %s, true),"
-            " set_config('request.jwt.claims', %s, true)",
-            (PROBE_LOCK_TIMEOUT, PROBE_STATEMENT_TIMEOUT, str(user), role, claims),
-        )
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-        statement = queries.compose(
-            "probe_update",
-            profiles=s.profiles_table.identifier,
-            remaining=sql.Identifier(s.remaining_column.table_name),
-        )
-        rows = conn.execute(statement, {"user_id": user}).rowcount
-        raise psycopg.Rollback(probe)
-    return rows  # pragma: no cover  (the rollback above always leaves the block)
-
-
-def _verdict(
-    context: Context, role: str, can_update: bool, evidence: str, definers: list[str]
-) -> Check:
-    name = f"api_role_{role}"
-    s = context.settings
-    table = s.profiles_table
-    if role in ("anon", "authenticated") and can_update:
-        who = "anyone with the anon key" if role == "anon" else "any signed-in user"
-        revoke = (
-            sql.SQL("REVOKE UPDATE ON {t} FROM {r}; REVOKE UPDATE ({a}, {b}) ON {t} FROM {r};")
-            .format(
-                t=table.identifier,
-                r=sql.Identifier(role),
-                a=sql.Identifier(s.remaining_column.table_name),
-                b=sql.Identifier(s.used_column.table_name),
-            )
-            .as_string(context.conn)
-        )
-        return fail(
-            name,
-            f"{role} can update balances in {table}: {who} can set their own "  # noqa: S608 (advice text)
-            f"balance through the Data API ({evidence})",
-            f"{revoke} (or drop the UPDATE policy); update balances only with "
-            "service_role or a SECURITY DEFINER function",
-        )
-    if role == "authenticated":
-        if definers:
-            return ok(
-                name,
-                f"authenticated cannot update balances directly ({evidence}); "
-                f"SECURITY DEFINER function(s) {', '.join(definers)} do it",
-            )
-        return warn(
-            name,
-            f"authenticated cannot update balances ({evidence}): an app that "
-            "updates balances with the user's session client silently updates 0 "
-            "rows, the seed incident's failure",
-            "update balances from the server with the service role key, or through a "
-            "SECURITY DEFINER function granted to authenticated",
-        )
-    if role == "service_role" and not can_update:
-        grant = sql.SQL("GRANT UPDATE ON {} TO service_role;").format(table.identifier)
-        return warn(
-            name,
-            f"service_role cannot update balances ({evidence}): server-side balance updates fail",
-            grant.as_string(context.conn),
-        )
-    return ok(name, f"{role}: {'can' if can_update else 'cannot'} update balances ({evidence})")
 
 
 def _definer_functions(context: Context) -> list[tuple[str, bool, bool]]:

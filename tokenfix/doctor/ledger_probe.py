@@ -1,0 +1,252 @@
+"""The ledger and price-table probes (SPEC §11): as an API role, insert a grant-class row for the
+caller, lower or delete the caller's own charge row, insert a charge row; insert, change or
+delete an override. Directly or through a view; each in a savepoint that is rolled back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from tokenfix import queries
+from tokenfix.doctor.grants import RoleAccess
+from tokenfix.doctor.probe import Claims, Outcome, Write, attempt
+from tokenfix.doctor.target import LedgerShape, LedgerTarget, PricingTarget, TrustTarget
+from tokenfix.settings import QualifiedName
+
+# The action a probe's charge row carries when the ledger holds no charge row to copy.
+PROBE_ACTION = "tokenfix_probe"
+
+Operation = Literal[
+    "mint", "lower", "delete", "charge", "price_insert", "price_update", "price_delete"
+]
+
+
+@dataclass(frozen=True)
+class Probed:
+    operation: Operation
+    description: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class ChargeRow:
+    id: Any
+    key: Any
+    amount: Any
+    action: str
+    model: str | None
+
+
+def charge_row(
+    conn: psycopg.Connection[Any], target: TrustTarget, ledger: LedgerTarget, shape: LedgerShape
+) -> ChargeRow | None:
+    statement = queries.compose(
+        "probe_ledger_charge",
+        table=ledger.table.identifier,
+        id=sql.Identifier(shape.id),
+        key=sql.Identifier(ledger.key),
+        amount=sql.Identifier(shape.amount),
+        action=sql.Identifier(shape.action),
+        model=sql.Identifier(shape.model),
+        counted=sql.Identifier(shape.counted),
+    )
+    row = conn.execute(statement, {"non_charge": list(target.non_charge_actions)}).fetchone()
+    return ChargeRow(*row) if row else None
+
+
+def _insert(relation: QualifiedName, values: dict[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
+    names = list(values)
+    statement = queries.compose(
+        "probe_insert",
+        relation=relation.identifier,
+        columns=sql.SQL(", ").join(map(sql.Identifier, names)),
+        values=sql.SQL(", ").join(sql.Placeholder(f"c{i}") for i in range(len(names))),
+    )
+    return statement, {f"c{i}": values[name] for i, name in enumerate(names)}
+
+
+def _read_one(table: QualifiedName, column: str, id_column: str) -> sql.Composed:
+    return queries.compose(
+        "probe_read_one",
+        column=sql.Identifier(column),
+        table=table.identifier,
+        id=sql.Identifier(id_column),
+    )
+
+
+def _update_one(
+    relation: QualifiedName, table: QualifiedName, column: str, id_column: str, row_id: Any,
+    old: Any, new: Any, access: RoleAccess | None,
+) -> Write:  # fmt: skip
+    statement = queries.compose(
+        "probe_update_one",
+        relation=relation.identifier,
+        column=sql.Identifier(column),
+        id=sql.Identifier(id_column),
+    )
+    read = _read_one(table, column, id_column)
+
+    def took_effect(conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute(read, {"id": row_id}).fetchone()
+        return row is None or row[0] != old
+
+    return Write(
+        statement,
+        {"value": new, "id": row_id},
+        may_write=bool(access and access.may_update([column])),
+        may_filter=bool(access and access.may_read(id_column)),
+        took_effect=took_effect,
+    )
+
+
+def _delete_one(
+    relation: QualifiedName, id_column: str, row_id: Any, access: RoleAccess | None
+) -> Write:
+    statement = queries.compose(
+        "probe_delete_one", relation=relation.identifier, id=sql.Identifier(id_column)
+    )
+    return Write(
+        statement,
+        {"id": row_id},
+        may_write=bool(access and access.may("DELETE")),
+        may_filter=bool(access and access.may_read(id_column)),
+    )
+
+
+def probe_ledger(
+    conn: psycopg.Connection[Any],
+    target: TrustTarget,
+    ledger: LedgerTarget,
+    shape: LedgerShape,
+    role: str,
+    access: RoleAccess | None,
+    *,
+    fallback_key: Any | None,
+    relation: QualifiedName | None = None,
+    operations: tuple[Operation, ...] = ("mint", "lower", "delete", "charge"),
+) -> list[Probed]:
+    """The ledger probes as `role`. The caller is the owner of a charge row (so that its own
+    rows exist and foreign keys to the users hold), else `fallback_key`'s owner."""
+    relation = relation or ledger.table
+    via = "" if relation == ledger.table else f" through {relation}"
+    charge = charge_row(conn, target, ledger, shape)
+    key = charge.key if charge else fallback_key if fallback_key is not None else uuid.uuid4()
+    # Under the seed's shape the ledger key is the user's id, which is the JWT subject.
+    claims = Claims(role, str(key) if role == "authenticated" else None)
+    whose = "for itself" if role == "authenticated" else "for a user"
+    owned = "its own" if role == "authenticated" else "a user's"
+    may_insert = bool(access and access.may("INSERT"))
+    found = []
+    if "mint" in operations:
+        row = {
+            ledger.key: key,
+            shape.action: target.grant_action,
+            shape.amount: 1,
+            shape.counted: True,
+        }
+        statement, params = _insert(relation, row)
+        count = queries.compose(
+            "probe_count_actions",
+            table=ledger.table.identifier,
+            key=sql.Identifier(ledger.key),
+            action=sql.Identifier(shape.action),
+        )
+        count_params = {"key": key, "action": target.grant_action}
+        before = conn.execute(count, count_params).fetchone()
+
+        def minted(conn: psycopg.Connection[Any]) -> bool:
+            return conn.execute(count, count_params).fetchone() != before
+
+        outcome = attempt(conn, claims, Write(statement, params, may_insert, took_effect=minted))
+        found.append(
+            Probed("mint", f"INSERT{via} of a grant row ({target.grant_action}) {whose}", outcome)
+        )
+    if charge is not None and "lower" in operations:
+        write = _update_one(
+            relation, ledger.table, shape.amount, shape.id, charge.id, charge.amount,
+            charge.amount - 1, access,
+        )  # fmt: skip
+        found.append(
+            Probed(
+                "lower",
+                f"UPDATE{via} lowering {owned} charge row {charge.id}",
+                attempt(conn, claims, write),
+            )
+        )
+    if charge is not None and "delete" in operations:
+        write = _delete_one(relation, shape.id, charge.id, access)
+        found.append(
+            Probed(
+                "delete",
+                f"DELETE{via} of {owned} charge row {charge.id}",
+                attempt(conn, claims, write),
+            )
+        )
+    if "charge" in operations:
+        row = {
+            ledger.key: key,
+            shape.action: charge.action if charge else PROBE_ACTION,
+            shape.amount: 1,
+            shape.counted: True,
+            shape.model: charge.model if charge else None,
+        }
+        statement, params = _insert(relation, row)
+        outcome = attempt(conn, claims, Write(statement, params, may_insert))
+        found.append(Probed("charge", f"INSERT{via} of a charge row {whose}", outcome))
+    return found
+
+
+def probe_pricing(
+    conn: psycopg.Connection[Any],
+    pricing: PricingTarget,
+    role: str,
+    access: RoleAccess | None,
+    *,
+    subject: str | None,
+    relation: QualifiedName | None = None,
+) -> list[Probed]:
+    """Set a price as `role`: a new override making a charge free, and a change to (and the
+    deletion of) an existing one."""
+    relation = relation or pricing.table
+    via = "" if relation == pricing.table else f" through {relation}"
+    claims = Claims(role, subject if role == "authenticated" else None)
+    row = {pricing.action: PROBE_ACTION, pricing.cost: 0, pricing.active: True}
+    statement, params = _insert(relation, row)
+    found = [
+        Probed(
+            "price_insert",
+            f"INSERT{via} of an override",
+            attempt(conn, claims, Write(statement, params, bool(access and access.may("INSERT")))),
+        )
+    ]
+    existing = conn.execute(
+        queries.compose(
+            "probe_override_row",
+            id=sql.Identifier(pricing.id),
+            cost=sql.Identifier(pricing.cost),
+            table=pricing.table.identifier,
+        )
+    ).fetchone()
+    if existing is None:
+        return found
+    override_id, cost = existing
+    new_cost = cost - 1 if cost and cost > 0 else 1
+    write = _update_one(
+        relation, pricing.table, pricing.cost, pricing.id, override_id, cost, new_cost, access
+    )
+    found.append(
+        Probed(
+            "price_update", f"UPDATE{via} of override {override_id}", attempt(conn, claims, write)
+        )
+    )
+    write = _delete_one(relation, pricing.id, override_id, access)
+    found.append(
+        Probed(
+            "price_delete", f"DELETE{via} of override {override_id}", attempt(conn, claims, write)
+        )
+    )
+    return found

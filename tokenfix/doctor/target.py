@@ -1,0 +1,89 @@
+"""What the trust-boundary checks (SPEC §11) look at, built from the settings in one place.
+
+Every §11 check reads table and column names from a `TrustTarget` only, so that a mapping file
+(§10) can build one instead of the §6 settings without touching the checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from tokenfix.settings import QualifiedName, Settings
+
+
+@dataclass(frozen=True)
+class LedgerShape:
+    """The seed's ledger columns: enough for a probe to write a grant-class or charge-class row.
+
+    Under a custom mapping the ledger is SQL expressions, not columns, so there is no shape and
+    the ledger is judged from privileges and policies alone (SPEC §11).
+    """
+
+    id: str = "id"
+    action: str = "action_type"
+    amount: str = "tokens_used"
+    counted: str = "success"
+    model: str = "model_used"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.id, self.action, self.amount, self.counted, self.model)
+
+
+@dataclass(frozen=True)
+class LedgerTarget:
+    table: QualifiedName
+    key: str
+    shape: LedgerShape | None
+
+
+@dataclass(frozen=True)
+class PricingTarget:
+    """The §3 override table; its columns are fixed by SPEC §2 under every mapping."""
+
+    table: QualifiedName
+    id: str = "id"
+    action: str = "action_type"
+    model: str = "model_used"
+    cost: str = "token_cost"
+    active: str = "is_active"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.id, self.action, self.model, self.cost, self.active)
+
+
+@dataclass(frozen=True, eq=False)
+class TrustTarget:
+    balance_table: QualifiedName
+    key: str
+    balance_columns: tuple[str, ...]
+    ledgers: tuple[LedgerTarget, ...]
+    grant_action: str
+    """The action a minted row carries (the first grant action)."""
+    non_charge_actions: tuple[str, ...]
+    """Grant and deduct actions: every other action is a charge."""
+    pricing: PricingTarget | None
+    subject: sql.Composable | None
+    """An expression over a balance row giving its owner's JWT `sub`; None: no own-row probe."""
+
+    @property
+    def tables(self) -> tuple[QualifiedName, ...]:
+        pricing = (self.pricing.table,) if self.pricing else ()
+        return (self.balance_table, *(ledger.table for ledger in self.ledgers), *pricing)
+
+
+def trust_target(settings: Settings) -> TrustTarget:
+    """The seed's shape under the §6 names: the owner key is the JWT subject itself."""
+    return TrustTarget(
+        balance_table=settings.profiles_table,
+        key="user_id",
+        balance_columns=(settings.remaining_column.table_name, settings.used_column.table_name),
+        ledgers=(LedgerTarget(settings.usage_table, "user_id", LedgerShape()),),
+        grant_action=settings.grant_action[0],
+        non_charge_actions=settings.special_actions,
+        pricing=PricingTarget(settings.overrides_table),
+        subject=sql.Identifier("user_id"),
+    )
