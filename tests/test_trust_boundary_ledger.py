@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -336,3 +337,18 @@ def test_doctor_leaves_every_table_byte_for_byte_unchanged(
     assert "touched 1 row and took effect" in checks["writable_views"]["message"]
     assert _snapshot(conn) == before
     assert conn.execute("SELECT to_regnamespace('tokenfix')").fetchone() == (None,)
+
+
+def test_a_write_run_warns_once_when_api_roles_can_mint_ledger_rows_then_proceeds(
+    cli: CliRunner, conn: psycopg.Connection, ledger: Ledger
+) -> None:
+    make_supabase_like(conn)  # RLS off on the ledger, Supabase's default grants
+    user = ledger.profile(ledger.user())
+    ledger.row(user, 10, at=datetime.now(UTC) - timedelta(hours=1))
+    result = cli("reconcile", "--all", "--yes", "--json")
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "token_usage" in warnings[0] and "tokenfix doctor" in warnings[0]
+    assert any("token_usage" in w for w in result.json()["warnings"])
+    assert ledger.cached(user) == (-10, 10)

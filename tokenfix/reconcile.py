@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from tokenfix import audit, catalog
 from tokenfix.db import Connection, require_primary, transaction
+from tokenfix.doctor.mint import ledger_mint_risks, mint_warning
 from tokenfix.errors import BadInput, DatabaseProblem, Declined
 from tokenfix.lease import WriterLease
 from tokenfix.model import BalanceModel, out_of_range_names_the_tables
@@ -344,6 +345,7 @@ def reconcile(
     run_id = uuid.uuid4()
     with WriterLease(conn, settings, command="reconcile", run_id=run_id, origin=origin) as lease:
         the_plan = plan(conn, model, request)
+        the_plan.warnings[:0] = _mint_warnings(conn, settings)
         if on_plan:
             on_plan(the_plan)
         planned = check_brake(the_plan, request)
@@ -367,6 +369,13 @@ def reconcile(
             lease.record_end(run_id, exc)
             raise
         return outcome
+
+
+def _mint_warnings(conn: Connection, settings: Settings) -> list[str]:
+    """SPEC §11: before writing, the cheap catalog look at who else can write the ledger."""
+    with transaction(conn, settings, read_only=True):
+        warning = mint_warning(ledger_mint_risks(conn, settings))
+    return [warning] if warning else []
 
 
 def counts_of(counts: Counts) -> dict[str, int]:

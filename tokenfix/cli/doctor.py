@@ -32,7 +32,9 @@ def doctor(
         bool,
         typer.Option(
             "--probe/--no-probe",
-            help="Prove the RLS verdicts with an UPDATE as each API role, always rolled back.",
+            help="Prove the verdicts by acting as anon and authenticated (raise a balance, mint "
+            "a ledger row, set a price), always rolled back; --no-probe judges from the "
+            "catalogs only.",
         ),
     ] = True,
     database_url: DatabaseUrlOption = None,
@@ -42,10 +44,11 @@ def doctor(
 ) -> None:
     """Check that this database is set up so that tokenfix, and the app, can work.
 
-    Connection, tables and columns, privileges, row-level security on the profiles table and
-    which API roles could update a balance (the seed incident), SECURITY DEFINER functions,
-    indexes, ambiguous overrides, invalid rows, missing profiles. Exit 0 when all is ok,
-    1 with warnings only, 3 when a check failed.
+    Connection, tables and columns, privileges, row-level security, and the trust boundary:
+    every way anon, authenticated or PUBLIC could raise a balance or write the ledger and the
+    prices (grants, policies, views, SECURITY DEFINER functions, proven by rolled-back
+    probes), indexes, ambiguous overrides, invalid rows, missing profiles. Exit 0 when all
+    is ok, 1 with warnings only, 3 when a check failed.
     """
     enable_debug(debug)
     from tokenfix.doctor import run_doctor

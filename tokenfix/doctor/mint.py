@@ -145,7 +145,7 @@ def ledger_mint_risks(conn: psycopg.Connection[Any], settings: Settings) -> list
 
 
 def mint_warning(risks: Sequence[MintRisk]) -> str | None:
-    """One stderr line naming the roles and tables, or None when there is no risk."""
+    """One warning naming the roles and tables, or None when there is no risk."""
     if not risks:
         return None
     roles = list(dict.fromkeys(r.role for r in risks))
@@ -156,7 +156,7 @@ def mint_warning(risks: Sequence[MintRisk]) -> str | None:
             tables[risk.table].append(risk.privilege)
     written = ", ".join(f"{table} ({'/'.join(privileges)})" for table, privileges in tables.items())
     return (
-        f"warning: API role(s) {', '.join(roles)} can write {written}, which reconcile trusts: "
+        f"API role(s) {', '.join(roles)} can write {written}, which reconcile trusts: "
         "a user could mint the balance reconcile then writes. Run `tokenfix doctor` for the "
         "proof and the fix"
     )

@@ -21,7 +21,6 @@ from tokenfix import queries
 
 LOCK_TIMEOUT = "1s"
 STATEMENT_TIMEOUT = "5s"
-IDLE_TIMEOUT = "30s"
 
 Kind = Literal[
     "changed",  # the write took effect
@@ -85,7 +84,6 @@ def attempt(conn: psycopg.Connection[Any], claims: Claims, write: Write) -> Outc
             {
                 "lock_timeout": LOCK_TIMEOUT,
                 "statement_timeout": STATEMENT_TIMEOUT,
-                "idle_timeout": IDLE_TIMEOUT,
                 "claims": claims.as_json(),
                 "sub": claims.sub or "",
                 "role": claims.role,
