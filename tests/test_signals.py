@@ -145,12 +145,17 @@ def test_an_inherited_sighup_ignore_is_kept(
     assert ledger.cached(user) == (-100, 100)
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.15, 0.3])
+@pytest.mark.parametrize("delay", [0.0, 0.15, 0.3, 0.5])
 def test_a_signal_during_start_up_is_one_line_and_its_exit_code(db_url: str, delay: float) -> None:
     run = start(db_url, "reconcile", "--all", "--dry-run")
     time.sleep(delay)
     run.send_signal(signal.SIGTERM)
     exit_code, _, err = finish(run)
+    if exit_code == -signal.SIGTERM:
+        # Before the interpreter ran any of tokenfix (the first few dozen ms): the default
+        # action, which a shell reports as 143 too; nothing was started, nothing printed.
+        assert delay < 0.15 and err == ""
+        return
     if exit_code in (0, 1):  # finished first: nothing to check
         return
     assert exit_code == 143, err

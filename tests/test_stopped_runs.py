@@ -171,3 +171,19 @@ def test_a_killed_run_is_shown_as_abandoned_once_its_lease_lapses(
         "abandoned",
     ]
     assert ledger.cached(user) == (-100, 100)
+
+
+def test_every_transaction_sets_the_idle_timeout_and_the_connection_keepalives(
+    db_url: str,
+) -> None:
+    from tokenfix import db
+    from tokenfix.settings import Settings
+
+    settings = Settings(database_url=db_url, idle_timeout="7s")
+    with db.connect(settings) as conn:
+        assert conn.info.get_parameters()["keepalives"] == "1"
+        for read_only in (True, False):
+            with db.transaction(conn, settings, read_only=read_only):
+                row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+                assert row == ("7s",)
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone() == ("0",)

@@ -7,12 +7,11 @@ or a SIGTERM at any moment of the run, start-up included, ends in one line and 1
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
 from tokenfix import signals
 
 
-def main() -> NoReturn:
+def main() -> None:  # never returns (sys.exit); no typing import on the way to the handlers
     signals.install()
     try:
         from tokenfix.cli import run
