@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from tokenfix.diagnose import diagnose
-from tokenfix.reconcile import Request, Selection, reconcile
+from tokenfix.model import Selection
+from tokenfix.reconcile import Request, reconcile
 from tokenfix.sample import STARTING_BALANCE, build_sample, sample_settings, telling_users
 
 
@@ -54,7 +55,7 @@ def test_the_sample_defers_its_recently_active_user(conn: psycopg.Connection, db
     build_sample(conn, users=40)
     outcome = reconcile(conn, sample_settings(db_url), Request(selection=Selection()))
     recent = str(telling_users()["recent_activity"])
-    skipped = {c["user_id"]: c["skipped"] for c in outcome.changes}
+    skipped = {c.key: c.skipped for c in outcome.changes}
     assert skipped[recent] == "recent_activity"
     assert outcome.counts.users_checked == 40
     assert STARTING_BALANCE == 1000

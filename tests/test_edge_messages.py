@@ -88,14 +88,21 @@ def test_a_ledger_row_dated_in_the_future_is_named(
     assert any("dated in the future" in w for w in result.json()["warnings"])
 
 
-def test_an_overflowing_override_price_names_the_tables(
+def test_a_huge_override_price_is_exact_and_a_balance_that_cannot_hold_it_is_named(
     cli: CliRunner, conn: psycopg.Connection, ledger: Ledger, user: uuid.UUID
 ) -> None:
     conn.execute("ALTER TABLE ai_action_token_overrides ALTER token_cost TYPE bigint")
     ledger.override("chat_conversation", 9_000_000_000_000_000_000)
     ledger.row(user, 10, at=HOUR_AGO)
-    result = cli("reconcile", "--all", "--dry-run")
-    one_line(result, 3, "out of range", "token_usage", "ai_action_token_overrides")
+    dry = cli("reconcile", "--all", "--dry-run", "--json")
+    assert dry.exit_code == 1
+    expected = dry.json()["changes"][0]["expected"]
+    assert expected == {
+        "tokens_remaining": -18_000_000_000_000_000_000,
+        "tokens_used": 18_000_000_000_000_000_000,
+    }
+    written = cli("reconcile", "--all", "--yes")
+    one_line(written, 3, f"user {user}", "user_profiles", "out of range")
 
 
 def test_doctor_does_not_suggest_an_index_on_a_ledger_that_is_a_view(

@@ -30,18 +30,23 @@ def fixed_run(cli: CliRunner, ledger: Ledger) -> dict:
 
 
 def test_each_written_row_is_audited(ledger: Ledger, fixed_run: dict) -> None:
+    # Audit layout 2: the key as text, and the written columns before and after as jsonb.
     rows = ledger.conn.execute(
-        "SELECT user_id, action, before_remaining, before_used, after_remaining, after_used,"
+        "SELECT key, action, before, after,"
         " run_id::text, db_role, tool_version, host, changed_at IS NOT NULL"
-        " FROM tokenfix.changes ORDER BY user_id"
+        " FROM tokenfix.changes ORDER BY key"
     ).fetchall()
+
+    def balance(remaining: int, used: int) -> dict:
+        return {"vibe_assistant_tokens_remaining": remaining, "vibe_assistant_tokens_used": used}
+
     expected = sorted(
-        [(u, "update", 0, 0, -30, 30) for u in fixed_run["users"]]
-        + [(fixed_run["missing"], "insert", None, None, -5, 5)]
+        [(str(u), "update", balance(0, 0), balance(-30, 30)) for u in fixed_run["users"]]
+        + [(str(fixed_run["missing"]), "insert", None, balance(-5, 5))]
     )
-    assert [row[:6] for row in rows] == expected
+    assert [row[:4] for row in rows] == expected
     origin = (fixed_run["run_id"], "postgres", __version__, socket.gethostname(), True)
-    assert {row[6:] for row in rows} == {origin}
+    assert {row[4:] for row in rows} == {origin}
 
 
 def test_history_lists_runs_newest_first_with_counts(

@@ -159,7 +159,10 @@ def test_random_interrupts_while_the_app_writes_lose_nothing(
     assert code == 0, err
     assert set(drifts(conn).values()) == {(0, 0)}
     audit = conn.execute(
-        "SELECT user_id, before_remaining, before_used, after_remaining, after_used"
+        "SELECT key::uuid, (before->>'vibe_assistant_tokens_remaining')::int,"
+        " (before->>'vibe_assistant_tokens_used')::int,"
+        " (after->>'vibe_assistant_tokens_remaining')::int,"
+        " (after->>'vibe_assistant_tokens_used')::int"
         " FROM tokenfix.changes ORDER BY 1, 2, 3, 4, 5"
     ).fetchall()
     writes = conn.execute(

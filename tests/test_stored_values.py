@@ -79,8 +79,10 @@ def test_a_value_a_trigger_changed_is_reported_as_stored_and_audited_as_stored(
     assert change["expected"] == {"tokens_remaining": -572, "tokens_used": 572}
     assert change["stored"] == {"tokens_remaining": 0, "tokens_used": 572}
     assert data["users_updated"] == 1
-    audit = ledger.conn.execute("SELECT after_remaining, after_used FROM tokenfix.changes")
-    assert audit.fetchall() == [(0, 572)]
+    audit = ledger.conn.execute("SELECT after FROM tokenfix.changes")
+    assert audit.fetchall() == [
+        ({"vibe_assistant_tokens_remaining": 0, "vibe_assistant_tokens_used": 572},)
+    ]
     assert ledger.cached(clamped) == (0, 572)
     assert "the database stored 0 / 572" in cli("reconcile", "--all", "--yes").stdout
 

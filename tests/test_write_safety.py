@@ -189,8 +189,11 @@ def test_a_killed_connection_leaves_no_half_batch_and_a_rerun_finishes(
     run_status = ledger.conn.execute("SELECT run_id, status FROM tokenfix.runs").fetchall()
     assert [status for _, status in run_status] == ["failed"]
     audited = ledger.conn.execute(
-        "SELECT user_id, before_remaining, before_used, after_remaining, after_used"
-        " FROM tokenfix.changes ORDER BY user_id"
+        "SELECT key::uuid, (before->>'vibe_assistant_tokens_remaining')::int,"
+        " (before->>'vibe_assistant_tokens_used')::int,"
+        " (after->>'vibe_assistant_tokens_remaining')::int,"
+        " (after->>'vibe_assistant_tokens_used')::int"
+        " FROM tokenfix.changes ORDER BY key"
     ).fetchall()
     assert audited == [(u, 0, 0, -10, 10) for u in users[:2]]
     rerun = cli("reconcile", "--all", "--yes", "--json")

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from tokenfix import __version__, queries
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import BadInput, DatabaseProblem
+from tokenfix.mapping import Mapping
 from tokenfix.settings import Settings
 
 
@@ -34,7 +35,7 @@ class Origin:
 
 # The audit layout this tokenfix writes. Layout N is layout 0 (audit_layout_0.sql) plus the
 # additive migrations audit_layout_1.sql … audit_layout_N.sql; each is recorded in `layout`.
-LAYOUT = 1
+LAYOUT = 2
 TABLES = ("runs", "changes", "lease", "layout")
 
 
@@ -157,7 +158,8 @@ def ensure_schema(conn: Connection, settings: Settings) -> None:
         if not state.exists:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(settings.audit_schema)))
             _close_to_api_roles(conn, settings, ["schema"])
-        _apply_layouts(conn, settings, None if state.layout is None else state.layout)
+        # Every layout step is idempotent: a partial first-release schema is completed too.
+        _apply_layouts(conn, settings, None)
 
 
 def migrate(conn: Connection, settings: Settings, lease: Any) -> None:
@@ -179,6 +181,7 @@ def start_run(
     command: str,
     origin: Origin,
     options: dict[str, Any],
+    mapping: Mapping,
     reverts_run_id: uuid.UUID | None = None,
 ) -> None:
     with transaction(conn, settings):
@@ -192,6 +195,9 @@ def start_run(
                 "host": origin.host,
                 "pid": origin.pid,
                 "options": Jsonb(options),
+                "balance_table": str(mapping.balance.table),
+                "balance_key": mapping.balance.key,
+                "mapping_hash": mapping.balance_hash(),
             },
         )
 

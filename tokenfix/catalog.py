@@ -1,14 +1,15 @@
-"""What the database holds: which configured tables and columns exist, and their types."""
+"""What the database holds: which tables and columns exist, and their types."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-import psycopg
-
-from tokenfix.errors import BadInput, MissingObject
+from tokenfix.db import Connection
+from tokenfix.errors import MissingObject
 from tokenfix.queries import get
+from tokenfix.records import Amount
 from tokenfix.settings import QualifiedName, Settings
 
 USAGE_COLUMNS = (
@@ -21,7 +22,6 @@ USAGE_COLUMNS = (
     "created_at",
 )
 OVERRIDE_COLUMNS = ("id", "action_type", "model_used", "token_cost", "is_active")
-OVERRIDE_WINDOW_COLUMNS = ("valid_from", "valid_until")
 
 
 @dataclass(frozen=True)
@@ -37,23 +37,7 @@ class Table:
         return column in self.columns
 
 
-@dataclass(frozen=True)
-class Catalog:
-    usage: Table
-    profiles: Table
-    overrides: Table
-    profiles_key_unique: bool = True
-    """Whether a unique index on user_id alone guards the profiles table (ON CONFLICT needs
-    one, and without it a user may have two cached balances)."""
-
-    @property
-    def has_overrides(self) -> bool:
-        return self.overrides.exists
-
-
-def describe(
-    conn: psycopg.Connection[tuple[object, ...]], names: Sequence[QualifiedName]
-) -> list[Table]:
+def describe(conn: Connection, names: Sequence[QualifiedName]) -> list[Table]:
     """Existence and columns of each named table, resolved as the server would (search_path)."""
     quoted = [name.identifier.as_string(conn) for name in names]
     rows = conn.execute(get("describe_tables"), {"names": quoted}).fetchall()
@@ -67,45 +51,18 @@ def describe(
     return tables
 
 
-def load(conn: psycopg.Connection[tuple[object, ...]], settings: Settings) -> Catalog:
-    usage, profiles, overrides = describe(
-        conn, [settings.usage_table, settings.profiles_table, settings.overrides_table]
+def key_is_unique(conn: Connection, table: QualifiedName, column: str) -> bool:
+    quoted = table.identifier.as_string(conn)
+    row = conn.execute(get("unique_key"), {"table": quoted, "column": column}).fetchone()
+    return bool(row and row[0])
+
+
+def missing_table(table: Table, what: str) -> MissingObject:
+    return MissingObject(
+        f"table {table.name} does not exist ({what})",
+        hint="create it (sql/schema.sql for the default schema) or point the mapping or the "
+        "TOKENFIX_*_TABLE setting at the right table",
     )
-    unique = True
-    if profiles.exists:
-        quoted = settings.profiles_table.identifier.as_string(conn)
-        row = conn.execute(get("doctor_unique_user_id"), {"table": quoted}).fetchone()
-        unique = bool(row and row[0])
-    return Catalog(usage=usage, profiles=profiles, overrides=overrides, profiles_key_unique=unique)
-
-
-# The largest value each integer type holds; numeric(p, s) holds 10^(p-s) - 10^-s.
-INTEGER_LIMITS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
-
-
-def fits(value: int, type_name: str) -> bool:
-    """Whether `value` can be stored in a column of `type_name` (format_type's text)."""
-    base = type_name.split("(")[0].strip()
-    if base in INTEGER_LIMITS:
-        return -INTEGER_LIMITS[base] - 1 <= value <= INTEGER_LIMITS[base]
-    if base == "numeric" and "(" in type_name:
-        precision, _, scale = type_name.split("(")[1].rstrip(")").partition(",")
-        whole_digits = int(precision) - int(scale or 0)
-        return bool(abs(value) < 10**whole_digits)
-    return True
-
-
-def check_starting_balance(catalog: Catalog, settings: Settings) -> None:
-    """A starting balance the balance columns cannot hold is bad input (exit 2), not a
-    database error half-way through a run."""
-    column = settings.remaining_column.table_name
-    type_name = catalog.profiles.columns.get(column)
-    if type_name and not fits(settings.starting_balance, type_name):
-        raise BadInput(
-            f"the starting balance {settings.starting_balance} (--starting-balance or "
-            f"TOKENFIX_STARTING_BALANCE) does not fit {settings.profiles_table}.{column}, "
-            f"which is {type_name}"
-        )
 
 
 def _require(table: Table, columns: Sequence[tuple[str, str | None]], setting: str) -> None:
@@ -120,11 +77,15 @@ def _require(table: Table, columns: Sequence[tuple[str, str | None]], setting: s
             raise MissingObject(f"table {table.name} has no column {column}", hint=where)
 
 
-def require_balance_tables(catalog: Catalog, settings: Settings) -> None:
-    """Fail with a message naming the table or column when the §2 schema is incomplete."""
-    _require(catalog.usage, [(c, None) for c in USAGE_COLUMNS], "TOKENFIX_USAGE_TABLE")
+def require_default_schema(conn: Connection, settings: Settings) -> None:
+    """The default mapping needs the §2 schema: say which table or column is missing, and
+    which setting names it, before any expression is compiled."""
+    usage, profiles, overrides = describe(
+        conn, [settings.usage_table, settings.profiles_table, settings.overrides_table]
+    )
+    _require(usage, [(c, None) for c in USAGE_COLUMNS], "TOKENFIX_USAGE_TABLE")
     _require(
-        catalog.profiles,
+        profiles,
         [
             ("user_id", None),
             (settings.remaining_column.table_name, "TOKENFIX_REMAINING_COLUMN"),
@@ -134,7 +95,21 @@ def require_balance_tables(catalog: Catalog, settings: Settings) -> None:
         ],
         "TOKENFIX_PROFILES_TABLE",
     )
-    if catalog.overrides.exists:
-        _require(
-            catalog.overrides, [(c, None) for c in OVERRIDE_COLUMNS], "TOKENFIX_OVERRIDES_TABLE"
-        )
+    if overrides.exists:
+        _require(overrides, [(c, None) for c in OVERRIDE_COLUMNS], "TOKENFIX_OVERRIDES_TABLE")
+
+
+# The largest value each integer type holds; numeric(p, s) holds 10^(p-s) - 10^-s.
+INTEGER_LIMITS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
+
+
+def fits(value: Amount, type_name: str) -> bool:
+    """Whether `value` can be stored in a column of `type_name` (format_type's text)."""
+    base = type_name.split("(")[0].strip()
+    if base in INTEGER_LIMITS:
+        return -INTEGER_LIMITS[base] - 1 <= value <= INTEGER_LIMITS[base] and value == int(value)
+    if base == "numeric" and "(" in type_name:
+        precision, _, scale = type_name.split("(")[1].rstrip(")").partition(",")
+        whole_digits = int(precision) - int(scale or 0)
+        return bool(abs(Decimal(value)) < 10**whole_digits)
+    return True

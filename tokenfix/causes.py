@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tokenfix.records import Amount
+
 
 @dataclass(frozen=True)
 class Cause:
@@ -20,35 +22,40 @@ class Cause:
 class StoppedUpdating:
     since: datetime
     charges: int
-    tokens: int
+    tokens: Amount
 
 
 @dataclass(frozen=True)
 class Evidence:
     """What the ledger says about one user, beside the drift (cached - expected)."""
 
-    drift_remaining: int
-    drift_used: int
-    starting_balance: int
-    granted: int
-    deducted: int
+    drift_remaining: Amount
+    drift_used: Amount | None
+    """None: the mapping has no `used` side; causes are judged on remaining alone."""
+    starting_balance: Amount
+    granted: Amount
+    deducted: Amount
     override_records: int
-    override_difference: int
+    override_difference: Amount
     """Σ (override price - tokens_used) over charges priced by an override."""
     before_profile_records: int
-    before_profile_remaining: int
+    before_profile_remaining: Amount
     """What the rows created before the profile row did to the remaining balance."""
-    before_profile_used: int
-    failed_charge_tokens: int
-    failed_charge_tokens_priced: int
+    before_profile_used: Amount
+    failed_charge_tokens: Amount
+    failed_charge_tokens_priced: Amount
     stopped_updating: StoppedUpdating | None
+    has_pricing: bool = True
+    has_created_at: bool = True
 
 
 def _rows(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _drift_is(evidence: Evidence, remaining: int, used: int) -> bool:
+def _drift_is(evidence: Evidence, remaining: Amount, used: Amount) -> bool:
+    if evidence.drift_used is None:  # no `used` side: remaining tells alone
+        return remaining != 0 and evidence.drift_remaining == remaining
     return (remaining, used) != (0, 0) and (evidence.drift_remaining, evidence.drift_used) == (
         remaining,
         used,
@@ -57,7 +64,7 @@ def _drift_is(evidence: Evidence, remaining: int, used: int) -> bool:
 
 def likely_causes(e: Evidence) -> list[Cause]:
     causes: list[Cause] = []
-    if _drift_is(e, -e.before_profile_remaining, -e.before_profile_used):
+    if e.has_created_at and _drift_is(e, -e.before_profile_remaining, -e.before_profile_used):
         causes.append(
             Cause(
                 "before_profile",
@@ -76,7 +83,7 @@ def likely_causes(e: Evidence) -> list[Cause]:
             )
         )
     d = e.override_difference
-    if _drift_is(e, d, -d):
+    if e.has_pricing and _drift_is(e, d, -d):
         causes.append(
             Cause(
                 "overrides_not_applied",
@@ -86,7 +93,7 @@ def likely_causes(e: Evidence) -> list[Cause]:
         )
     charged_failures = {e.failed_charge_tokens, e.failed_charge_tokens_priced}
     if any(_drift_is(e, -tokens, tokens) for tokens in charged_failures):
-        tokens = e.drift_used
+        tokens = -e.drift_remaining
         causes.append(
             Cause(
                 "failed_rows_charged",

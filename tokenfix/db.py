@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
+from functools import partial
 from typing import Any, Literal, LiteralString, TypeAlias
 
 import psycopg
+import simplejson
 from psycopg import conninfo
 from psycopg.pq import TransactionStatus
+from psycopg.types.json import set_json_dumps, set_json_loads
 
 from tokenfix.errors import BadInput, DatabaseProblem, first_line
 from tokenfix.redact import redact, scrub
@@ -92,13 +97,22 @@ def connect(settings: Settings, *, connect_timeout: int | None = None) -> Connec
         **keepalives,
     )
     try:
-        return psycopg.connect(full, autocommit=True, prepare_threshold=None)
+        conn = psycopg.connect(full, autocommit=True, prepare_threshold=None)
     except psycopg.OperationalError as exc:
         reason = scrub(first_line(str(exc)), dsn)
         raise DatabaseProblem(
             f"cannot connect to {describe_target(dsn)}: {reason}",
             hint="check the URL, that the server is up, and its sslmode",
         ) from None
+    exact_json(conn)
+    return conn
+
+
+def exact_json(conn: Connection) -> None:
+    """json/jsonb values in and out as exact numbers: Decimal, never float (audit rows carry
+    numeric balances, and a row compared as jsonb must come back as it went)."""
+    set_json_loads(partial(json.loads, parse_float=Decimal), context=conn)
+    set_json_dumps(partial(simplejson.dumps, use_decimal=True), context=conn)
 
 
 def reconnect(settings: Settings, *, deadline: float) -> Connection:

@@ -1,48 +1,30 @@
-"""One user's report (SPEC §4 diagnose): ledger summary, cached row, expected values, causes."""
+"""One owner's report (SPEC §4 diagnose): ledger summary, cached row, expected values, causes."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
-from tokenfix import catalog
+from tokenfix import keys
 from tokenfix.causes import Cause, Evidence, StoppedUpdating, likely_causes
-from tokenfix.db import transaction
-from tokenfix.errors import BadInput
+from tokenfix.db import Connection, transaction
+from tokenfix.mapping import Mapping
 from tokenfix.model import BalanceModel, out_of_range_names_the_tables
+from tokenfix.model import load as load_model
+from tokenfix.records import Amount, Pair, Status
 from tokenfix.settings import Settings
-
-Status = Literal["ok", "drift", "missing_profile", "not_found"]
-
-
-@dataclass(frozen=True)
-class Balance:
-    tokens_remaining: int
-    tokens_used: int
-
-
-@dataclass(frozen=True)
-class Drift:
-    """cached - expected; None for a side whose cached value is NULL."""
-
-    tokens_remaining: int | None
-    tokens_used: int | None
-
-    @property
-    def none(self) -> bool:
-        return self.tokens_remaining == 0 and self.tokens_used == 0
 
 
 @dataclass(frozen=True)
 class Profile:
-    tokens_remaining: int | None
-    """None: the cached value is NULL (drift, whatever the ledger says)."""
-    tokens_used: int | None
+    tokens_remaining: Amount | None
+    """None: NULL (drift, whatever the ledger says), or a side the mapping does not read."""
+    tokens_used: Amount | None
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -50,175 +32,228 @@ class Profile:
 @dataclass(frozen=True)
 class Usage:
     total_records: int
-    total_tokens_logged: int
+    total_tokens_logged: Amount
     failed_records: int
     zero_token_records: int
     invalid_records: int
+    ignored_records: int
     records_before_profile: int
     grant_records: int
-    granted_tokens: int
+    granted_tokens: Amount
     deduct_records: int
-    deducted_tokens: int
+    deducted_tokens: Amount
     charge_records: int
-    charged_tokens: int
+    charged_tokens: Amount
     override_records: int
-    override_token_difference: int
+    override_token_difference: Amount
     first_activity: datetime | None
     last_activity: datetime | None
 
 
 @dataclass(frozen=True)
+class SourceUsage:
+    """One ledger source's part of the usage (when a mapping has several)."""
+
+    name: str
+    usage: Usage
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
-    id: int
+    source: str
+    id: Any
     created_at: datetime
-    action_type: str
+    action_type: str | None
     model_used: str | None
-    tokens_used: int | None
+    tokens_used: Amount | None
     success: bool | None
     row_class: str
-    effective: int
-    expected_remaining: int
+    effective: Amount
+    expected_remaining: Amount
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    user_id: uuid.UUID
+    user_id: str
     status: Status
     profile: Profile | None = None
     usage: Usage | None = None
-    expected: Balance | None = None
+    sources: tuple[SourceUsage, ...] = ()
+    expected: Pair | None = None
     overdrawn: bool = False
-    drift: Drift | None = None
+    drift: Pair | None = None
     causes: tuple[Cause, ...] = ()
     ledger: tuple[LedgerEntry, ...] | None = None
+    reads_used: bool = True
+    """Whether the mapping has a `used` side (if not, used is neither compared nor shown)."""
+    balance_table: str = "user_profiles"
 
 
-def parse_user_id(text: str) -> uuid.UUID:
-    """A user id as given on the command line; anything but a UUID is refused (exit 2)."""
-    cleaned = text.strip()
-    try:
-        if len(cleaned) not in (32, 36):
-            raise ValueError
-        return uuid.UUID(cleaned)
-    except ValueError:
-        shown = "".join(ch if ch.isprintable() else "?" for ch in text)[:60]
-        raise BadInput(f"not a valid user id: {shown!r} is not a UUID") from None
-
-
-Connection = psycopg.Connection[tuple[Any, ...]]
+_USAGE = tuple(f.name for f in fields(Usage))
 
 
 def diagnose(
-    conn: Connection, settings: Settings, user_id: uuid.UUID, *, ledger_rows: int = 0
+    conn: Connection,
+    settings: Settings,
+    user_id: str | uuid.UUID | int,
+    *,
+    ledger_rows: int = 0,
+    mapping: Mapping | None = None,
+    starting_balance: Amount | None = None,
 ) -> Diagnosis:
-    """Everything SPEC §4 lists for one user, read in one snapshot."""
+    """Everything SPEC §4 lists for one owner, read in one snapshot."""
+    model = load_model(conn, settings, mapping, starting_balance=starting_balance)
     with transaction(conn, settings, read_only=True, isolation="repeatable read"):
-        tables = catalog.load(conn, settings)
-        catalog.require_balance_tables(tables, settings)
-        catalog.check_starting_balance(tables, settings)
-        model = BalanceModel.load(conn, settings, tables)
+        key = keys.check(conn, [str(user_id)], model.shape.key)[0]
         with out_of_range_names_the_tables(model):
-            return _diagnose(conn, model, user_id, ledger_rows)
+            return _diagnose(conn, model, key, ledger_rows)
 
 
-def _diagnose(
-    conn: Connection, model: BalanceModel, user_id: uuid.UUID, ledger_rows: int
-) -> Diagnosis:
-    params = {**model.params(), "user_id": user_id}
-    profile = _profile(conn, model, params)
-    params["profile_created_at"] = profile.created_at if profile else None
+def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int) -> Diagnosis:
+    b = model.mapping.balance
+    params = {**model.params(), "key": key}
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(model.compose("user_usage"), params).fetchone()
-    assert row is not None  # an aggregate always returns one row
-    if profile is None and row["total_records"] == 0:
-        return Diagnosis(user_id=user_id, status="not_found")
-
-    usage = Usage(**{key: row[key] for key in Usage.__dataclass_fields__})
-    starting = model.settings.starting_balance
-    expected = Balance(
-        tokens_remaining=starting
-        + usage.granted_tokens
-        - usage.deducted_tokens
-        - usage.charged_tokens,
-        tokens_used=usage.charged_tokens,
+        row = cur.execute(model.balance_row(), params).fetchone()
+    profile = None
+    starting, tolerance = model.starting_balance, 0
+    if row is not None:
+        profile = Profile(
+            row["tokens_remaining"], row["tokens_used"], row["created_at"], row["updated_at"]
+        )
+        if row["starting"] is not None and model.starting_override is None:
+            starting = row["starting"]
+        tolerance = row["tolerance"] or 0
+    params |= {"profile_created_at": profile.created_at if profile else None, "starting": starting}
+    statement, detail_params = model.owner_statement("owner_usage")
+    with conn.cursor(row_factory=dict_row) as cur:
+        per_source = cur.execute(statement, {**params, **detail_params}).fetchall()
+    if profile is None and not per_source:
+        return Diagnosis(user_id=key, status="not_found", balance_table=str(b.table))
+    usage = _total(per_source)
+    expected = Pair(
+        starting + usage.granted_tokens - usage.deducted_tokens - usage.charged_tokens,
+        usage.charged_tokens,
     )
     drift = None
     causes: tuple[Cause, ...] = ()
-    if profile is None:
-        status: Status = "missing_profile"
-    else:
-        drift = Drift(
-            tokens_remaining=_minus(profile.tokens_remaining, expected.tokens_remaining),
-            tokens_used=_minus(profile.tokens_used, expected.tokens_used),
+    status: Status = "missing_profile"
+    if profile is not None:
+        drift = Pair(
+            _minus(profile.tokens_remaining, expected.tokens_remaining) if b.remaining else None,
+            _minus(profile.tokens_used, expected.tokens_used) if b.used else None,
         )
-        status = "ok" if drift.none else "drift"
-        if drift.tokens_remaining is not None and drift.tokens_used is not None and not drift.none:
-            known = Balance(drift.tokens_remaining, drift.tokens_used)
-            causes = tuple(likely_causes(_evidence(conn, model, params, row, known)))
+        status = "drift" if _needs_attention(drift, model, tolerance) else "ok"
+        if (
+            status == "drift"
+            and drift.tokens_remaining is not None
+            and not (b.used and drift.tokens_used is None)
+        ):
+            evidence = _evidence(conn, model, params, per_source, drift, starting)
+            causes = tuple(likely_causes(evidence))
     ledger = _ledger(conn, model, params, ledger_rows) if ledger_rows > 0 else None
+    several = len(model.mapping.ledgers) > 1
     return Diagnosis(
-        user_id=user_id,
+        user_id=key,
         status=status,
         profile=profile,
         usage=usage,
+        sources=tuple(SourceUsage(r["source"], _usage(r)) for r in per_source) if several else (),
         expected=expected,
-        overdrawn=expected.tokens_remaining < 0,
+        overdrawn=expected.tokens_remaining is not None and expected.tokens_remaining < 0,
         drift=drift,
         causes=causes,
         ledger=ledger,
+        reads_used=b.used is not None,
+        balance_table=str(b.table),
     )
 
 
-def _minus(cached: int | None, expected: int) -> int | None:
-    return None if cached is None else cached - expected
+def _needs_attention(drift: Pair, model: BalanceModel, tolerance: Amount) -> bool:
+    """A side the mapping reads that is NULL, or off by more than the tolerance."""
+    b = model.mapping.balance
+    sides: list[tuple[bool, Amount | None]] = [
+        (b.remaining is not None, drift.tokens_remaining),
+        (b.used is not None, drift.tokens_used),
+    ]
+    return any(read and (d is None or _beyond(d, tolerance)) for read, d in sides)
 
 
-def _profile(conn: Connection, model: BalanceModel, params: dict[str, Any]) -> Profile | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(model.compose("profile"), params).fetchone()
-    return Profile(**row) if row else None
+def _beyond(drift: Amount, tolerance: Amount) -> bool:
+    return abs(Decimal(drift)) > Decimal(tolerance)
+
+
+def _usage(row: dict[str, Any]) -> Usage:
+    return Usage(**{name: row[name] for name in _USAGE})
+
+
+def _total(rows: list[dict[str, Any]]) -> Usage:
+    """The usage over every source (exact: ints and Decimals add up exactly)."""
+    total: dict[str, Any] = {}
+    for name in _USAGE:
+        values = [row[name] for row in rows if row[name] is not None]
+        if name == "first_activity":
+            total[name] = min(values, default=None)
+        elif name == "last_activity":
+            total[name] = max(values, default=None)
+        else:
+            total[name] = sum(values)
+    return Usage(**total)
+
+
+def _minus(cached: Amount | None, expected: Amount | None) -> Amount | None:
+    return None if cached is None or expected is None else cached - expected
 
 
 def _evidence(
     conn: Connection,
     model: BalanceModel,
     params: dict[str, Any],
-    row: dict[str, Any],
-    drift: Balance,
+    rows: list[dict[str, Any]],
+    drift: Pair,
+    starting: Amount,
 ) -> Evidence:
+    def total(name: str) -> Any:
+        return sum(row[name] for row in rows)
+
+    assert drift.tokens_remaining is not None
     return Evidence(
         drift_remaining=drift.tokens_remaining,
         drift_used=drift.tokens_used,
-        starting_balance=model.settings.starting_balance,
-        granted=row["granted_tokens"],
-        deducted=row["deducted_tokens"],
-        override_records=row["override_records"],
-        override_difference=row["override_token_difference"],
-        before_profile_records=row["records_before_profile"],
-        before_profile_remaining=row["granted_before_profile"]
-        - row["deducted_before_profile"]
-        - row["charged_before_profile"],
-        before_profile_used=row["charged_before_profile"],
-        failed_charge_tokens=row["failed_charge_tokens"],
-        failed_charge_tokens_priced=row["failed_charge_tokens_priced"],
+        starting_balance=starting,
+        granted=total("granted_tokens"),
+        deducted=total("deducted_tokens"),
+        override_records=total("override_records"),
+        override_difference=total("override_token_difference"),
+        before_profile_records=total("records_before_profile"),
+        before_profile_remaining=total("granted_before_profile")
+        - total("deducted_before_profile")
+        - total("charged_before_profile"),
+        before_profile_used=total("charged_before_profile"),
+        failed_charge_tokens=total("failed_charge_tokens"),
+        failed_charge_tokens_priced=total("failed_charge_tokens_priced"),
         stopped_updating=_stopped_updating(conn, model, params, drift),
+        has_pricing=model.mapping.pricing is not None and bool(model.prices),
+        has_created_at=model.mapping.balance.created_at is not None,
     )
 
 
 def _stopped_updating(
-    conn: Connection, model: BalanceModel, params: dict[str, Any], drift: Balance
+    conn: Connection, model: BalanceModel, params: dict[str, Any], drift: Pair
 ) -> StoppedUpdating | None:
     # Only a cache that missed charges shows more remaining and exactly that much less used.
-    if drift.tokens_remaining <= 0 or drift.tokens_used != -drift.tokens_remaining:
+    missing = drift.tokens_remaining
+    if missing is None or missing <= 0:
         return None
-    found = conn.execute(
-        model.compose("stopped_updating"), {**params, "missing": drift.tokens_remaining}
-    ).fetchone()
+    if drift.tokens_used is not None and drift.tokens_used != -missing:
+        return None
+    statement, detail_params = model.owner_statement("stopped_updating")
+    found = conn.execute(statement, {**params, **detail_params, "missing": missing}).fetchone()
     return StoppedUpdating(since=found[0], charges=found[1], tokens=found[2]) if found else None
 
 
 def _ledger(
     conn: Connection, model: BalanceModel, params: dict[str, Any], limit: int
 ) -> tuple[LedgerEntry, ...]:
-    rows = conn.execute(model.compose("user_ledger"), {**params, "limit": limit}).fetchall()
+    statement, detail_params = model.owner_statement("owner_ledger")
+    rows = conn.execute(statement, {**params, **detail_params, "limit": limit}).fetchall()
     return tuple(LedgerEntry(*row) for row in rows)

@@ -1,38 +1,44 @@
-"""`reconcile`: find every user whose cached balance disagrees with the ledger, and fix it safely.
+"""`reconcile`: find every owner whose cached balance disagrees with the ledger, and fix it safely.
 
 Shape (SPEC §7): one streamed, set-based pass over the ledger finds the candidates; each batch
-then locks its profile rows in user_id order, recomputes those users from the ledger (by
-index) in a fresh statement, re-checks the settle window, and writes with compare-and-set, all
-in one transaction that also renews the writer lease and records the audit rows.
+then locks its balance rows in key order, recomputes those owners from the ledger (by index)
+in a fresh statement, re-checks the settle window, and writes with compare-and-set, all in one
+transaction that also renews the writer lease and records the audit rows (writer.py).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from psycopg import sql
 from psycopg.rows import dict_row
 
-from tokenfix import audit, catalog
+from tokenfix import audit, keys
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.doctor.mint import ledger_mint_risks, mint_warning
 from tokenfix.errors import BadInput, DatabaseProblem, Declined
 from tokenfix.lease import WriterLease
-from tokenfix.model import BalanceModel, out_of_range_names_the_tables
+from tokenfix.mapping import Mapping
+from tokenfix.model import BalanceModel, Selection, out_of_range_names_the_tables
+from tokenfix.model import load as load_model
+from tokenfix.records import Amount, Candidate, Change, Counts, Pair, Skip
 from tokenfix.settings import Settings
 from tokenfix.spool import Spool
+from tokenfix.writer import Progress, Writer
 
-
-@dataclass(frozen=True)
-class Selection:
-    """Which users a run checks: all, a list, and/or those active since a time."""
-
-    user_ids: tuple[uuid.UUID, ...] | None = None
-    since: datetime | timedelta | None = None
+__all__ = [
+    "Outcome",
+    "Plan",
+    "Request",
+    "Selection",
+    "check_brake",
+    "dry_run",
+    "plan",
+    "reconcile",
+]
 
 
 @dataclass(frozen=True)
@@ -46,27 +52,17 @@ class Request:
 
 
 @dataclass
-class Counts:
-    users_checked: int = 0
-    users_with_drift: int = 0
-    missing_profiles: int = 0
-    users_updated: int = 0
-    profiles_created: int = 0
-    users_deferred: int = 0
-    users_changed: int = 0
-
-
-@dataclass
 class Plan:
-    """The candidates of a run (users whose status is not ok), in user_id order, on disk."""
+    """The candidates of a run (owners whose status is not ok), in key order, on disk."""
 
     counts: Counts
-    candidates: Spool
+    candidates: Spool[Candidate]
     warnings: list[str] = field(default_factory=list)
     """Things the operator should know that do not stop the run (shown on stderr)."""
+    reads_used: bool = True
 
-    def planned_writes(self, request: Request) -> int:
-        return sum(1 for c in self.candidates if _write_intended(c, request))
+    def close(self) -> None:
+        self.candidates.close()
 
 
 @dataclass
@@ -74,87 +70,64 @@ class Outcome:
     run_id: uuid.UUID | None
     dry_run: bool
     counts: Counts
-    changes: Spool = field(repr=False)
-    unresolved: int = 0
-    """Changes not applied: drift or missing profiles left for a later run."""
+    changes: Spool[Change] = field(repr=False)
     warnings: list[str] = field(default_factory=list)
+    reads_used: bool = True
+    """Whether the mapping has a `used` side (if not, used is neither compared nor shown)."""
+
+    @property
+    def unresolved(self) -> int:
+        """Changes not (exactly) applied: drift or missing profiles left for a later run."""
+        return sum(1 for change in self.changes if not change.resolved)
+
+    def close(self) -> None:
+        self.changes.close()
+
+    def __enter__(self) -> Outcome:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _selection_sql(
-    model: BalanceModel, selection: Selection
-) -> tuple[sql.Composable, sql.Composable, dict[str, Any]]:
-    ledger: list[sql.Composable] = []
-    profiles: list[sql.Composable] = []
-    params: dict[str, Any] = {}
-    if selection.user_ids is not None:
-        params["user_ids"] = list(selection.user_ids)
-        ledger.append(sql.SQL("u.user_id = ANY(%(user_ids)s)"))
-        profiles.append(sql.SQL("p.user_id = ANY(%(user_ids)s)"))
-    if selection.since is not None:
-        params["since"] = selection.since
-        moment = (
-            sql.SQL("statement_timestamp() - %(since)s::interval")
-            if isinstance(selection.since, timedelta)
-            else sql.SQL("%(since)s::timestamptz")
+def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
+    """A candidate from a row of `candidates` or `recompute`."""
+    b = model.mapping.balance
+    has_profile = bool(row["has_profile"])
+    current = drift = None
+    if has_profile:
+        current = Pair(row["current_remaining"], row["current_used"] if b.used else None)
+        drift = Pair(
+            row["drift_remaining"] if b.remaining else None,
+            row["drift_used"] if b.used else None,
         )
-        # An array from an init plan, not IN (subquery): the planner then reads the few
-        # recently active users' rows by the user_id index instead of scanning the ledger.
-        recent_users = sql.SQL(
-            "ARRAY(SELECT DISTINCT s.user_id FROM {usage} AS s WHERE s.created_at >= {moment})"
-        ).format(usage=model.settings.usage_table.identifier, moment=moment)
-        ledger.append(sql.SQL("u.user_id = ANY({})").format(recent_users))
-        profiles.append(sql.SQL("p.user_id = ANY({})").format(recent_users))
-
-    def both(parts: list[sql.Composable]) -> sql.Composable:
-        return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
-
-    return both(ledger), both(profiles), params
-
-
-def balances_statement(
-    model: BalanceModel, selection: Selection, settle: timedelta
-) -> tuple[sql.Composed, dict[str, Any]]:
-    """The expected-vs-cached comparison of the selected users, and its parameters."""
-    ledger_selection, profile_selection, params = _selection_sql(model, selection)
-    statement = model.compose(
-        "balances", ledger_selection=ledger_selection, profile_selection=profile_selection
+    return Candidate(
+        key=str(row["key"]),
+        has_profile=has_profile,
+        current=current,
+        expected=Pair(row["expected_remaining"], row["expected_used"]),
+        drift=drift,
+        recent=bool(row["recent"]),
     )
-    # No settle window: NULL matches no row, whatever the clocks say.
-    params |= {**model.params(), "settle": settle if settle > timedelta(0) else None}
-    return statement, params
 
 
-def with_recent(
-    model: BalanceModel, name: str, selection: Selection, settle: timedelta
-) -> tuple[sql.Composed, dict[str, Any]]:
-    """`candidates` or `recompute`: the comparison plus each user's `recent` flag."""
-    balances, params = balances_statement(model, selection, settle)
-    recent_users = model.compose("recent_users")
-    return model.compose(name, balances=balances, recent_users=recent_users), params
-
-
-def load_model(conn: Connection, settings: Settings) -> BalanceModel:
-    with transaction(conn, settings, read_only=True):
-        tables = catalog.load(conn, settings)
-        catalog.require_balance_tables(tables, settings)
-        catalog.check_starting_balance(tables, settings)
-        return BalanceModel.load(conn, settings, tables)
-
-
-def unknown_users(
-    conn: Connection, model: BalanceModel, user_ids: Iterable[uuid.UUID]
-) -> list[uuid.UUID]:
-    """Given ids with neither a profile nor a ledger row (typos, wrong database)."""
+def unknown_keys(conn: Connection, model: BalanceModel, given: Sequence[str]) -> list[str]:
+    """Given keys with neither a balance row nor a ledger row (typos, wrong database)."""
     with transaction(conn, model.settings, read_only=True):
-        rows = conn.execute(model.compose("unknown_users"), {"user_ids": list(user_ids)}).fetchall()
-    return [row[0] for row in rows]
+        rows = conn.execute(model.unknown_keys(), {"keys": list(given)}).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def checked_keys(conn: Connection, model: BalanceModel, given: Sequence[str]) -> list[str]:
+    with transaction(conn, model.settings, read_only=True):
+        return keys.check(conn, given, model.shape.key)
 
 
 def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
-    """One streamed set-based pass: every selected user whose status is not ok."""
-    statement, params = with_recent(model, "candidates", request.selection, request.settle)
+    """One streamed set-based pass: every selected owner whose status is not ok."""
+    statement, params = model.with_recent("candidates", request.selection, request.settle)
     counts = Counts()
-    candidates = Spool()
+    candidates: Spool[Candidate] = Spool()
     with (
         out_of_range_names_the_tables(model),
         transaction(conn, model.settings, read_only=True, large_aggregate=True),
@@ -164,57 +137,47 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
             if row["is_total"]:
                 counts.users_checked = int(row["users_checked"])
                 continue
-            record = {key: row[key] for key in _CANDIDATE_KEYS}
-            record["user_id"] = str(row["user_id"])
-            candidates.append(record)
-            if row["has_profile"]:
+            found = candidate(row, model)
+            candidates.append(found)
+            if found.has_profile:
                 counts.users_with_drift += 1
             else:
                 counts.missing_profiles += 1
         warnings = _plan_warnings(conn, model, request)
-    return Plan(counts=counts, candidates=candidates, warnings=warnings)
+    reads_used = model.mapping.balance.used is not None
+    return Plan(counts, candidates, warnings, reads_used)
 
 
 def _plan_warnings(conn: Connection, model: BalanceModel, request: Request) -> list[str]:
     warnings = []
-    profiles = model.settings.profiles_table
-    if not model.profiles_key_unique:
+    balance = model.mapping.balance
+    if not model.shape.key_unique:
         warnings.append(
-            f"{profiles}.user_id has no unique index: a user with two profile rows is listed "
-            "twice, and write runs are refused until it has one ('tokenfix doctor')"
+            f"{balance.table}.{balance.key} has no unique index: an owner with two balance rows "
+            "is listed twice, and write runs are refused until it has one ('tokenfix doctor')"
         )
     if request.settle > timedelta(0):
-        row = conn.execute(model.compose("future_rows")).fetchone()
+        statement, params = model.future_rows()
+        row = conn.execute(statement, params).fetchone()
         if row and row[0]:
-            users, latest = row
+            owners, latest = row
+            tables = ", ".join(str(s.table) for s in model.mapping.ledgers)
             warnings.append(
-                f"{users:,} {'user has' if users == 1 else 'users have'} ledger rows dated in "
-                "the future "
-                f"(the latest at {latest.isoformat(timespec='seconds')}): they stay deferred "
-                "(recent activity) until then; check the clock of whatever writes "
-                f"{model.settings.usage_table}"
+                f"{owners:,} {'user has' if owners == 1 else 'users have'} ledger rows dated in "
+                f"the future (the latest at {latest.isoformat(timespec='seconds')}): they stay "
+                f"deferred (recent activity) until then; check the clock of whatever writes "
+                f"{tables}"
             )
     return warnings
 
 
-_CANDIDATE_KEYS = (
-    "user_id",
-    "has_profile",
-    "current_remaining",
-    "current_used",
-    "expected_remaining",
-    "expected_used",
-    "recent",
-)
-
-
-def _write_intended(candidate: dict[str, Any], request: Request) -> bool:
-    return not candidate["recent"] and (candidate["has_profile"] or request.create_missing)
+def _would_write(c: Candidate, request: Request) -> bool:
+    return not c.recent and (c.has_profile or request.create_missing)
 
 
 def check_brake(plan: Plan, request: Request) -> int:
     """The cron brake (SPEC §4): refuse a write run that would change too many rows."""
-    planned = plan.planned_writes(request)
+    planned = sum(1 for c in plan.candidates if _would_write(c, request))
     if request.max_changes and planned > request.max_changes:
         raise BadInput(
             f"this run would change {planned} profile rows, more than --max-changes "
@@ -225,87 +188,36 @@ def check_brake(plan: Plan, request: Request) -> int:
     return planned
 
 
-def change_record(
-    candidate: dict[str, Any], *, applied: bool, skipped: str | None
-) -> dict[str, Any]:
-    """A §5 `changes` entry."""
-    has_profile = candidate["has_profile"]
-    current = (
-        {
-            "tokens_remaining": candidate["current_remaining"],
-            "tokens_used": candidate["current_used"],
-        }
-        if has_profile
-        else None
-    )
-    expected = {
-        "tokens_remaining": candidate["expected_remaining"],
-        "tokens_used": candidate["expected_used"],
-    }
-    drift = (
-        {
-            "tokens_remaining": _difference(
-                candidate["current_remaining"], candidate["expected_remaining"]
-            ),
-            "tokens_used": _difference(candidate["current_used"], candidate["expected_used"]),
-        }
-        if has_profile
-        else None
-    )
-    return {
-        "user_id": candidate["user_id"],
-        "status": "drift" if has_profile else "missing_profile",
-        "current": current,
-        "expected": expected,
-        "drift": drift,
-        "applied": applied,
-        "skipped": skipped,
-    }
-
-
-def _difference(cached: Any, expected: Any) -> Any:
-    """cached - expected; None when the cache holds NULL (drift, but of no known size)."""
-    return None if cached is None else cached - expected
-
-
-def skip_reason(candidate: dict[str, Any], request: Request) -> str | None:
+def skip_reason(c: Candidate, request: Request) -> Skip | None:
     """Why a candidate is not written, before any lock is taken (None: try to write it)."""
-    if not candidate["has_profile"] and not request.create_missing:
+    if not c.has_profile and not request.create_missing:
         return "no_create_missing"
-    if candidate["recent"]:
+    if c.recent:
         return "recent_activity"
     if request.dry_run:
         return "dry_run"
     return None
 
 
-def tally(counts: Counts, change: dict[str, Any]) -> None:
-    skipped = change["skipped"]
-    if change["applied"]:
-        if change["status"] == "drift":
-            counts.users_updated += 1
-        else:
-            counts.profiles_created += 1
-    elif skipped == "recent_activity":
-        counts.users_deferred += 1
-    elif skipped == "changed_concurrently":
-        counts.users_changed += 1
-
-
 def dry_run(plan: Plan, request: Request) -> Outcome:
-    changes = Spool()
-    outcome = Outcome(run_id=None, dry_run=True, counts=plan.counts, changes=changes)
-    outcome.warnings = plan.warnings
-    for candidate in plan.candidates:
-        change = change_record(candidate, applied=False, skipped=skip_reason(candidate, request))
-        tally(plan.counts, change)
+    changes: Spool[Change] = Spool()
+    outcome = Outcome(
+        run_id=None,
+        dry_run=True,
+        counts=plan.counts,
+        changes=changes,
+        warnings=plan.warnings,
+        reads_used=plan.reads_used,
+    )
+    for c in plan.candidates:
+        change = Change.of(c, skipped=skip_reason(c, request))
+        plan.counts.tally(change)
         changes.append(change)
-        outcome.unresolved += 1
+    plan.close()
     return outcome
 
 
 Confirm = Callable[[Plan, int], bool]
-Progress = Callable[[int], None]
 
 
 def reconcile(
@@ -313,18 +225,23 @@ def reconcile(
     settings: Settings,
     request: Request,
     *,
+    mapping: Mapping | None = None,
+    starting_balance: Amount | None = None,
     confirm: Confirm | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     on_progress: Progress | None = None,
 ) -> Outcome:
-    """Check the selected users and, unless a dry run, fix them under the writer lease."""
-    from tokenfix.writer import Writer
-
-    model = load_model(conn, settings)
-    if request.selection.user_ids:
-        unknown = unknown_users(conn, model, request.selection.user_ids)
+    """Check the selected owners and, unless a dry run, fix them under the writer lease."""
+    model = load_model(conn, settings, mapping, starting_balance=starting_balance)
+    selection = request.selection
+    if selection.keys is not None:
+        given = checked_keys(conn, model, selection.keys)
+        selection = Selection(keys=tuple(dict.fromkeys(given)), since=selection.since,
+                              excluded=selection.excluded)  # fmt: skip
+        request = Request(**{**request.__dict__, "selection": selection})
+        unknown = unknown_keys(conn, model, given)
         if unknown:
-            shown = ", ".join(str(u) for u in unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+            shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
             raise BadInput(f"unknown user id(s), with no profile and no ledger rows: {shown}")
     if request.dry_run:
         the_plan = plan(conn, model, request)
@@ -333,13 +250,18 @@ def reconcile(
         return dry_run(the_plan, request)
 
     require_primary(conn)
-    if not model.profiles_key_unique:
+    if not model.shape.key_unique:
+        balance = model.mapping.balance
         raise DatabaseProblem(
-            f"{settings.profiles_table}.user_id has no unique index: tokenfix cannot tell "
-            "which of a user's profile rows is the balance, nor guard an insert; nothing "
-            "was written",
-            hint=f"ALTER TABLE {settings.profiles_table} ADD PRIMARY KEY (user_id) after "
-            "removing duplicates; 'tokenfix doctor' checks it",
+            f"{balance.table}.{balance.key} has no unique index: tokenfix cannot tell which of "
+            "an owner's rows is the balance, nor guard an insert; nothing was written",
+            hint=f"ALTER TABLE {balance.table} ADD PRIMARY KEY ({balance.key}) after removing "
+            "duplicates; 'tokenfix doctor' checks it",
+        )
+    if request.create_missing and model.mapping.balance.create is None:
+        raise BadInput(
+            "--create-missing needs a [balance.create] section in the mapping: how a new "
+            "balance row is made"
         )
     origin = audit.Origin.here()
     run_id = uuid.uuid4()
@@ -349,11 +271,11 @@ def reconcile(
         if on_plan:
             on_plan(the_plan)
         planned = check_brake(the_plan, request)
+        writer = Writer(conn, model, request, lease, origin, on_progress=on_progress)
         if planned == 0:  # all deferred or not ours to create: no audit run for nothing
-            return Writer(conn, model, request, lease, origin).apply(the_plan, run_id=None)
+            return writer.apply(the_plan, run_id=None)
         if confirm is not None and not confirm(the_plan, planned):
             raise Declined("nothing was written")
-        writer = Writer(conn, model, request, lease, origin, on_progress=on_progress)
         try:
             audit.start_run(
                 conn,
@@ -362,6 +284,7 @@ def reconcile(
                 command="reconcile",
                 origin=origin,
                 options=_options(request),
+                mapping=model.mapping,
             )
             outcome = writer.apply(the_plan, run_id=run_id)
             audit.finish_run(conn, settings, run_id, "completed", counts_of(outcome.counts))
@@ -391,8 +314,8 @@ def counts_of(counts: Counts) -> dict[str, int]:
 def _options(request: Request) -> dict[str, Any]:
     selection = request.selection
     return {
-        "all": selection.user_ids is None,
-        "user_ids": len(selection.user_ids) if selection.user_ids is not None else None,
+        "all": selection.keys is None,
+        "user_ids": len(selection.keys) if selection.keys is not None else None,
         "since": str(selection.since) if selection.since is not None else None,
         "create_missing": request.create_missing,
         "settle_seconds": request.settle.total_seconds(),

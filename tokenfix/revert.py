@@ -1,8 +1,9 @@
 """`revert RUN_ID`: put back the values a run replaced, row by row, with compare-and-set.
 
-A row is restored only where it still holds exactly what the run wrote; rows changed since
-(by the app, or by a later run) are reported and left alone. A profile the run created is
-deleted under the same rule. The revert is itself a run in the audit trail, under the lease.
+A row is restored only where its written columns still hold exactly what the run wrote; rows
+changed since (by the app, or by a later run) are reported and left alone. A balance row the
+run created is deleted only if the whole row is untouched and nothing references it. The
+revert is itself a run in the audit trail, under the lease.
 """
 
 from __future__ import annotations
@@ -10,20 +11,30 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from tokenfix import audit, queries
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.errors import BadInput, Declined
 from tokenfix.lease import WriterLease
+from tokenfix.mapping import Mapping, default_mapping
 from tokenfix.model import BalanceModel
-from tokenfix.reconcile import load_model
+from tokenfix.model import load as load_model
+from tokenfix.records import RevertChange
 from tokenfix.settings import Settings
 from tokenfix.spool import Spool
+
+# How to undo each kind of audit row: a row the run changed is restored, a row it created is
+# deleted, a row it deleted is re-created.
+_HOW = {"update": "restore", "restore": "restore", "insert": "delete", "delete": "recreate"}
+_DONE: dict[str, Literal["restore", "delete", "insert"]] = {
+    "restore": "restore",
+    "delete": "delete",
+    "recreate": "insert",
+}
 
 
 @dataclass
@@ -35,7 +46,31 @@ class RevertOutcome:
     profiles_deleted: int = 0
     profiles_recreated: int = 0
     rows_left_alone: int = 0
-    changes: Spool = field(default_factory=Spool, repr=False)
+    changes: Spool[RevertChange] = field(default_factory=Spool, repr=False)
+
+    def tally(self, change: RevertChange) -> None:
+        if not change.applied:
+            self.rows_left_alone += 1
+        elif change.action == "restore":
+            self.rows_restored += 1
+        elif change.action == "delete":
+            self.profiles_deleted += 1
+        else:
+            self.profiles_recreated += 1
+
+    def close(self) -> None:
+        self.changes.close()
+
+
+@dataclass(frozen=True)
+class _Written:
+    """One audit row of the reverted run."""
+
+    key: str
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    full_row: dict[str, Any] | None
 
 
 def parse_run_id(text: str) -> uuid.UUID:
@@ -48,22 +83,29 @@ def parse_run_id(text: str) -> uuid.UUID:
         ) from None
 
 
-def _lookup(conn: Connection, settings: Settings, run_id: uuid.UUID) -> dict[str, Any]:
+def lookup(conn: Connection, settings: Settings, run_id: uuid.UUID) -> dict[str, Any]:
+    """The recorded run (any audit layout), with `reverted_by`; unknown is bad input."""
     unknown = BadInput(f"unknown run {run_id}", hint="'tokenfix history' lists the recorded runs")
     with transaction(conn, settings, read_only=True):
         if not audit.exists(conn, settings):
             raise unknown
-        with conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(audit.compose("run_lookup", settings), {"run_id": run_id}).fetchone()
+        row = conn.execute(audit.compose("run_lookup", settings), {"run_id": run_id}).fetchone()
     if row is None:
         raise unknown
-    return row
+    return {**row[0], "reverted_by": row[1]}
 
 
-def _state(remaining: Any, used: Any, action: str, side: str) -> dict[str, Any] | None:
-    """A side of an audit row as a balance, or None where that side had no row."""
-    no_row = (action == "insert" and side == "before") or (action == "delete" and side == "after")
-    return None if no_row else {"tokens_remaining": remaining, "tokens_used": used}
+def check_same_mapping(run: dict[str, Any], mapping: Mapping, settings: Settings) -> None:
+    """A run is reverted through the mapping it wrote through (its balance side), else the
+    columns restored would not be the ones it wrote (exit 2)."""
+    recorded = run.get("mapping_hash") or default_mapping(settings).balance_hash()
+    if recorded != mapping.balance_hash():
+        table = run.get("balance_table") or str(default_mapping(settings).balance.table)
+        raise BadInput(
+            f"run {run['run_id']} wrote {table} through another mapping than the one in "
+            f"effect ({mapping.origin}); nothing was reverted",
+            hint="revert it with the mapping it was written with (--mapping PATH)",
+        )
 
 
 def revert(
@@ -71,18 +113,19 @@ def revert(
     settings: Settings,
     run_id: uuid.UUID,
     *,
+    mapping: Mapping | None = None,
     confirm: Callable[[int], bool] | None = None,
 ) -> RevertOutcome:
-    model = load_model(conn, settings)
-    run = _lookup(conn, settings, run_id)
+    model = load_model(conn, settings, mapping)
+    run = lookup(conn, settings, run_id)
+    check_same_mapping(run, model.mapping, settings)
     require_primary(conn)
     origin = audit.Origin.here()
     new_run = uuid.uuid4()
-    outcome = RevertOutcome(
-        run_id=None, reverted_run_id=run_id, already_reverted_by=run["reverted_by"]
-    )
+    reverted_by = run["reverted_by"]
+    outcome = RevertOutcome(run_id=None, reverted_run_id=run_id, already_reverted_by=reverted_by)
     with WriterLease(conn, settings, command="revert", run_id=new_run, origin=origin) as lease:
-        written = _run_changes(conn, settings, run_id)
+        written = run_changes(conn, model, run_id)
         if written.count and confirm is not None and not confirm(written.count):
             raise Declined("nothing was reverted")
         if written.count == 0:
@@ -96,12 +139,13 @@ def revert(
                 command="revert",
                 origin=origin,
                 options={"run_id": str(run_id)},
+                mapping=model.mapping,
                 reverts_run_id=run_id,
             )
-            statement = _revert_statement(conn, settings, model)
+            statement = _revert_statement(conn, model)
             for batch in written.batches(settings.batch_size):
-                for change in _revert_batch(conn, settings, model, statement, lease, batch):
-                    _tally(outcome, change)
+                for change in _revert_batch(conn, model, statement, lease, batch):
+                    outcome.tally(change)
                     outcome.changes.append(change)
             audit.finish_run(
                 conn,
@@ -118,42 +162,31 @@ def revert(
         except BaseException as exc:
             lease.record_end(new_run, exc)
             raise
+        finally:
+            written.close()
     return outcome
 
 
-def _tally(outcome: RevertOutcome, change: dict[str, Any]) -> None:
-    if not change["applied"]:
-        outcome.rows_left_alone += 1
-    elif change["action"] == "restore":
-        outcome.rows_restored += 1
-    elif change["action"] == "delete":
-        outcome.profiles_deleted += 1
-    else:
-        outcome.profiles_recreated += 1
-
-
-def _run_changes(conn: Connection, settings: Settings, run_id: uuid.UUID) -> Spool:
-    written = Spool()
-    with transaction(conn, settings, read_only=True):
-        for row in conn.execute(audit.compose("run_changes", settings), {"run_id": run_id}):
-            user_id, action, before_remaining, before_used, after_remaining, after_used = row[:6]
-            written.append(
-                {
-                    "user_id": str(user_id),
-                    "action": action,
-                    "before": _state(before_remaining, before_used, action, "before"),
-                    "after": _state(after_remaining, after_used, action, "after"),
-                    "full_row": row[6],
-                }
-            )
+def run_changes(conn: Connection, model: BalanceModel, run_id: uuid.UUID) -> Spool[_Written]:
+    """The audit rows of `run_id`, in key order (older layouts read as the default columns)."""
+    written: Spool[_Written] = Spool()
+    columns = default_mapping(model.settings).balance
+    params = {
+        "run_id": run_id,
+        "remaining": columns.write[0][0],
+        "used": columns.write[1][0],
+    }
+    with transaction(conn, model.settings, read_only=True):
+        for row in conn.execute(audit.compose("run_changes", model.settings), params):
+            written.append(_Written(*row))
     return written
 
 
-def _revert_statement(conn: Connection, settings: Settings, model: BalanceModel) -> sql.Composed:
+def _revert_statement(conn: Connection, model: BalanceModel) -> sql.Composed:
     """revert_batch with this database's foreign keys and insertable columns filled in."""
-    table = model.settings.profiles_table
+    table = model.mapping.balance.table
     quoted = table.identifier.as_string(conn)
-    with transaction(conn, settings, read_only=True):
+    with transaction(conn, model.settings, read_only=True):
         references = conn.execute(queries.get("referencing_keys"), {"table": quoted}).fetchall()
         columns = [
             row[0] for row in conn.execute(queries.get("insertable_columns"), {"table": quoted})
@@ -168,84 +201,88 @@ def _revert_statement(conn: Connection, settings: Settings, model: BalanceModel)
             sql.SQL("EXISTS (SELECT FROM {} AS r WHERE ({}) = ({}))").format(
                 sql.Identifier(ref_schema, ref_table),
                 sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in ref_columns),
-                sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in key_columns),
+                sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in key_columns),
             )
         )
     referenced = sql.SQL(" OR ").join(conditions) if conditions else sql.SQL("false")
-    return model.compose(
-        "revert_batch",
-        changes=audit.table(settings, "changes"),
-        referenced=sql.SQL("({})").format(referenced),
-        insert_columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        restore_columns=sql.SQL(", ").join(
-            sql.SQL("r.{}").format(sql.Identifier(c)) for c in columns
-        ),
+    return model.revert_batch(
+        audit.table(model.settings, "changes"), sql.SQL("({})").format(referenced), columns
     )
 
 
 def _revert_batch(
     conn: Connection,
-    settings: Settings,
     model: BalanceModel,
     statement: sql.Composed,
     lease: WriterLease,
-    batch: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    ids = sorted(uuid.UUID(c["user_id"]) for c in batch)
-    with transaction(conn, settings):
-        # Locked first, in user_id order; the revert then reads in a fresh statement, so a
-        # row the app inserted meanwhile that references a created profile is seen.
-        lock = model.compose("lock_profile_values")
-        current = {
-            str(row[0]): _state(row[1], row[2], "update", "after")
-            for row in conn.execute(lock, {"user_ids": ids}).fetchall()
-        }
+    batch: list[_Written],
+) -> list[RevertChange]:
+    with transaction(conn, model.settings):
+        # Locked first, in key order (FOR UPDATE: a row about to be deleted must not gain a
+        # reference meanwhile); the revert then reads in a fresh statement, so a row the app
+        # inserted that references a created balance row is seen.
+        locked = conn.execute(
+            model.lock(for_delete=True), {"keys": [w.key for w in batch]}
+        ).fetchall()
+        current = {str(row[0]): row[1] for row in locked}
         params = {
-            "user_ids": [uuid.UUID(c["user_id"]) for c in batch],
-            "hows": [_HOW[c["action"]] for c in batch],
-            "left_remaining": [_value(c["after"], "tokens_remaining") for c in batch],
-            "left_used": [_value(c["after"], "tokens_used") for c in batch],
-            "restore_remaining": [_value(c["before"], "tokens_remaining") for c in batch],
-            "restore_used": [_value(c["before"], "tokens_used") for c in batch],
-            "full_rows": [Jsonb(c["full_row"]) if c["full_row"] else None for c in batch],
+            "keys": [w.key for w in batch],
+            "hows": [_HOW[w.action] for w in batch],
+            "lefts": [Jsonb(w.after) if w.after is not None else None for w in batch],
+            "restores": [Jsonb(w.before) if w.before is not None else None for w in batch],
+            "full_rows": [Jsonb(w.full_row) if w.full_row is not None else None for w in batch],
             "run_id": lease.run_id,
             "tool_version": lease.origin.tool_version,
             "host": lease.origin.host,
+            **model.mapping.params(),
         }
         lease.renew(conn)  # the fence, in the writing transaction (see tokenfix.lease)
         done = {str(row[0]): row for row in conn.execute(statement, params).fetchall()}
-    return [_result(c, done[c["user_id"]], current.get(c["user_id"])) for c in batch]
+    view = _balance_view(model)
+    return [_result(w, done[w.key], current.get(w.key), view) for w in batch]
 
 
-# How to undo each kind of audit row: a row the run changed is restored, a row it created is
-# deleted, a row it deleted is re-created.
-_HOW = {"update": "restore", "restore": "restore", "insert": "delete", "delete": "recreate"}
+def _balance_view(model: BalanceModel) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+    """How to show a row's written columns: as tokens_remaining / tokens_used when the mapping
+    reads its balance straight from two of them (the default mapping does), else by column."""
+    b = model.mapping.balance
+    written = set(b.compared_columns)
+    names = {
+        "tokens_remaining": b.remaining.text if b.remaining else None,
+        "tokens_used": b.used.text if b.used else None,
+    }
+    if not all(column in written for column in names.values() if column is not None):
+        return lambda columns: columns
+    sides = {side: column for side, column in names.items() if column is not None}
+
+    def view(columns: dict[str, Any] | None) -> dict[str, Any] | None:
+        if columns is None or set(columns) != set(sides.values()):
+            return columns
+        return {side: columns[column] for side, column in sides.items()}
+
+    return view
 
 
-def _value(state: dict[str, Any] | None, key: str) -> Any:
-    return state[key] if state is not None else None
-
-
-def _result(change: dict[str, Any], row: Any, current: dict[str, Any] | None) -> dict[str, Any]:
-    _, action, _, _, verifiable, referenced = row
-    applied = action is not None
-    skipped = None
-    if not applied:
+def _result(
+    written: _Written,
+    row: Any,
+    current: dict[str, Any] | None,
+    view: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+) -> RevertChange:
+    _, action, verifiable, referenced = row
+    skipped: Literal["changed_since", "referenced", "unverifiable"] | None = None
+    if action is None:
         skipped = "changed_since"
         if not verifiable:
             skipped = "unverifiable"
         elif referenced:
             skipped = "referenced"
-    return {
-        "user_id": change["user_id"],
-        "action": action or _intended_action(change),
-        "run_left": change["after"],
-        "current": current,
-        "restore_to": change["before"],
-        "applied": applied,
-        "skipped": skipped,
-    }
-
-
-def _intended_action(change: dict[str, Any]) -> str:
-    return {"restore": "restore", "delete": "delete", "recreate": "insert"}[_HOW[change["action"]]]
+    return RevertChange(
+        key=written.key,
+        action=_DONE[_HOW[written.action]],
+        run_left=view(written.after),
+        current=view(current),
+        restore_to=view(written.before),
+        applied=action is not None,
+        skipped=skipped,
+    )

@@ -16,9 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tokenfix import catalog
-from tokenfix.model import BalanceModel
-from tokenfix.reconcile import Selection, balances_statement
+from tokenfix.model import Selection
+from tokenfix.model import load as load_model
 from tokenfix.settings import Settings
 
 BASE = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -221,12 +220,12 @@ def build_sample(conn: psycopg.Connection[Any], *, users: int = 200, seed: int =
 def set_caches_from_ledger(conn: psycopg.Connection[Any], settings: Settings) -> None:
     """Every cached balance set to what the ledger says, by the tool's own model (samples
     and benchmarks start from a consistent database, then get their planted errors)."""
-    model = BalanceModel.load(conn, settings, catalog.load(conn, settings))
-    balances, params = balances_statement(model, Selection(), timedelta(0))
+    model = load_model(conn, settings)
+    balances, params = model.balances(Selection())
     conn.execute(
         sql.SQL(
             "UPDATE {profiles} AS p SET {remaining} = b.expected_remaining,"
-            " {used} = b.expected_used FROM ({balances}) AS b WHERE p.user_id = b.user_id"
+            " {used} = b.expected_used FROM ({balances}) AS b WHERE p.user_id = b.key"
         ).format(
             profiles=settings.profiles_table.identifier,
             remaining=sql.Identifier(settings.remaining_column.table_name),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated, Any
 
 from psycopg import sql
@@ -97,6 +99,21 @@ def _actions(value: Any) -> tuple[str, ...]:
 ActionList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_actions)]
 
 
+def exact_amount(value: Any) -> int | Decimal:
+    """An amount as given (`1000`, `12.5`): an int when whole, else an exact Decimal."""
+    if isinstance(value, bool):
+        raise ValueError("is not a number")
+    if isinstance(value, int):
+        return value
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return int(number) if number == number.to_integral_value() else number
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOKENFIX_",
@@ -112,7 +129,9 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("database_url", "TOKENFIX_DATABASE_URL", "DATABASE_URL"),
     )
-    starting_balance: int = 0
+    starting_balance: Annotated[int | Decimal, BeforeValidator(exact_amount)] = 0
+    mapping: Path | None = None
+    """A mapping file (SPEC §10): where the balances and the ledger live."""
     usage_table: TableName = Field(default=QualifiedName(["token_usage"]), validate_default=True)
     profiles_table: TableName = Field(
         default=QualifiedName(["user_profiles"]), validate_default=True

@@ -1,37 +1,41 @@
-"""An append-only list of small records kept on disk past a few MB, so memory stays flat
-whatever the number of users a run touches."""
+"""An append-only list of records kept on disk past a few MB, so memory stays flat whatever
+the number of owners a run touches.
+
+Records are the tool's own dataclasses, pickled: Decimal and datetime values come back as
+they went in (exact), and nothing but this process ever reads the file.
+"""
 
 from __future__ import annotations
 
-import json
+import pickle
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 _IN_MEMORY_BYTES = 4 * 1024 * 1024
 
 
-class Spool:
+class Spool(Generic[T]):
     def __init__(self) -> None:
         # Lives as long as the spool; closed by close() / the context manager.
-        self._file = tempfile.SpooledTemporaryFile(  # noqa: SIM115
-            max_size=_IN_MEMORY_BYTES, mode="w+", encoding="utf-8"
-        )
+        self._file = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_BYTES)  # noqa: SIM115
         self.count = 0
 
-    def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+    def append(self, record: T) -> None:
+        pickle.dump(record, self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self.count += 1
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[T]:
         self._file.flush()
         self._file.seek(0)
-        for line in self._file:
-            yield json.loads(line)
+        for _ in range(self.count):
+            yield pickle.load(self._file)
         self._file.seek(0, 2)
 
-    def batches(self, size: int) -> Iterator[list[dict[str, Any]]]:
-        batch: list[dict[str, Any]] = []
+    def batches(self, size: int) -> Iterator[list[T]]:
+        batch: list[T] = []
         for record in self:
             batch.append(record)
             if len(batch) == size:
@@ -43,7 +47,7 @@ class Spool:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> Spool:
+    def __enter__(self) -> Spool[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:

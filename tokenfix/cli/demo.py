@@ -40,7 +40,7 @@ def demo(
     """
     enable_debug(debug)
     from tokenfix.pgserver import NoServerAvailable, start_server
-    from tokenfix.render import make_consoles
+    from tokenfix.render.console import make_consoles
 
     out, err = make_consoles()
     err.print("Starting a throwaway PostgreSQL…")

@@ -12,10 +12,11 @@ from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
     JsonOption,
+    MappingOption,
     QuietOption,
     StartingBalanceOption,
     examples,
-    load,
+    inputs,
 )
 from tokenfix.exitcodes import ExitCode
 
@@ -29,7 +30,10 @@ from tokenfix.exitcodes import ExitCode
 )
 def diagnose(
     user_id: Annotated[
-        str, typer.Argument(metavar="USER_ID", help="The user's id (a UUID).", show_default=False)
+        str,
+        typer.Argument(
+            metavar="USER_ID", help="The owner's key (a UUID by default).", show_default=False
+        ),
     ],
     ledger: Annotated[
         int,
@@ -37,6 +41,7 @@ def diagnose(
             "--ledger", min=0, help="Also show the last N ledger rows with a running balance."
         ),
     ] = 0,
+    mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     starting_balance: StartingBalanceOption = None,
     json_output: JsonOption = False,
@@ -49,22 +54,31 @@ def diagnose(
     2 for a malformed or unknown user id, 3 when the database cannot be used.
     """
     enable_debug(debug)
-    from tokenfix import db
+    from tokenfix import db, keys
     from tokenfix.diagnose import diagnose as run_diagnosis
-    from tokenfix.diagnose import parse_user_id
-    from tokenfix.render import dump_json, make_consoles
-    from tokenfix.render.diagnosis import diagnosis_json, render_diagnosis
 
-    uid = parse_user_id(user_id)
-    settings = load(database_url=database_url, starting_balance=starting_balance)
+    settings, the_mapping, starting = inputs(mapping, starting_balance, database_url=database_url)
+    if the_mapping.from_settings:
+        keys.parse_uuid(user_id)  # the default key is a uuid: say so before connecting
     with db.connect(settings) as conn:
-        result = run_diagnosis(conn, settings, uid, ledger_rows=ledger)
-    out, _ = make_consoles()
+        result = run_diagnosis(
+            conn,
+            settings,
+            user_id,
+            ledger_rows=ledger,
+            mapping=the_mapping,
+            starting_balance=starting,
+        )
     if json_output:
-        sys.stdout.write(dump_json(diagnosis_json(result)) + "\n")
+        from tokenfix.render import json
+
+        sys.stdout.write(json.dumps(json.diagnosis(result)) + "\n")
     if result.status == "not_found":
-        error_line(f"user {uid} not found: no profile row and no ledger rows")
+        error_line(f"user {result.user_id} not found: no profile row and no ledger rows")
         raise typer.Exit(ExitCode.BAD_INPUT)
     if not json_output and not quiet:
-        render_diagnosis(out, result)
+        from tokenfix.render.console import make_consoles
+        from tokenfix.render.diagnosis import render_diagnosis
+
+        render_diagnosis(make_consoles()[0], result)
     raise typer.Exit(ExitCode.OK if result.status == "ok" else ExitCode.ATTENTION)

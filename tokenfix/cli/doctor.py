@@ -12,9 +12,10 @@ from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
     JsonOption,
+    MappingOption,
     QuietOption,
     examples,
-    load,
+    inputs,
 )
 from tokenfix.exitcodes import ExitCode
 
@@ -37,6 +38,7 @@ def doctor(
             "catalogs only.",
         ),
     ] = True,
+    mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -52,16 +54,18 @@ def doctor(
     """
     enable_debug(debug)
     from tokenfix.doctor import run_doctor
-    from tokenfix.render import dump_json, make_consoles
-    from tokenfix.render.doctor import render_report, report_json
 
-    settings = load(database_url=database_url)
-    report = run_doctor(settings, probe=probe)
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url)
+    report = run_doctor(settings, probe=probe, mapping=the_mapping)
     if json_output:
-        sys.stdout.write(dump_json(report_json(report)) + "\n")
+        from tokenfix.render import json
+
+        sys.stdout.write(json.dumps(json.report(report)) + "\n")
     elif not quiet:
-        out, _ = make_consoles()
-        render_report(out, report)
+        from tokenfix.render.console import make_consoles
+        from tokenfix.render.doctor import render_report
+
+        render_report(make_consoles()[0], report)
     connection = report.checks[0]
     if connection.name == "connection" and connection.status == "fail" and len(report.checks) == 1:
         error_line(f"{connection.message} ({connection.fix})")

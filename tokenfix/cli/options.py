@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,14 +24,27 @@ QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No human output; the exit code tells.")
 ]
 StartingBalanceOption = Annotated[
-    int | None,
+    str | None,
     typer.Option(
         "--starting-balance",
-        help="Tokens every user starts with (default: TOKENFIX_STARTING_BALANCE, else 0).",
+        metavar="N",
+        help="Tokens every user starts with (default: TOKENFIX_STARTING_BALANCE, else 0); "
+        "overrides the mapping's starting expression.",
         show_default=False,
     ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.", hidden=True)]
+MappingOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--mapping",
+        metavar="PATH",
+        help="A mapping file (TOML) saying where the balances and the ledger live "
+        "(default: TOKENFIX_MAPPING, else ./tokenfix.toml, else the TOKENFIX_* settings).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
 
 
 def stdin_is_interactive() -> bool:
@@ -54,6 +68,32 @@ def load(**flags: Any) -> Any:
     from tokenfix.settings import load_settings
 
     return load_settings(**flags)
+
+
+def note_line(message: str) -> None:
+    sys.stderr.write(f"note: {message}\n")
+    sys.stderr.flush()
+
+
+def warning_line(message: str) -> None:
+    sys.stderr.write(f"warning: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+def inputs(mapping: Path | None, starting_balance: str | None = None, **flags: Any) -> Any:
+    """Settings, the mapping in effect and the --starting-balance override, from the flags."""
+    from tokenfix.errors import BadInput
+    from tokenfix.mapping_file import resolve
+    from tokenfix.settings import exact_amount
+
+    settings = load(**flags)
+    starting = None
+    if starting_balance is not None:
+        try:
+            starting = exact_amount(starting_balance)
+        except ValueError as exc:
+            raise BadInput(f"--starting-balance {starting_balance!r}: {exc}") from None
+    return settings, resolve(settings, mapping, note=note_line), starting
 
 
 def examples(*commands: str) -> str:

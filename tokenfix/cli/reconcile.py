@@ -13,12 +13,14 @@ from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
     JsonOption,
+    MappingOption,
     QuietOption,
     StartingBalanceOption,
     ask,
     examples,
-    load,
+    inputs,
     stdin_is_interactive,
+    warning_line,
 )
 from tokenfix.errors import BadInput
 from tokenfix.exitcodes import ExitCode
@@ -38,10 +40,15 @@ EXAMPLES = examples(
 )
 
 
-def _user_ids(arguments: list[str]) -> tuple[Any, ...]:
-    from tokenfix.diagnose import parse_user_id
+def _user_ids(arguments: list[str], *, uuids: bool) -> tuple[str, ...]:
+    """The keys given, in order, without repeats; with the default mapping each must be a
+    UUID (said before connecting), else the database checks them against the key's type."""
+    from tokenfix.keys import parse_uuid
 
-    ids: list[Any] = []
+    def parsed(text: str) -> str:
+        return parse_uuid(text) if uuids else text.strip()
+
+    ids: list[str] = []
     for argument in arguments:
         if argument == "-":
             for number, line in enumerate(sys.stdin, start=1):
@@ -49,11 +56,11 @@ def _user_ids(arguments: list[str]) -> tuple[Any, ...]:
                 if not text:
                     continue
                 try:
-                    ids.append(parse_user_id(text))
+                    ids.append(parsed(text))
                 except BadInput as exc:
                     raise BadInput(f"stdin line {number}: {exc.message}") from None
         else:
-            ids.append(parse_user_id(argument))
+            ids.append(parsed(argument))
     if not ids:
         # An empty list usually means the step that produced it failed (SPEC §4).
         raise BadInput(
@@ -129,6 +136,7 @@ def reconcile(
         OutputFormat | None,
         typer.Option("--format", help="table (default), json or csv.", show_default=False),
     ] = None,
+    mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     starting_balance: StartingBalanceOption = None,
     json_output: JsonOption = False,
@@ -145,7 +153,8 @@ def reconcile(
     enable_debug(debug)
     from tokenfix import db
     from tokenfix.durations import parse_duration, parse_since
-    from tokenfix.reconcile import Request, Selection
+    from tokenfix.model import Selection
+    from tokenfix.reconcile import Request
     from tokenfix.reconcile import reconcile as run_reconcile
 
     fmt = _format(json_output, output_format)
@@ -157,15 +166,16 @@ def reconcile(
             "refusing to write without --yes when not on a terminal",
             hint="preview with --dry-run, then add --yes",
         )
-    settings = load(
+    settings, the_mapping, starting = inputs(
+        mapping,
+        starting_balance,
         database_url=database_url,
-        starting_balance=starting_balance,
         batch_size=batch_size,
         max_changes=max_changes,
     )
     request = Request(
         selection=Selection(
-            user_ids=_user_ids(user_ids) if user_ids else None,
+            keys=_user_ids(user_ids, uuids=the_mapping.from_settings) if user_ids else None,
             since=parse_since(since) if since else None,
         ),
         dry_run=dry_run,
@@ -180,26 +190,34 @@ def reconcile(
             conn,
             settings,
             request,
+            mapping=the_mapping,
+            starting_balance=starting,
             confirm=None if yes else ui.confirm,
             on_plan=ui.planned,
             on_progress=ui.advance,
         )
     ui.done()
-    _print(outcome, fmt, quiet)
-    raise typer.Exit(ExitCode.ATTENTION if outcome.unresolved else ExitCode.OK)
+    with outcome:
+        _print(outcome, fmt, quiet)
+        code = ExitCode.ATTENTION if outcome.unresolved else ExitCode.OK
+    raise typer.Exit(code)
 
 
 def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
-    from tokenfix.render import make_consoles
-    from tokenfix.render.reconcile import render_outcome, write_csv, write_json
-
+    # rich only for people: cron's JSON and CSV paths never load it.
     if fmt is OutputFormat.json:
-        write_json(sys.stdout, outcome)
+        from tokenfix.render import json
+
+        json.write_outcome(sys.stdout, outcome)
     elif fmt is OutputFormat.csv:
-        write_csv(sys.stdout, outcome)
+        from tokenfix.render import csv
+
+        csv.write_outcome(sys.stdout, outcome)
     elif not quiet:
-        out, _ = make_consoles()
-        render_outcome(out, outcome)
+        from tokenfix.render.console import make_consoles
+        from tokenfix.render.reconcile import render_outcome
+
+        render_outcome(make_consoles()[0], outcome)
     sys.stdout.flush()
 
 
@@ -213,7 +231,7 @@ class _Feedback:
         self.quiet = quiet
         self.err: Any = None
         if self.show or sys.stdin.isatty():
-            from tokenfix.render import make_consoles
+            from tokenfix.render.console import make_consoles
 
             _, self.err = make_consoles()
         self.progress: Any = None
@@ -227,8 +245,7 @@ class _Feedback:
             self.status.stop()
         if not self.quiet:
             for warning in plan.warnings:
-                sys.stderr.write(f"warning: {' '.join(warning.split())}\n")
-            sys.stderr.flush()
+                warning_line(warning)
         if not self.show:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -255,7 +272,7 @@ class _Feedback:
 
     def confirm(self, plan: Any, planned: int) -> bool:
         from tokenfix.db import database_url, describe_target
-        from tokenfix.render import make_consoles
+        from tokenfix.render.console import make_consoles
 
         self.err = self.err or make_consoles()[1]
         if self.progress is not None:

@@ -12,10 +12,12 @@ from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
     JsonOption,
+    MappingOption,
     QuietOption,
     ask,
     examples,
-    load,
+    inputs,
+    note_line,
     stdin_is_interactive,
 )
 from tokenfix.errors import BadInput
@@ -30,6 +32,7 @@ from tokenfix.exitcodes import ExitCode
 )
 def history(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs to list.")] = 20,
+    mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -38,17 +41,19 @@ def history(
     """List past writing runs (reconcile and revert), newest first, from the audit trail."""
     enable_debug(debug)
     from tokenfix import audit, db
-    from tokenfix.render import dump_json, make_consoles
-    from tokenfix.render.runs import history_json, render_history
 
-    settings = load(database_url=database_url)
+    settings, _, _ = inputs(mapping, database_url=database_url)
     with db.connect(settings) as conn:
         runs = audit.history(conn, settings, limit)
     if json_output:
-        sys.stdout.write(dump_json(history_json(runs)) + "\n")
+        from tokenfix.render import json
+
+        sys.stdout.write(json.dumps(json.history(runs)) + "\n")
     elif not quiet:
-        out, _ = make_consoles()
-        render_history(out, runs)
+        from tokenfix.render.console import make_consoles
+        from tokenfix.render.runs import render_history
+
+        render_history(make_consoles()[0], runs)
     raise typer.Exit(ExitCode.OK)
 
 
@@ -63,6 +68,7 @@ def revert(
         str, typer.Argument(metavar="RUN_ID", help="A run id from 'tokenfix history'.")
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Revert without asking.")] = False,
+    mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -76,27 +82,32 @@ def revert(
     """
     enable_debug(debug)
     from tokenfix import db
-    from tokenfix.render import make_consoles
-    from tokenfix.render.runs import render_revert, write_revert_json
     from tokenfix.revert import parse_run_id
     from tokenfix.revert import revert as run_revert
 
     target = parse_run_id(run_id)
     if not yes and not stdin_is_interactive():
         raise BadInput("refusing to write without --yes when not on a terminal")
-    settings = load(database_url=database_url)
-    out, err = make_consoles()
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url)
 
     def confirm(rows: int) -> bool:
-        err.print(f"Run {target} wrote {rows:,} rows.")
+        sys.stderr.write(f"Run {target} wrote {rows:,} rows.\n")
         return ask("Put back the values it replaced?", timeout=settings.prompt_timeout)
 
     with db.connect(settings) as conn:
-        outcome = run_revert(conn, settings, target, confirm=None if yes else confirm)
+        outcome = run_revert(
+            conn, settings, target, mapping=the_mapping, confirm=None if yes else confirm
+        )
     if outcome.already_reverted_by and not quiet:
-        err.print(f"note: run {target} was already reverted by run {outcome.already_reverted_by}")
+        note_line(f"run {target} was already reverted by run {outcome.already_reverted_by}")
     if json_output:
-        write_revert_json(sys.stdout, outcome)
+        from tokenfix.render import json
+
+        json.write_revert(sys.stdout, outcome)
     elif not quiet:
-        render_revert(out, outcome)
+        from tokenfix.render.console import make_consoles
+        from tokenfix.render.runs import render_revert
+
+        render_revert(make_consoles()[0], outcome)
+    outcome.close()
     raise typer.Exit(ExitCode.ATTENTION if outcome.rows_left_alone else ExitCode.OK)

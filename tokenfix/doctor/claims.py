@@ -4,7 +4,7 @@ policy that reads it lets every user grant themselves whatever it checks for."""
 
 from __future__ import annotations
 
-from tokenfix.doctor import Check, Context, fail, ok
+from tokenfix.doctor.checks import Check, Context, fail, ok
 from tokenfix.doctor.grants import policies
 from tokenfix.doctor.roles import api_roles, supabase_shaped
 from tokenfix.doctor.target import trust_target

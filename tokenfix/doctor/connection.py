@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from psycopg import conninfo
 
-from tokenfix import catalog, queries
+from tokenfix import queries
 from tokenfix.db import database_url
-from tokenfix.doctor import Check, Context, ok, warn
+from tokenfix.doctor.checks import Check, Context, Tables, ok, warn
 
 
 def connection(context: Context) -> list[Check]:
@@ -24,7 +24,7 @@ def connection(context: Context) -> list[Check]:
         "tls_version",
     )
     context.server = dict(zip(keys, row, strict=True))
-    context.tables = catalog.load(context.conn, context.settings)
+    context.tables = Tables.load(context.conn, context.settings)
     s = context.server
     who = (
         "superuser"

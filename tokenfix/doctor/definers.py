@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tokenfix import queries
-from tokenfix.doctor import Check, Context, ok, warn
+from tokenfix.doctor.checks import Check, Context, ok, warn
 from tokenfix.doctor.grants import PUBLIC, shown
 from tokenfix.doctor.roles import api_roles, judged, supabase_shaped
 from tokenfix.doctor.target import TrustTarget, trust_target

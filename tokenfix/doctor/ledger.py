@@ -5,9 +5,9 @@ from __future__ import annotations
 from psycopg import sql
 
 from tokenfix import queries
-from tokenfix.doctor import Check, Context, ok, warn
-from tokenfix.model import BalanceModel
-from tokenfix.render import plural
+from tokenfix.doctor.checks import Check, Context, ok, warn
+from tokenfix.model import load as load_model
+from tokenfix.words import plural
 
 
 def ambiguous_overrides(context: Context) -> list[Check]:
@@ -54,18 +54,23 @@ def ledger_health(context: Context) -> list[Check]:
         context.tables.usage.exists and context.tables.profiles.exists
     ):
         return []
-    model = BalanceModel(settings=context.settings)
-    row = context.conn.execute(model.compose("doctor_ledger_health")).fetchone()
+    model = load_model(context.conn, context.settings, context.mapping)
+    statement, params = model.ledger_health()
+    row = context.conn.execute(statement, params).fetchone()
     assert row is not None
     invalid, without_profile = int(row[0]), int(row[1])
-    usage = context.settings.usage_table
+    usage = ", ".join(str(source.table) for source in context.mapping.ledgers)
+    what = (
+        "with NULL or negative tokens_used or NULL success"
+        if context.mapping.from_settings
+        else "whose amount is NULL or negative, counted NULL, or kind not grant/deduct/charge"
+    )
     checks = []
     if invalid:
         checks.append(
             warn(
                 "invalid_rows",
-                f"{plural(invalid, 'row')} of {usage} with NULL or negative "
-                "tokens_used or NULL success: they count for nothing",
+                f"{plural(invalid, 'row')} of {usage} {what}: they count for nothing",
                 "find the code path that writes them; 'tokenfix diagnose USER_ID "
                 "--ledger 50' shows them per user",
             )

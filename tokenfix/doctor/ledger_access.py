@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tokenfix.doctor import Check, Context, fail, ok, warn
+from tokenfix.doctor.checks import Check, Context, fail, ok, warn
 from tokenfix.doctor.grants import PUBLIC, Exposure, columns_of, sees_rows, shown
 from tokenfix.doctor.ledger_probe import Operation, Probed, probe_ledger, probe_pricing
 from tokenfix.doctor.mint import TableExposure, table_exposures

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from tokenfix import queries
+from tokenfix import catalog, queries
 from tokenfix.catalog import Table
-from tokenfix.doctor import Check, Context, fail, ok, warn
+from tokenfix.doctor.checks import Check, Context, fail, ok, warn
 
 INTEGER = {"smallint", "integer", "bigint"}
 NUMBER = INTEGER | {"numeric"}
@@ -120,18 +120,18 @@ def tables(context: Context) -> list[Check]:
 
 
 def _unique_user_id(context: Context) -> Check:
-    profiles = context.settings.profiles_table
-    row = context.conn.execute(
-        queries.get("doctor_unique_user_id"), {"table": context.quoted(profiles)}
-    ).fetchone()
-    if row and row[0]:
-        return ok("profiles_key", f"{profiles}.user_id is unique")
-    fix = sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (user_id)").format(profiles.identifier)
-    return warn(
+    balance = context.mapping.balance
+    if catalog.key_is_unique(context.conn, balance.table, balance.key):
+        return ok("profiles_key", f"{balance.table}.{balance.key} is unique")
+    fix = sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+        balance.table.identifier, sql.Identifier(balance.key)
+    )
+    # SPEC §7: without it an owner may have two cached balances, and write runs refuse.
+    return fail(
         "profiles_key",
-        f"{profiles}.user_id has no unique index: --create-missing "
-        "cannot guard against a concurrent insert",
-        fix.as_string(context.conn),
+        f"{balance.table}.{balance.key} has no unique index: an owner may have two balance "
+        "rows, so write runs refuse to run (and --create-missing could not guard an insert)",
+        fix.as_string(context.conn) + " (after removing duplicates)",
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tokenfix.doctor import Check, Context, fail, ok, warn
+from tokenfix.doctor.checks import Check, Context, fail, ok, warn
 from tokenfix.doctor.definers import definer_writers
 from tokenfix.doctor.grants import (
     PUBLIC,

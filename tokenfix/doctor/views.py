@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix import queries
-from tokenfix.doctor import Check, Context, fail, ok
+from tokenfix.doctor.checks import Check, Context, fail, ok
 from tokenfix.doctor.grants import RoleAccess, role_access, shown
 from tokenfix.doctor.ledger_probe import Probed, probe_ledger, probe_pricing
 from tokenfix.doctor.raise_probe import BalanceRow, first_row, probe_raises

@@ -1,17 +1,16 @@
--- Every selected user whose status is not ok (drift or missing_profile), in user_id order,
--- then one last row counting every user checked. A NULL cached value is drift, never ok. `recent`: ledger rows inside the settle
--- window, found through the created_at index and checked for the candidates only.
+-- Every selected owner whose status is not ok (drift or missing_profile), in the key's own
+-- order, then one last row counting every owner checked. `recent`: ledger rows inside the
+-- settle window, found through each source's time index and checked for the candidates only.
 WITH compared AS MATERIALIZED (
 {balances}
 )
-SELECT false AS is_total, user_id, has_profile, current_remaining, current_used,
-       expected_remaining, expected_used, user_id = ANY({recent_users}) AS recent,
+SELECT false AS is_total, key AS sort_key, key::text AS key, has_profile,
+       current_remaining, current_used, expected_remaining, expected_used,
+       drift_remaining, drift_used, key = ANY({recent}) AS recent,
        NULL::bigint AS users_checked
 FROM compared
-WHERE NOT has_profile
-   OR current_remaining IS DISTINCT FROM expected_remaining
-   OR current_used IS DISTINCT FROM expected_used
+WHERE attention
 UNION ALL
-SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*)
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*)
 FROM compared
-ORDER BY is_total, user_id
+ORDER BY is_total, sort_key

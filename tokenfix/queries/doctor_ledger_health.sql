@@ -1,11 +1,11 @@
--- Ledger rows that count for nothing because they are malformed (SPEC §3 "invalid"), and users
--- with ledger rows but no profile row. One pass over the ledger, one probe per user.
-WITH per_user AS (
-    SELECT u.user_id, count(*) FILTER (WHERE {invalid_row}) AS invalid_rows
-    FROM {usage} AS u
-    GROUP BY u.user_id
+-- Ledger rows that count for nothing because they are malformed (SPEC §10 "invalid"), and
+-- owners with ledger rows but no balance row. One pass over each source, one probe per owner.
+WITH per_owner AS (
+    SELECT r.key, count(*) FILTER (WHERE r.invalid) AS invalid_rows
+    FROM ({rows}) AS r
+    GROUP BY r.key
 )
-SELECT coalesce(sum(l.invalid_rows), 0)::bigint AS invalid_rows,
-       count(*) FILTER (WHERE p.user_id IS NULL) AS users_without_profile
-FROM per_user AS l
-LEFT JOIN {profiles} AS p ON p.user_id = l.user_id
+SELECT coalesce(sum(o.invalid_rows), 0)::bigint AS invalid_rows,
+       count(*) FILTER (WHERE NOT EXISTS (
+           SELECT FROM {balance} AS b WHERE b.{key} = o.key AND {where})) AS without_profile
+FROM per_owner AS o

@@ -1,5 +1,6 @@
--- One recorded run, and the latest completed revert of it that restored something.
-SELECT r.run_id, r.command, r.status, r.started_at,
+-- One recorded run (as jsonb, so that any audit layout reads alike), and the latest completed
+-- revert of it that restored something.
+SELECT to_jsonb(r.*) AS run,
        (SELECT v.run_id FROM {runs} AS v
         WHERE v.reverts_run_id = r.run_id AND v.status = 'completed'
           AND EXISTS (SELECT FROM {changes} AS c WHERE c.run_id = v.run_id)

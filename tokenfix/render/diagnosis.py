@@ -1,8 +1,7 @@
-"""`diagnose` output: the rich layout and the §5 JSON object."""
+"""`diagnose` output for people: the rich layout (the §5 JSON: render.json)."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +10,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tokenfix.diagnose import Balance, Diagnosis
-from tokenfix.render import iso, plural
+from tokenfix.diagnose import Diagnosis, Usage
+from tokenfix.records import Pair
+from tokenfix.words import plural
 
 STATUS_STYLE = {
     "ok": "bold green",
@@ -22,55 +22,11 @@ STATUS_STYLE = {
 }
 
 
-def _time_as_text(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _record(obj: Any) -> dict[str, Any] | None:
-    if obj is None:
-        return None
-    return {
-        field.name: _time_as_text(getattr(obj, field.name)) for field in dataclasses.fields(obj)
-    }
-
-
-def diagnosis_json(d: Diagnosis) -> dict[str, Any]:
-    """The §5 `diagnose --json` object."""
-    if d.status == "not_found":
-        return {"user_id": str(d.user_id), "status": d.status}
-    out: dict[str, Any] = {
-        "user_id": str(d.user_id),
-        "status": d.status,
-        "profile": _record(d.profile),
-        "usage": _record(d.usage),
-        "expected": _record(d.expected),
-        "overdrawn": d.overdrawn,
-        "drift": _record(d.drift),
-        "causes": [{"code": c.code, "message": c.message} for c in d.causes],
-    }
-    if d.ledger is not None:
-        out["ledger"] = [
-            {
-                "id": e.id,
-                "created_at": iso(e.created_at),
-                "action_type": e.action_type,
-                "model_used": e.model_used,
-                "tokens_used": e.tokens_used,
-                "success": e.success,
-                "class": e.row_class,
-                "effective": e.effective,
-                "expected_remaining": e.expected_remaining,
-            }
-            for e in d.ledger
-        ]
-    return out
-
-
 def _when(value: datetime | None) -> str:
     return value.isoformat(sep=" ", timespec="seconds") if value else "—"
 
 
-def _signed(value: int | None) -> Text:
+def _signed(value: Any) -> Text:
     if value is None:
         return Text("—", style="dim")
     if value == 0:
@@ -91,7 +47,7 @@ def _summary_panel(d: Diagnosis) -> Panel:
         created, updated = _when(d.profile.created_at), _when(d.profile.updated_at)
         lines.append(Text(f"profile  created {created}, updated {updated}"))
     else:
-        lines.append(Text("profile  no user_profiles row", style="yellow"))
+        lines.append(Text(f"profile  no {d.balance_table} row", style="yellow"))
     if d.usage is not None:
         lines.append(
             Text(f"activity {_when(d.usage.first_activity)} → {_when(d.usage.last_activity)}")
@@ -99,10 +55,8 @@ def _summary_panel(d: Diagnosis) -> Panel:
     return Panel(Group(*lines), title=f"user {d.user_id}", title_align="left", expand=False)
 
 
-def _usage_table(d: Diagnosis) -> Table:
-    u = d.usage
-    assert u is not None
-    table = Table(title="Ledger", title_justify="left", show_edge=False)
+def _usage_table(u: Usage, title: str = "Ledger") -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("rows")
     table.add_column("records", justify="right")
     table.add_column("tokens", justify="right")
@@ -122,18 +76,23 @@ def _usage_table(d: Diagnosis) -> Table:
         f"{u.invalid_records:,}",
         "",
     )
+    if u.ignored_records:
+        table.add_row("ignored (kind NULL)", f"{u.ignored_records:,}", "")
     table.add_row("created before the profile", f"{u.records_before_profile:,}", "")
     return table
 
 
 def _balance_table(d: Diagnosis) -> Table:
-    expected = d.expected or Balance(0, 0)
+    expected = d.expected or Pair(0, 0)
     table = Table(title="Balance", title_justify="left", show_edge=False)
     table.add_column("")
     table.add_column("cached", justify="right")
     table.add_column("expected", justify="right")
     table.add_column("drift", justify="right")
-    for label, field in (("remaining", "tokens_remaining"), ("used", "tokens_used")):
+    sides = [("remaining", "tokens_remaining")]
+    if d.reads_used:
+        sides.append(("used", "tokens_used"))
+    for label, field in sides:
         cached = getattr(d.profile, field) if d.profile else None
         drift = getattr(d.drift, field) if d.drift else None
         shown_cached = "—"
@@ -179,7 +138,9 @@ def _ledger_table(d: Diagnosis) -> Table:
         title_justify="left",
         show_edge=False,
     )
+    columns = [("source", "left")] if d.sources else []
     for name, justify in (
+        *columns,
         ("id", "right"),
         ("created_at", "left"),
         ("action", "left"),
@@ -193,9 +154,10 @@ def _ledger_table(d: Diagnosis) -> Table:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for e in d.ledger or ():
         table.add_row(
+            *([e.source] if d.sources else []),
             str(e.id),
             _when(e.created_at),
-            e.action_type,
+            e.action_type or "—",
             e.model_used or "—",
             "NULL" if e.tokens_used is None else str(e.tokens_used),
             "NULL" if e.success is None else str(e.success).lower(),
@@ -208,7 +170,10 @@ def _ledger_table(d: Diagnosis) -> Table:
 
 def render_diagnosis(console: Console, d: Diagnosis) -> None:
     console.print(_summary_panel(d))
-    console.print(_usage_table(d))
+    assert d.usage is not None
+    console.print(_usage_table(d.usage))
+    for source in d.sources:
+        console.print(_usage_table(source.usage, title=f"  of which {source.name}"))
     console.print()
     console.print(_balance_table(d))
     console.print()

@@ -1,9 +1,6 @@
-"""`doctor` output: one line per check, the §5 JSON object."""
+"""`doctor` output for people: one line per check (the §5 JSON: render.json)."""
 
 from __future__ import annotations
-
-import dataclasses
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,13 +9,6 @@ from rich.text import Text
 from tokenfix.doctor import Report
 
 MARK = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    return {
-        "checks": [dataclasses.asdict(check) for check in report.checks],
-        "status": report.status,
-    }
 
 
 def render_report(console: Console, report: Report) -> None:

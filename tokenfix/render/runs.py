@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Any, TextIO
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from tokenfix.audit import RunSummary
-from tokenfix.render import plain, plural
 from tokenfix.revert import RevertOutcome
+from tokenfix.words import plural
 
 LEFT_ALONE = {
     "changed_since": "left alone: changed since the run",
     "referenced": "left alone: other rows reference it",
     "unverifiable": "left alone: written by an older tokenfix that kept no full row",
 }
-
-
-def history_json(runs: list[RunSummary]) -> dict[str, Any]:
-    return {
-        "runs": [
-            {
-                key: value if isinstance(value, int | None) else plain(value)
-                for key, value in dataclasses.asdict(run).items()
-            }
-            for run in runs
-        ]
-    }
 
 
 def _written(run: RunSummary) -> str:
@@ -73,36 +59,20 @@ def render_history(console: Console, runs: list[RunSummary]) -> None:
     console.print(table)
 
 
-def revert_summary_json(outcome: RevertOutcome) -> dict[str, Any]:
-    return {
-        "run_id": str(outcome.run_id) if outcome.run_id else None,
-        "reverted_run_id": str(outcome.reverted_run_id),
-        "rows_restored": outcome.rows_restored,
-        "profiles_deleted": outcome.profiles_deleted,
-        "profiles_recreated": outcome.profiles_recreated,
-        "rows_left_alone": outcome.rows_left_alone,
-    }
-
-
-def write_revert_json(stream: TextIO, outcome: RevertOutcome) -> None:
-    document = {**revert_summary_json(outcome), "changes": list(outcome.changes)}
-    stream.write(json.dumps(document, indent=2) + "\n")
-
-
 def render_revert(console: Console, outcome: RevertOutcome) -> None:
     table = Table(show_edge=False)
     for name in ("user_id", "action", "run left", "now", "restore to", "result"):
         table.add_column(name, no_wrap=True)
     for change in outcome.changes:
         table.add_row(
-            change["user_id"],
-            change["action"],
-            _values(change["run_left"]),
-            _values(change["current"]),
-            _values(change["restore_to"]),
+            change.key,
+            change.action,
+            _values(change.run_left),
+            _values(change.current),
+            _values(change.restore_to),
             Text("done", style="green")
-            if change["applied"]
-            else Text(LEFT_ALONE[change["skipped"]], style="yellow"),
+            if change.applied
+            else Text(LEFT_ALONE[change.skipped or "changed_since"], style="yellow"),
         )
     if outcome.changes.count:
         console.print(table)
@@ -117,7 +87,14 @@ def render_revert(console: Console, outcome: RevertOutcome) -> None:
     console.print(line)
 
 
-def _values(state: dict[str, int] | None) -> str:
+def _values(state: dict[str, Any] | None) -> str:
+    """The written columns' values, as one cell (amounts with thousands separators)."""
     if state is None:
         return "no row"
-    return f"{state['tokens_remaining']:,} / {state['tokens_used']:,}"
+    return " / ".join(_value(v) for v in state.values())
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "NULL" if value is None else str(value)

@@ -1,0 +1,82 @@
+"""The doctor's plain data: a check (name, status, message, fix), the report, and the context
+every check may look at. A leaf of the doctor package: every check module imports it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tokenfix import catalog
+from tokenfix.db import Connection
+from tokenfix.mapping import Mapping, default_mapping
+from tokenfix.settings import Settings
+
+Status = Literal["ok", "warn", "fail"]
+_RANK = {"ok": 0, "warn": 1, "fail": 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    message: str
+    fix: str | None = None
+
+
+def ok(name: str, message: str) -> Check:
+    return Check(name, "ok", message)
+
+
+def warn(name: str, message: str, fix: str) -> Check:
+    return Check(name, "warn", message, fix)
+
+
+def fail(name: str, message: str, fix: str) -> Check:
+    return Check(name, "fail", message, fix)
+
+
+@dataclass
+class Report:
+    checks: list[Check]
+
+    @property
+    def status(self) -> Status:
+        return max((c.status for c in self.checks), key=_RANK.__getitem__, default="ok")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The three tables of the default schema (SPEC §2) under their configured names."""
+
+    usage: catalog.Table
+    profiles: catalog.Table
+    overrides: catalog.Table
+
+    @classmethod
+    def load(cls, conn: Connection, settings: Settings) -> Tables:
+        names = [settings.usage_table, settings.profiles_table, settings.overrides_table]
+        usage, profiles, overrides = catalog.describe(conn, names)
+        return cls(usage, profiles, overrides)
+
+
+@dataclass
+class Context:
+    """What every check may look at."""
+
+    conn: Connection
+    settings: Settings
+    probe: bool
+    mapping: Mapping = field(default=None)  # type: ignore[assignment]
+    server: dict[str, Any] = field(default_factory=dict)
+    tables: Tables | None = None
+
+    def __post_init__(self) -> None:
+        if self.mapping is None:
+            self.mapping = default_mapping(self.settings)
+
+    def quoted(self, name: Any) -> str:
+        return str(name.identifier.as_string(self.conn))
+
+
+CheckFunction = Callable[[Context], list[Check]]

@@ -1,0 +1,6 @@
+-- One owner's cached balance row, as the mapping reads it.
+SELECT {remaining} AS tokens_remaining, {used} AS tokens_used,
+       ({created_at})::timestamptz AS created_at, {updated_at} AS updated_at,
+       {starting} AS starting, {tolerance} AS tolerance
+FROM {balance} AS b
+WHERE b.{key} = %(key)s::text::{key_type} AND {where}

@@ -1,0 +1,113 @@
+"""The typed records that cross module boundaries: amounts, balances, the changes a run makes.
+
+Amounts are `int` (integer and bigint columns) or `Decimal` (numeric), exactly as the
+database computed them; nothing here goes through a float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Literal
+
+Amount = int | Decimal
+Status = Literal["ok", "drift", "missing_profile", "not_found"]
+Skip = Literal["dry_run", "recent_activity", "changed_concurrently", "no_create_missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A balance as remaining and used; None where a side is NULL or not part of the mapping."""
+
+    tokens_remaining: Amount | None
+    tokens_used: Amount | None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An owner whose status is not ok, as one statement saw it (the plan, or a re-read)."""
+
+    key: str
+    """The owner's key as text (its SQL type is the mapping's key type)."""
+    has_profile: bool
+    current: Pair | None
+    expected: Pair
+    drift: Pair | None
+    recent: bool
+    """Ledger rows inside the settle window: the app may not have applied them yet."""
+
+    @property
+    def status(self) -> Status:
+        return "drift" if self.has_profile else "missing_profile"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One `changes` entry of reconcile (SPEC §5): an owner not ok, and what the run did."""
+
+    key: str
+    status: Status
+    current: Pair | None
+    expected: Pair
+    drift: Pair | None
+    applied: bool
+    skipped: Skip | None
+    stored: Pair | None = None
+    """What the database kept, when a trigger or rule stored something else than written."""
+    causes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, candidate: Candidate, *, applied: bool = False, skipped: Skip | None) -> Change:
+        return cls(
+            key=candidate.key,
+            status=candidate.status,
+            current=candidate.current,
+            expected=candidate.expected,
+            drift=candidate.drift,
+            applied=applied,
+            skipped=skipped,
+        )
+
+    def but(self, **changes: object) -> Change:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def resolved(self) -> bool:
+        """Written, and the database stored what was written."""
+        return self.applied and self.stored is None
+
+
+@dataclass
+class Counts:
+    users_checked: int = 0
+    users_with_drift: int = 0
+    missing_profiles: int = 0
+    users_updated: int = 0
+    profiles_created: int = 0
+    users_deferred: int = 0
+    users_changed: int = 0
+
+    def tally(self, change: Change) -> None:
+        if change.applied:
+            if change.status == "drift":
+                self.users_updated += 1
+            else:
+                self.profiles_created += 1
+        elif change.skipped == "recent_activity":
+            self.users_deferred += 1
+        elif change.skipped == "changed_concurrently":
+            self.users_changed += 1
+
+
+@dataclass(frozen=True, slots=True)
+class RevertChange:
+    """One audit row of a reverted run, and what the revert did with it."""
+
+    key: str
+    action: Literal["restore", "delete", "insert"]
+    run_left: dict[str, object] | None
+    """The written columns as the run left them (None: the run left no row)."""
+    current: dict[str, object] | None
+    restore_to: dict[str, object] | None
+    applied: bool
+    skipped: Literal["changed_since", "referenced", "unverifiable"] | None

@@ -1,0 +1,199 @@
+"""The JSON contract (SPEC §5, §12), produced from the typed records in one place.
+
+Amounts are written as JSON numbers with every digit (simplejson writes a Decimal as its
+exact decimal text, never through a float): `12.50000` stays `12.50000`, a 9,000,000,000,123
+grant stays exact. No rich here: cron's `--json` path never loads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TextIO
+
+import simplejson
+
+from tokenfix.records import Change, Pair, RevertChange
+
+
+def plain(value: Any) -> Any:
+    """JSON for values json does not know: times as ISO 8601, durations in seconds."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def dumps(obj: Any, *, indent: int | None = 2) -> str:
+    return simplejson.dumps(obj, indent=indent, default=plain, use_decimal=True)
+
+
+def amount(value: Any) -> Any:
+    """An exact amount: an int stays an int, a Decimal its exact decimal text (as a number)."""
+    if isinstance(value, Decimal) and not value.is_finite():
+        return str(value)  # NaN / Infinity are not JSON numbers
+    return value
+
+
+def pair(p: Pair | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {"tokens_remaining": amount(p.tokens_remaining), "tokens_used": amount(p.tokens_used)}
+
+
+def change(c: Change, *, with_causes: bool = False) -> dict[str, Any]:
+    """A §5 `changes` entry (`stored` only when the database kept something else)."""
+    entry: dict[str, Any] = {
+        "user_id": c.key,
+        "status": c.status,
+        "current": pair(c.current),
+        "expected": pair(c.expected),
+        "drift": pair(c.drift),
+        "applied": c.applied,
+        "skipped": c.skipped,
+    }
+    if with_causes:
+        entry["causes"] = list(c.causes)
+    if c.stored is not None:
+        entry["stored"] = pair(c.stored)
+    return entry
+
+
+def record(obj: Any) -> dict[str, Any] | None:
+    """A plain dataclass as JSON-ready values (times as ISO 8601, amounts exact)."""
+    if obj is None:
+        return None
+    return {
+        f.name: plain(v) if isinstance(v, datetime) else amount(v)
+        for f in dataclasses.fields(obj)
+        for v in (getattr(obj, f.name),)
+    }
+
+
+def revert_change(c: RevertChange) -> dict[str, Any]:
+    return {
+        "user_id": c.key,
+        "action": c.action,
+        "run_left": c.run_left,
+        "current": c.current,
+        "restore_to": c.restore_to,
+        "applied": c.applied,
+        "skipped": c.skipped,
+    }
+
+
+def write_object(stream: TextIO, head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+    """`head` with `key`: a list streamed one entry per line, so output costs the same memory
+    for ten entries as for a million."""
+    text = dumps(head)
+    stream.write(text[:-2] + f',\n  "{key}": [' if head else '{\n  "' + key + '": [')
+    first = True
+    for item in items:
+        stream.write(("\n    " if first else ",\n    ") + dumps(item, indent=None))
+        first = False
+    stream.write("]\n}\n" if first else "\n  ]\n}\n")
+
+
+# -- the documents ---------------------------------------------------------------------
+
+
+def diagnosis(d: Any) -> dict[str, Any]:
+    """The §5 `diagnose --json` object."""
+    if d.status == "not_found":
+        return {"user_id": d.user_id, "status": d.status}
+    out: dict[str, Any] = {
+        "user_id": d.user_id,
+        "status": d.status,
+        "profile": record(d.profile),
+        "usage": usage(d.usage),
+        "expected": pair(d.expected),
+        "overdrawn": d.overdrawn,
+        "drift": pair(d.drift),
+        "causes": [{"code": c.code, "message": c.message} for c in d.causes],
+    }
+    if d.sources:
+        out["sources"] = [{"name": s.name, **(usage(s.usage) or {})} for s in d.sources]
+    if d.ledger is not None:
+        out["ledger"] = [ledger_entry(e, with_source=bool(d.sources)) for e in d.ledger]
+    return out
+
+
+def usage(u: Any) -> dict[str, Any] | None:
+    """The §5 usage; `ignored_records` (kind NULL, SPEC §10) only when there are some: the
+    default mapping never has any, and its JSON stays the §5 object."""
+    found = record(u)
+    if found is not None and not found.get("ignored_records"):
+        found.pop("ignored_records", None)
+    return found
+
+
+def ledger_entry(e: Any, *, with_source: bool) -> dict[str, Any]:
+    entry = {
+        "id": e.id,
+        "created_at": plain(e.created_at),
+        "action_type": e.action_type,
+        "model_used": e.model_used,
+        "tokens_used": amount(e.tokens_used),
+        "success": e.success,
+        "class": e.row_class,
+        "effective": amount(e.effective),
+        "expected_remaining": amount(e.expected_remaining),
+    }
+    return {"source": e.source, **entry} if with_source else entry
+
+
+def outcome_head(o: Any) -> dict[str, Any]:
+    """The §5 `reconcile --json` object without its `changes`."""
+    c = o.counts
+    return {
+        "run_id": str(o.run_id) if o.run_id else None,
+        "dry_run": o.dry_run,
+        "users_checked": c.users_checked,
+        "users_with_drift": c.users_with_drift,
+        "missing_profiles": c.missing_profiles,
+        "users_updated": c.users_updated,
+        "profiles_created": c.profiles_created,
+        "users_deferred": c.users_deferred,
+        "users_changed": c.users_changed,
+        "warnings": list(o.warnings),
+    }
+
+
+def write_outcome(stream: TextIO, o: Any) -> None:
+    """The §5 object; `changes` streamed one entry per line, in key order."""
+    write_object(stream, outcome_head(o), "changes", (change(c) for c in o.changes))
+
+
+def history(runs: Iterable[Any]) -> dict[str, Any]:
+    return {
+        "runs": [
+            {key: value if isinstance(value, int | None) else plain(value)
+             for key, value in dataclasses.asdict(run).items()}
+            for run in runs
+        ]
+    }  # fmt: skip
+
+
+def revert_head(o: Any) -> dict[str, Any]:
+    return {
+        "run_id": str(o.run_id) if o.run_id else None,
+        "reverted_run_id": str(o.reverted_run_id),
+        "rows_restored": o.rows_restored,
+        "profiles_deleted": o.profiles_deleted,
+        "profiles_recreated": o.profiles_recreated,
+        "rows_left_alone": o.rows_left_alone,
+    }
+
+
+def write_revert(stream: TextIO, o: Any) -> None:
+    write_object(stream, revert_head(o), "changes", (revert_change(c) for c in o.changes))
+
+
+def report(r: Any) -> dict[str, Any]:
+    return {"checks": [dataclasses.asdict(check) for check in r.checks], "status": r.status}
