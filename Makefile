@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck demo bench bench-full clean
+.PHONY: install test lint typecheck layering demo bench bench-full clean
 
 install: $(STAMP)
 
@@ -21,7 +21,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+layering: install
+	$(BIN)/lint-imports
+
+test: lint typecheck layering
 	$(BIN)/pytest
 
 demo: install

@@ -166,7 +166,7 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
 
 
 def _create_covering_index(url: str) -> None:
-    from tokenfix.doctor.schema import PER_USER_COLUMNS
+    from tokenfix.health.schema import PER_USER_COLUMNS
 
     columns = ", ".join(PER_USER_COLUMNS[1:])
     with psycopg.connect(url, autocommit=True) as conn:
@@ -250,7 +250,7 @@ def _loop_per_user(url: str, sample: list[uuid.UUID], users: int) -> Measurement
 
 def _diagnose_in_process(url: str, sample: list[uuid.UUID]) -> Measurement:
     from tokenfix import db
-    from tokenfix.diagnose import diagnose
+    from tokenfix.diagnosis import diagnose
 
     settings = Settings.model_validate(
         {"database_url": url, "starting_balance": generate.STARTING_BALANCE}

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tokenfix.pgserver import _free_port, _unprivileged_prefix
+from tokenfix.pgserver import free_port, unprivileged_prefix
 
 INSTALL_HINT = "PgBouncer is not installed: 'apt-get install pgbouncer' (.ci/run does this)"
 
@@ -33,7 +33,7 @@ def pgbouncer(server_url: str, users: list[str]) -> Iterator[int]:
     server = conninfo_to_dict(server_url)
     base = Path(tempfile.mkdtemp(prefix="tfpgb-", dir="/tmp"))
     base.chmod(0o755)
-    port = _free_port()
+    port = free_port()
     (base / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in users))
     (base / "pgbouncer.ini").write_text(
         f"""[databases]
@@ -54,7 +54,7 @@ admin_users = postgres
 """
     )
     # PgBouncer refuses to run as root: the same unprivileged wrapper as the test server.
-    prefix = _unprivileged_prefix(base)
+    prefix = unprivileged_prefix(base)
     for path in base.iterdir():
         path.chmod(0o644)
     process = subprocess.Popen(

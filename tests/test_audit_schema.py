@@ -128,3 +128,49 @@ def test_a_newer_layout_than_the_tools_refuses_writes_but_history_reads(
     assert f"layout {audit.LAYOUT})" in result.stderr
     assert ledger.cached(drifting) == (7, 25)
     assert cli("history").exit_code == 0
+
+
+def test_a_layout_1_schema_is_migrated_and_its_old_runs_revert_created_rows_too(
+    cli: CliRunner, conn: psycopg.Connection, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    create_layout_0(conn)
+    schema = sql.Identifier("tokenfix")
+    conn.execute(compose("audit_layout_1", schema=schema))
+    conn.execute("INSERT INTO tokenfix.layout (version, tool_version) VALUES (1, '0.1.0')")
+    old_run = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO tokenfix.runs (run_id, command, status, tool_version, host, pid)"
+        " VALUES (%s, 'reconcile', 'completed', '0.1.0', 'old-host', 1)",
+        (old_run,),
+    )
+    # What layout 1 recorded: an update (balance columns) and a created profile (full row).
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining = -25,"
+        " vibe_assistant_tokens_used = 25 WHERE user_id = %s",
+        (drifting,),
+    )
+    created = ledger.user()
+    ledger.row(created, 5, at=HOUR_AGO)
+    ledger.profile(created, remaining=-5, used=5)
+    conn.execute("SET TIME ZONE 'UTC'")
+    full_row = conn.execute(
+        "SELECT to_jsonb(p.*) FROM user_profiles AS p WHERE user_id = %s", (created,)
+    ).fetchone()[0]  # type: ignore[index]
+    conn.execute(
+        "INSERT INTO tokenfix.changes (run_id, user_id, action, before_remaining, before_used,"
+        " after_remaining, after_used, full_row, tool_version, host) VALUES"
+        " (%s, %s, 'update', 0, 0, -25, 25, NULL, '0.1.0', 'old-host'),"
+        " (%s, %s, 'insert', NULL, NULL, -5, 5, %s, '0.1.0', 'old-host')",
+        (old_run, drifting, old_run, created, psycopg.types.json.Jsonb(full_row)),
+    )
+    other = ledger.profile(ledger.user())
+    ledger.row(other, 9, at=HOUR_AGO)
+    assert cli("reconcile", "--all", "--yes").exit_code == 0  # migrates 1 -> LAYOUT, writes
+    layouts = conn.execute("SELECT version FROM tokenfix.layout ORDER BY 1").fetchall()
+    assert layouts == [(n,) for n in range(1, audit.LAYOUT + 1)]
+    result = cli("revert", str(old_run), "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["rows_restored"], result.json()["profiles_deleted"]) == (1, 1)
+    assert ledger.cached(drifting) == (0, 0)
+    assert ledger.cached(created) is None
+    assert ledger.cached(other) == (-9, 9)

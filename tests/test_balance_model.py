@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.builders import BASE_TIME, Ledger
-from tokenfix.diagnose import Diagnosis, diagnose
+from tokenfix.diagnosis import Diagnosis, diagnose
 from tokenfix.settings import Settings
 
 

@@ -11,9 +11,9 @@ import tempfile
 import psycopg
 import pytest
 
-from tokenfix.diagnose import diagnose
+from tokenfix.diagnosis import diagnose
 from tokenfix.model import Selection
-from tokenfix.reconcile import Request, reconcile
+from tokenfix.reconciliation import Request, reconcile
 from tokenfix.sample import STARTING_BALANCE, build_sample, sample_settings, telling_users
 
 

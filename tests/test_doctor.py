@@ -212,15 +212,34 @@ def test_a_missing_table_fails_and_other_checks_still_run(
     assert checks["index_user_id"]["status"] == "ok"
 
 
-def test_incompatible_types_fail_and_naive_timestamps_warn(
+def test_types_are_judged_by_family_and_naive_timestamps_are_a_note(
+    cli: CliRunner, conn: psycopg.Connection
+) -> None:
+    # SPEC §10: any integer or numeric amount, any key or id type; naive times read as UTC.
+    conn.execute("ALTER TABLE token_usage ALTER COLUMN tokens_used TYPE bigint")
+    conn.execute("ALTER TABLE token_usage ALTER COLUMN id DROP IDENTITY")
+    conn.execute("ALTER TABLE token_usage ALTER COLUMN id TYPE text")
+    conn.execute(
+        "ALTER TABLE user_profiles ALTER COLUMN vibe_assistant_tokens_used TYPE numeric(30,5)"
+    )
+    conn.execute("ALTER TABLE user_profiles ALTER COLUMN updated_at TYPE timestamp")
+    _, checks = doctor(cli)
+    assert checks["usage_table"]["status"] == "ok"
+    assert checks["profiles_table"]["status"] == "ok"
+    assert "updated_at without time zone, read as UTC" in checks["profiles_table"]["message"]
+    conn.execute("ALTER TABLE token_usage ALTER COLUMN success TYPE text")
+    _, checks = doctor(cli)
+    assert checks["usage_table"]["status"] == "fail"
+    assert "success is text, expected boolean" in checks["usage_table"]["message"]
+
+
+def test_a_ledger_key_of_another_type_than_the_balance_key_warns(
     cli: CliRunner, conn: psycopg.Connection
 ) -> None:
     conn.execute("ALTER TABLE token_usage ALTER COLUMN user_id TYPE text")
-    conn.execute("ALTER TABLE user_profiles ALTER COLUMN updated_at TYPE timestamp")
     _, checks = doctor(cli)
-    assert checks["usage_table"]["status"] == "fail"
-    assert "user_id is text, expected uuid" in checks["usage_table"]["message"]
-    assert checks["profiles_table"]["status"] == "warn"
+    assert checks["key_types"]["status"] == "warn"
+    assert "cast to uuid" in checks["key_types"]["message"]
 
 
 def test_the_configured_names_are_checked(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests import reference
 from tests.builders import BASE_TIME
-from tokenfix.diagnose import diagnose
+from tokenfix.diagnosis import diagnose
 from tokenfix.settings import Settings
 
 minutes = st.integers(min_value=0, max_value=60)

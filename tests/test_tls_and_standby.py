@@ -17,14 +17,9 @@ from psycopg.conninfo import make_conninfo
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.processes import wait_until
+from tests.servers import ExtraCluster, supports_tls
 from tests.supabase import create_api_roles, make_supabase_like
-from tokenfix.pgserver import (
-    LocalCluster,
-    Server,
-    find_embedded_bindir,
-    find_local_bindir,
-    supports_tls,
-)
+from tokenfix.pgserver import Server, find_embedded_bindir, find_local_bindir
 
 SCHEMA = "sql/schema.sql"
 
@@ -38,7 +33,8 @@ def server_binaries() -> Path:
 @pytest.fixture(scope="module")
 def tls_primary() -> Iterator[Server]:
     bindir = server_binaries()
-    server = LocalCluster(bindir, label="primary").start(tls=supports_tls(bindir))
+    cluster = ExtraCluster(bindir, label="primary")
+    server = cluster.start_tls() if supports_tls(bindir) else cluster.start()
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(Path(__file__).resolve().parent.parent.joinpath(SCHEMA).read_text())
         create_api_roles(conn)
@@ -52,7 +48,7 @@ def tls_primary() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def standby(tls_primary: Server) -> Iterator[Server]:
-    server = LocalCluster(server_binaries(), label="standby").start_standby_of(tls_primary)
+    server = ExtraCluster(server_binaries(), label="standby").start_standby_of(tls_primary)
 
     def replayed() -> bool:
         with psycopg.connect(server.url) as conn:

@@ -17,7 +17,7 @@ import pytest
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.supabase import attack, lock_down_ledger, make_supabase_like, mint_grant
-from tokenfix.doctor.mint import MintRisk, ledger_mint_risks, mint_warning
+from tokenfix.health.mint import MintRisk, ledger_mint_risks, mint_warning
 from tokenfix.settings import Settings
 
 CHARGE_ONLY = (

@@ -12,6 +12,14 @@ from tokenfix.db import Connection
 from tokenfix.errors import BadInput
 
 
+class BadKey(BadInput):
+    """A key that is not of the key's type."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def shown(text: str) -> str:
     return repr("".join(ch if ch.isprintable() else "?" for ch in text)[:60])
 
@@ -24,7 +32,7 @@ def parse_uuid(text: str) -> str:
             raise ValueError
         return str(uuid.UUID(cleaned))
     except ValueError:
-        raise BadInput(f"not a valid user id: {shown(text)} is not a UUID") from None
+        raise BadKey(f"not a valid user id: {shown(text)} is not a UUID", key=text) from None
 
 
 def check(conn: Connection, keys: Sequence[str], type_name: str) -> list[str]:
@@ -47,5 +55,5 @@ def check(conn: Connection, keys: Sequence[str], type_name: str) -> list[str]:
             with conn.transaction():
                 conn.execute(sql.SQL("SELECT %s::text::{}").format(sql.SQL(type_name)), (key,))
         except psycopg.DataError:
-            raise BadInput(f"not a valid key: {shown(key)} is not a {type_name}") from None
+            raise BadKey(f"not a valid key: {shown(key)} is not a {type_name}", key=key) from None
     raise AssertionError("unreachable: the batch cast failed but each key casts")

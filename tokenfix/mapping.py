@@ -92,6 +92,11 @@ class LedgerSource:
     action: Expr | None = None
     model: Expr | None = None
     id: Expr | None = None
+    kind_code: Expr | None = None
+    """The same classes as `kind` as 1 grant, 2 deduct, 3 charge (never NULL nor invalid),
+    when known without text: the default mapping's, evaluated once per ledger row."""
+    unpriced_actions: tuple[str, ...] = ()
+    """Actions that are never charges (overrides for them are never looked up)."""
 
 
 @dataclass(frozen=True)
@@ -248,17 +253,20 @@ def _actions_in(
     )
 
 
-def default_kind(settings: Settings) -> Expr:
-    """grant / deduct by the §6 action lists, every other row a charge (SPEC §3)."""
+def default_kind(settings: Settings) -> tuple[Expr, Expr]:
+    """grant / deduct by the §6 action lists, every other row a charge (SPEC §3): as the
+    mapping writes it, and as the class number the all-owners aggregate uses."""
     grant, grant_text, grant_params = _actions_in("action_type", "grant", settings.grant_action)
     deduct, deduct_text, deduct_params = _actions_in(
         "action_type", "deduct", settings.deduct_action
     )
+    params = {**grant_params, **deduct_params}
     composed = sql.SQL("CASE WHEN {} THEN 'grant' WHEN {} THEN 'deduct' ELSE 'charge' END").format(
         grant, deduct
     )
     text = f"CASE WHEN {grant_text} THEN 'grant' WHEN {deduct_text} THEN 'deduct' ELSE 'charge' END"
-    return Expr(composed, text, {**grant_params, **deduct_params})
+    code = sql.SQL("CASE WHEN {} THEN 1 WHEN {} THEN 2 ELSE 3 END").format(grant, deduct)
+    return Expr(composed, text, params), Expr(code, text, params)
 
 
 def default_mapping(settings: Settings) -> Mapping:
@@ -287,16 +295,19 @@ def default_mapping(settings: Settings) -> Mapping:
             (used, expected["expected_used"]),
         ),
     )
+    kind, kind_code = default_kind(settings)
     ledger = LedgerSource(
         name=settings.usage_table.table_name,
         table=settings.usage_table,
         key=Expr.column("user_id"),
         at=Expr.column("created_at"),
         amount=Expr.column("tokens_used"),
-        kind=default_kind(settings),
+        kind=kind,
         counted=Expr.column("success"),
         action=Expr.column("action_type"),
         model=Expr.column("model_used"),
         id=Expr.column("id"),
+        kind_code=kind_code,
+        unpriced_actions=settings.special_actions,
     )
     return Mapping(balance=balance, ledgers=(ledger,), pricing=settings.overrides_table)

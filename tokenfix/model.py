@@ -112,10 +112,18 @@ class BalanceModel:
             action, model, at = (sql.SQL(f"{prefix}.{c}") for c in ("action", "model", "at"))
         else:
             action, model, at = _e(source.action), _e(source.model), _e(source.at)
-        return pricing.compile_price(self.prices, action, model, at)
+        # Overrides never price a row that is no charge: leave those actions out of the CASE.
+        prices = self.prices.without(source.unpriced_actions)
+        return pricing.compile_price(prices, action, model, at)
 
     def _kind_code(self, source: LedgerSource) -> sql.Composable:
         """0 no effect (invalid, failed, zero, ignored), 1 grant, 2 deduct, 3 charge."""
+        if source.kind_code is not None:  # the class as a number, without text comparisons
+            return sql.SQL(
+                "CASE WHEN NOT coalesce({counted} AND {amount} > 0, false) THEN 0 ELSE {code} END"
+            ).format(
+                counted=_e(source.counted), amount=_e(source.amount), code=source.kind_code.sql
+            )
         return sql.SQL(
             "CASE WHEN NOT coalesce({counted} AND {amount} > 0, false) THEN 0"
             " ELSE CASE ({kind})::text WHEN 'grant' THEN 1 WHEN 'deduct' THEN 2"

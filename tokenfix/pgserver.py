@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict
-
 # Settings that make a disposable cluster fast; never used for a real database.
 THROWAWAY_SERVER_OPTIONS = {
     "fsync": "off",
@@ -64,7 +62,7 @@ class Server:
     """How to stop it from a shell, for a server left running on purpose."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -97,17 +95,6 @@ def find_local_bindir() -> Path | None:
     if not found:
         return None
     return Path(max(found, key=_version_key))
-
-
-def supports_tls(bindir: Path) -> bool:
-    """Whether these server binaries were built with OpenSSL (the embedded wheel is not)."""
-    try:
-        done = subprocess.run(
-            [str(bindir / "pg_config"), "--configure"], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return "--with-openssl" in done.stdout or "--with-ssl=openssl" in done.stdout
 
 
 def find_embedded_bindir() -> Path | None:
@@ -144,7 +131,7 @@ def _userns_works() -> bool:
     return result.returncode == 0
 
 
-def _unprivileged_prefix(base: Path) -> list[str]:
+def unprivileged_prefix(base: Path) -> list[str]:
     """How to run server programs when we are root (they refuse to run as root)."""
     if os.geteuid() != 0:
         return []
@@ -176,12 +163,12 @@ class LocalCluster:
         self.base.chmod(0o755)
         self.datadir = self.base / "data"
         self.logfile = self.base / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", **(extra_env or {})}
         self.env.pop("PGDATA", None)
-        self.prefix = _unprivileged_prefix(self.base)
+        self.prefix = unprivileged_prefix(self.base)
 
-    def _run(self, program: str, *args: str, timeout: float = 120) -> None:
+    def run(self, program: str, *args: str, timeout: float = 120) -> None:
         command = [*self.prefix, str(self.bindir / program), *args]
         # Output goes to files, not pipes: the server inherits pg_ctl's descriptors and
         # would keep a pipe open forever.
@@ -196,30 +183,20 @@ class LocalCluster:
             )
             raise NoServerAvailable(f"{program} failed ({self.label}): {log}\n{server_log}".strip())
 
-    def start(self, *, tls: bool = False, options: dict[str, str] | None = None) -> Server:
-        """initdb and start; with `tls`, a self-signed certificate and ssl=on."""
-        self._run(
+    def start(self, *, options: dict[str, str] | None = None) -> Server:
+        """initdb and start."""
+        self.initdb()
+        return self.start_with({**THROWAWAY_SERVER_OPTIONS, **(options or {})})
+
+    def initdb(self) -> None:
+        self.run(
             "initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
             "-E", "UTF8", "--locale=C",
         )  # fmt: skip
-        settings = {**THROWAWAY_SERVER_OPTIONS, **(options or {})}
-        if tls:
-            self._self_signed_certificate()
-            settings["ssl"] = "on"
-        return self._start(settings)
 
-    def start_standby_of(self, primary: Server) -> Server:
-        """A hot standby streaming from `primary` (a read-only server, for tests)."""
-        params = conninfo_to_dict(primary.url)
-        self._run(
-            "pg_basebackup", "-D", str(self.datadir), "-R", "-X", "stream",
-            "-h", str(params.get("host")), "-p", str(params.get("port")), "-U", "postgres",
-        )  # fmt: skip
-        return self._start(dict(THROWAWAY_SERVER_OPTIONS))
-
-    def _start(self, options: dict[str, str]) -> Server:
+    def start_with(self, options: dict[str, str]) -> Server:
         settings = " ".join(f"-c {key}={value}" for key, value in options.items())
-        self._run(
+        self.run(
             "pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60",
             "-o", f"-p {self.port} -k {self.base} {settings}", "start",
         )  # fmt: skip
@@ -232,31 +209,9 @@ class LocalCluster:
             stop_command=" ".join(stop) + f" && rm -rf {self.base}",
         )
 
-    def _self_signed_certificate(self) -> None:
-        openssl = shutil.which("openssl")
-        if not openssl:
-            raise NoServerAvailable("openssl is needed to make a certificate for a TLS server")
-        subprocess.run(
-            [
-                openssl, "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=localhost",
-                "-keyout", str(self.datadir / "server.key"),
-                "-out", str(self.datadir / "server.crt"),
-            ],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        (self.datadir / "server.key").chmod(0o600)
-        if self.prefix and self.prefix[0] != "unshare":  # runuser: the server runs as postgres
-            import pwd
-
-            pw = pwd.getpwnam("postgres")
-            for name in ("server.key", "server.crt"):
-                os.chown(self.datadir / name, pw.pw_uid, pw.pw_gid)
-
     def stop(self) -> None:
         with contextlib.suppress(NoServerAvailable, subprocess.SubprocessError, OSError):
-            self._run(
-                "pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop", timeout=60
-            )
+            self.run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop", timeout=60)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

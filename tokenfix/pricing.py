@@ -50,6 +50,12 @@ class Pricing:
     def __bool__(self) -> bool:
         return bool(self.overrides)
 
+    def without(self, actions: tuple[str, ...]) -> Pricing:
+        if not actions:
+            return self
+        kept = tuple(o for o in self.overrides if o.action_type not in actions)
+        return Pricing(kept, self.cast)
+
 
 def load(conn: Connection, table: QualifiedName, columns: dict[str, str]) -> Pricing:
     """Active overrides in best-match order; none when the table does not exist (no columns)."""

@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, overload
 
 Amount = int | Decimal
 Status = Literal["ok", "drift", "missing_profile", "not_found"]
 Skip = Literal["dry_run", "recent_activity", "changed_concurrently", "no_create_missing"]
+
+
+@overload
+def exact(value: Amount) -> Amount: ...
+@overload
+def exact(value: object) -> Amount | None: ...
+def exact(value: object) -> Amount | None:
+    """An amount as the database computed it; a whole Decimal without decimals (a sum that
+    went through numeric) as an int, so integer balances read as ints. `12.50000` stays a
+    Decimal with its five places."""
+    if isinstance(value, Decimal) and value.is_finite() and value.as_tuple().exponent == 0:
+        return int(value)
+    return value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +34,10 @@ class Pair:
 
     tokens_remaining: Amount | None
     tokens_used: Amount | None
+
+    @classmethod
+    def of(cls, remaining: object, used: object) -> Pair:
+        return cls(exact(remaining), exact(used))
 
 
 @dataclass(frozen=True, slots=True)

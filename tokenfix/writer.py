@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -26,11 +26,9 @@ from tokenfix.db import Connection, transaction
 from tokenfix.errors import DatabaseProblem, first_line
 from tokenfix.lease import WriterLease
 from tokenfix.model import BalanceModel, Selection
+from tokenfix.planning import Outcome, Plan, Request, candidate, skip_reason
 from tokenfix.records import Candidate, Change, Pair
 from tokenfix.spool import Spool
-
-if TYPE_CHECKING:
-    from tokenfix.reconcile import Outcome, Plan, Request
 
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
 MAX_ATTEMPTS = 5
@@ -65,8 +63,6 @@ class Writer:
 
     def apply(self, plan: Plan, *, run_id: uuid.UUID | None) -> Outcome:
         """Write every batch; `run_id` is None when the plan writes nothing (no audit run)."""
-        from tokenfix.reconcile import Outcome, skip_reason  # the types' home imports us
-
         changes: Spool[Change] = Spool()
         outcome = Outcome(run_id, False, plan.counts, changes, plan.warnings, plan.reads_used)
         for batch in plan.candidates.batches(self.request.batch_size):
@@ -141,8 +137,6 @@ class Writer:
 
     def _recompute(self, keys: list[str]) -> dict[str, tuple[Candidate, bool]]:
         """Each owner as the ledger says now, and whether it still needs attention."""
-        from tokenfix.reconcile import candidate
-
         statement, params = self.model.with_recent(
             "recompute", Selection(keys=tuple(keys)), self.request.settle
         )
@@ -234,7 +228,7 @@ def _as_written(decision: _Decision, stored: tuple[Any, Any], reads: Pair) -> Ch
     mapping reads (a side it does not read is never compared).
     """
     change = decision.change.but(applied=True, skipped=None)
-    kept = Pair(stored[0], stored[1])
+    kept = Pair.of(stored[0], stored[1])
     if _same(kept, change.expected, reads):
         return change
     change = change.but(stored=kept)

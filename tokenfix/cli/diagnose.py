@@ -54,12 +54,10 @@ def diagnose(
     2 for a malformed or unknown user id, 3 when the database cannot be used.
     """
     enable_debug(debug)
-    from tokenfix import db, keys
-    from tokenfix.diagnose import diagnose as run_diagnosis
+    from tokenfix import db
+    from tokenfix.diagnosis import diagnose as run_diagnosis
 
     settings, the_mapping, starting = inputs(mapping, starting_balance, database_url=database_url)
-    if the_mapping.from_settings:
-        keys.parse_uuid(user_id)  # the default key is a uuid: say so before connecting
     with db.connect(settings) as conn:
         result = run_diagnosis(
             conn,

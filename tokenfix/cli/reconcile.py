@@ -40,34 +40,25 @@ EXAMPLES = examples(
 )
 
 
-def _user_ids(arguments: list[str], *, uuids: bool) -> tuple[str, ...]:
-    """The keys given, in order, without repeats; with the default mapping each must be a
-    UUID (said before connecting), else the database checks them against the key's type."""
-    from tokenfix.keys import parse_uuid
-
-    def parsed(text: str) -> str:
-        return parse_uuid(text) if uuids else text.strip()
-
-    ids: list[str] = []
+def _user_ids(arguments: list[str]) -> dict[str, str]:
+    """The keys given, in order, without repeats, each with where it came from ("stdin line
+    2"), for the message if the database finds it is not of the key's type."""
+    ids: dict[str, str] = {}
     for argument in arguments:
         if argument == "-":
             for number, line in enumerate(sys.stdin, start=1):
                 text = line.split("#", 1)[0].strip()
-                if not text:
-                    continue
-                try:
-                    ids.append(parsed(text))
-                except BadInput as exc:
-                    raise BadInput(f"stdin line {number}: {exc.message}") from None
+                if text:
+                    ids.setdefault(text, f"stdin line {number}")
         else:
-            ids.append(parsed(argument))
+            ids.setdefault(argument.strip(), "")
     if not ids:
         # An empty list usually means the step that produced it failed (SPEC §4).
         raise BadInput(
             "no user ids on stdin: nothing to check",
             hint="did the command feeding the list fail? use --all to check every user",
         )
-    return tuple(dict.fromkeys(ids))
+    return ids
 
 
 def _format(json_output: bool, output_format: OutputFormat | None) -> OutputFormat:
@@ -153,9 +144,10 @@ def reconcile(
     enable_debug(debug)
     from tokenfix import db
     from tokenfix.durations import parse_duration, parse_since
+    from tokenfix.keys import BadKey
     from tokenfix.model import Selection
-    from tokenfix.reconcile import Request
-    from tokenfix.reconcile import reconcile as run_reconcile
+    from tokenfix.reconciliation import Request
+    from tokenfix.reconciliation import reconcile as run_reconcile
 
     fmt = _format(json_output, output_format)
     if bool(user_ids) == all_users:
@@ -173,9 +165,10 @@ def reconcile(
         batch_size=batch_size,
         max_changes=max_changes,
     )
+    given = _user_ids(user_ids) if user_ids else None
     request = Request(
         selection=Selection(
-            keys=_user_ids(user_ids, uuids=the_mapping.from_settings) if user_ids else None,
+            keys=tuple(given) if given is not None else None,
             since=parse_since(since) if since else None,
         ),
         dry_run=dry_run,
@@ -186,16 +179,20 @@ def reconcile(
     )
     ui = _Feedback(show=all_users and not quiet, target=settings, quiet=quiet)
     with db.connect(settings) as conn:
-        outcome = run_reconcile(
-            conn,
-            settings,
-            request,
-            mapping=the_mapping,
-            starting_balance=starting,
-            confirm=None if yes else ui.confirm,
-            on_plan=ui.planned,
-            on_progress=ui.advance,
-        )
+        try:
+            outcome = run_reconcile(
+                conn,
+                settings,
+                request,
+                mapping=the_mapping,
+                starting_balance=starting,
+                confirm=None if yes else ui.confirm,
+                on_plan=ui.planned,
+                on_progress=ui.advance,
+            )
+        except BadKey as exc:
+            label = (given or {}).get(exc.key)
+            raise BadInput(f"{label}: {exc.message}" if label else exc.message) from None
     ui.done()
     with outcome:
         _print(outcome, fmt, quiet)

@@ -82,8 +82,8 @@ def revert(
     """
     enable_debug(debug)
     from tokenfix import db
-    from tokenfix.revert import parse_run_id
-    from tokenfix.revert import revert as run_revert
+    from tokenfix.reverting import parse_run_id
+    from tokenfix.reverting import revert as run_revert
 
     target = parse_run_id(run_id)
     if not yes and not stdin_is_interactive():

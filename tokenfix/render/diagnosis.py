@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tokenfix.diagnose import Diagnosis, Usage
+from tokenfix.diagnosis import Diagnosis, Usage
 from tokenfix.records import Pair
 from tokenfix.words import plural
 

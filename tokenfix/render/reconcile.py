@@ -18,7 +18,7 @@ from tokenfix.records import Change, Pair
 from tokenfix.words import plural
 
 if TYPE_CHECKING:
-    from tokenfix.reconcile import Outcome
+    from tokenfix.planning import Outcome
 
 TABLE_CHUNK = 500
 SKIP_WORDS = {
@@ -62,33 +62,48 @@ def _chunks(changes: Any, size: int) -> Iterator[list[Change]]:
         yield chunk
 
 
-def _table(chunk: list[Change], *, first: bool, key_width: int, reads_used: bool) -> Table:
-    # Fixed widths so that successive chunks line up as one table.
+def _cells(change: Change, reads_used: bool) -> list[Text]:
+    return [
+        Text(change.key),
+        Text("drift" if change.status == "drift" else "missing"),
+        _pair(change.current, reads_used=reads_used),
+        _pair(change.expected),
+        _pair(change.drift, signed=True, reads_used=reads_used),
+        _what_happened(change),
+    ]
+
+
+HEADERS = ("user_id", "status", "cached rem. / used", "expected", "drift", "result")
+
+
+def _widths(rows: list[list[Text]]) -> list[int]:
+    """Column widths from the first chunk (at least the header's, the amounts' minimum 18),
+    fixed for every chunk after it so that they line up as one table."""
+    minimums = (7, 7, 18, 18, 18, 12)
+    return [
+        max(minimum, len(header), *(len(row[i].plain) for row in rows))
+        for i, (header, minimum) in enumerate(zip(HEADERS, minimums, strict=True))
+    ][:5]
+
+
+def _table(rows: list[list[Text]], *, first: bool, widths: list[int]) -> Table:
     table = Table(show_header=first, show_edge=False, pad_edge=False)
-    table.add_column("user_id", width=key_width, no_wrap=True)
-    table.add_column("status", width=7, no_wrap=True)
-    for name in ("cached rem. / used", "expected", "drift"):
-        table.add_column(name, justify="right", width=18, no_wrap=True)
-    table.add_column("result", min_width=12)
-    for change in chunk:
-        table.add_row(
-            change.key,
-            "drift" if change.status == "drift" else "missing",
-            _pair(change.current, reads_used=reads_used),
-            _pair(change.expected),
-            _pair(change.drift, signed=True, reads_used=reads_used),
-            _what_happened(change),
-        )
+    table.add_column(HEADERS[0], width=min(widths[0], 60), no_wrap=True)
+    table.add_column(HEADERS[1], width=widths[1], no_wrap=True)
+    for name, width in zip(HEADERS[2:5], widths[2:5], strict=True):
+        table.add_column(name, justify="right", width=width, no_wrap=True)
+    table.add_column(HEADERS[5], min_width=12)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
 def render_outcome(console: Console, outcome: Outcome) -> None:
-    key_width = 7
+    widths: list[int] = []
     for index, chunk in enumerate(_chunks(outcome.changes, TABLE_CHUNK)):
-        if index == 0:
-            key_width = max(7, min(60, max(len(c.key) for c in chunk)))
-        table = _table(chunk, first=index == 0, key_width=key_width, reads_used=outcome.reads_used)
-        console.print(table)
+        rows = [_cells(change, outcome.reads_used) for change in chunk]
+        widths = widths or _widths(rows)
+        console.print(_table(rows, first=index == 0, widths=widths))
     if outcome.changes.count:
         console.print()
     console.print(summary_line(outcome), highlight=False, soft_wrap=True)

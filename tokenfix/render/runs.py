@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenfix.audit import RunSummary
-from tokenfix.revert import RevertOutcome
+from tokenfix.reverting import RevertOutcome
 from tokenfix.words import plural
 
 LEFT_ALONE = {

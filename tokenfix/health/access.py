@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix import audit, queries
-from tokenfix.doctor.checks import Check, Context, fail, ok, warn
+from tokenfix.health.checks import Check, Context, fail, ok, warn
 from tokenfix.settings import QualifiedName
 
 

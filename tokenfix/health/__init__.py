@@ -9,7 +9,8 @@ from __future__ import annotations
 import psycopg
 
 from tokenfix import db
-from tokenfix.doctor import (
+from tokenfix.errors import TokenfixError, first_line, from_database_error
+from tokenfix.health import (
     access,
     claims,
     connection,
@@ -20,8 +21,7 @@ from tokenfix.doctor import (
     trust,
     views,
 )
-from tokenfix.doctor.checks import Check, CheckFunction, Context, Report, Status, fail
-from tokenfix.errors import TokenfixError, first_line, from_database_error
+from tokenfix.health.checks import Check, CheckFunction, Context, Report, Status, fail
 from tokenfix.mapping import Mapping
 from tokenfix.settings import Settings
 

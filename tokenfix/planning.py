@@ -1,44 +1,26 @@
-"""`reconcile`: find every owner whose cached balance disagrees with the ledger, and fix it safely.
+"""The plan of a reconcile run (SPEC §4, §7): one streamed set-based pass finds every owner
+whose status is not ok; a dry run reports them, a write run hands them to the writer.
 
-Shape (SPEC §7): one streamed, set-based pass over the ledger finds the candidates; each batch
-then locks its balance rows in key order, recomputes those owners from the ledger (by index)
-in a fresh statement, re-checks the settle window, and writes with compare-and-set, all in one
-transaction that also renews the writer lease and records the audit rows (writer.py).
+The request, the plan and the run's outcome live here, below both the orchestration
+(reconcile.py) and the write path (writer.py), so that imports run one way.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from psycopg.rows import dict_row
 
-from tokenfix import audit, keys
-from tokenfix.db import Connection, require_primary, transaction
-from tokenfix.doctor.mint import ledger_mint_risks, mint_warning
-from tokenfix.errors import BadInput, DatabaseProblem, Declined
-from tokenfix.lease import WriterLease
-from tokenfix.mapping import Mapping
+from tokenfix import keys
+from tokenfix.db import Connection, transaction
+from tokenfix.errors import BadInput
 from tokenfix.model import BalanceModel, Selection, out_of_range_names_the_tables
-from tokenfix.model import load as load_model
-from tokenfix.records import Amount, Candidate, Change, Counts, Pair, Skip
-from tokenfix.settings import Settings
+from tokenfix.records import Candidate, Change, Counts, Pair, Skip
 from tokenfix.spool import Spool
-from tokenfix.writer import Progress, Writer
-
-__all__ = [
-    "Outcome",
-    "Plan",
-    "Request",
-    "Selection",
-    "check_brake",
-    "dry_run",
-    "plan",
-    "reconcile",
-]
 
 
 @dataclass(frozen=True)
@@ -96,8 +78,8 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
     has_profile = bool(row["has_profile"])
     current = drift = None
     if has_profile:
-        current = Pair(row["current_remaining"], row["current_used"] if b.used else None)
-        drift = Pair(
+        current = Pair.of(row["current_remaining"], row["current_used"] if b.used else None)
+        drift = Pair.of(
             row["drift_remaining"] if b.remaining else None,
             row["drift_used"] if b.used else None,
         )
@@ -105,7 +87,7 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
         key=str(row["key"]),
         has_profile=has_profile,
         current=current,
-        expected=Pair(row["expected_remaining"], row["expected_used"]),
+        expected=Pair.of(row["expected_remaining"], row["expected_used"]),
         drift=drift,
         recent=bool(row["recent"]),
     )
@@ -215,110 +197,3 @@ def dry_run(plan: Plan, request: Request) -> Outcome:
         changes.append(change)
     plan.close()
     return outcome
-
-
-Confirm = Callable[[Plan, int], bool]
-
-
-def reconcile(
-    conn: Connection,
-    settings: Settings,
-    request: Request,
-    *,
-    mapping: Mapping | None = None,
-    starting_balance: Amount | None = None,
-    confirm: Confirm | None = None,
-    on_plan: Callable[[Plan], None] | None = None,
-    on_progress: Progress | None = None,
-) -> Outcome:
-    """Check the selected owners and, unless a dry run, fix them under the writer lease."""
-    model = load_model(conn, settings, mapping, starting_balance=starting_balance)
-    selection = request.selection
-    if selection.keys is not None:
-        given = checked_keys(conn, model, selection.keys)
-        selection = Selection(keys=tuple(dict.fromkeys(given)), since=selection.since,
-                              excluded=selection.excluded)  # fmt: skip
-        request = Request(**{**request.__dict__, "selection": selection})
-        unknown = unknown_keys(conn, model, given)
-        if unknown:
-            shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
-            raise BadInput(f"unknown user id(s), with no profile and no ledger rows: {shown}")
-    if request.dry_run:
-        the_plan = plan(conn, model, request)
-        if on_plan:
-            on_plan(the_plan)
-        return dry_run(the_plan, request)
-
-    require_primary(conn)
-    if not model.shape.key_unique:
-        balance = model.mapping.balance
-        raise DatabaseProblem(
-            f"{balance.table}.{balance.key} has no unique index: tokenfix cannot tell which of "
-            "an owner's rows is the balance, nor guard an insert; nothing was written",
-            hint=f"ALTER TABLE {balance.table} ADD PRIMARY KEY ({balance.key}) after removing "
-            "duplicates; 'tokenfix doctor' checks it",
-        )
-    if request.create_missing and model.mapping.balance.create is None:
-        raise BadInput(
-            "--create-missing needs a [balance.create] section in the mapping: how a new "
-            "balance row is made"
-        )
-    origin = audit.Origin.here()
-    run_id = uuid.uuid4()
-    with WriterLease(conn, settings, command="reconcile", run_id=run_id, origin=origin) as lease:
-        the_plan = plan(conn, model, request)
-        the_plan.warnings[:0] = _mint_warnings(conn, settings)
-        if on_plan:
-            on_plan(the_plan)
-        planned = check_brake(the_plan, request)
-        writer = Writer(conn, model, request, lease, origin, on_progress=on_progress)
-        if planned == 0:  # all deferred or not ours to create: no audit run for nothing
-            return writer.apply(the_plan, run_id=None)
-        if confirm is not None and not confirm(the_plan, planned):
-            raise Declined("nothing was written")
-        try:
-            audit.start_run(
-                conn,
-                settings,
-                run_id=run_id,
-                command="reconcile",
-                origin=origin,
-                options=_options(request),
-                mapping=model.mapping,
-            )
-            outcome = writer.apply(the_plan, run_id=run_id)
-            audit.finish_run(conn, settings, run_id, "completed", counts_of(outcome.counts))
-        except BaseException as exc:
-            lease.record_end(run_id, exc)
-            raise
-        return outcome
-
-
-def _mint_warnings(conn: Connection, settings: Settings) -> list[str]:
-    """SPEC §11: before writing, the cheap catalog look at who else can write the ledger."""
-    with transaction(conn, settings, read_only=True):
-        warning = mint_warning(ledger_mint_risks(conn, settings))
-    return [warning] if warning else []
-
-
-def counts_of(counts: Counts) -> dict[str, int]:
-    return {
-        "users_checked": counts.users_checked,
-        "users_updated": counts.users_updated,
-        "profiles_created": counts.profiles_created,
-        "users_deferred": counts.users_deferred,
-        "users_changed": counts.users_changed,
-    }
-
-
-def _options(request: Request) -> dict[str, Any]:
-    selection = request.selection
-    return {
-        "all": selection.keys is None,
-        "user_ids": len(selection.keys) if selection.keys is not None else None,
-        "since": str(selection.since) if selection.since is not None else None,
-        "create_missing": request.create_missing,
-        "settle_seconds": request.settle.total_seconds(),
-        "batch_size": request.batch_size,
-        "max_changes": request.max_changes,
-    }

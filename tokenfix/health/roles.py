@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tokenfix import queries
-from tokenfix.doctor.grants import PUBLIC
+from tokenfix.health.grants import PUBLIC
 from tokenfix.settings import QualifiedName
 
 PROBED = ("anon", "authenticated")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from tokenfix import queries
-from tokenfix.doctor.checks import Check, Context, ok, warn
+from tokenfix.health.checks import Check, Context, ok, warn
 from tokenfix.model import load as load_model
 from tokenfix.words import plural
 

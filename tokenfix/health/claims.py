@@ -4,10 +4,10 @@ policy that reads it lets every user grant themselves whatever it checks for."""
 
 from __future__ import annotations
 
-from tokenfix.doctor.checks import Check, Context, fail, ok
-from tokenfix.doctor.grants import policies
-from tokenfix.doctor.roles import api_roles, supabase_shaped
-from tokenfix.doctor.target import trust_target
+from tokenfix.health.checks import Check, Context, fail, ok
+from tokenfix.health.grants import policies
+from tokenfix.health.roles import api_roles, supabase_shaped
+from tokenfix.health.target import trust_target
 
 NAME = "user_metadata_policies"
 

@@ -16,7 +16,7 @@ from tokenfix.db import Connection, transaction
 from tokenfix.mapping import Mapping
 from tokenfix.model import BalanceModel, out_of_range_names_the_tables
 from tokenfix.model import load as load_model
-from tokenfix.records import Amount, Pair, Status
+from tokenfix.records import Amount, Pair, Status, exact
 from tokenfix.settings import Settings
 
 
@@ -118,7 +118,10 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
     starting, tolerance = model.starting_balance, 0
     if row is not None:
         profile = Profile(
-            row["tokens_remaining"], row["tokens_used"], row["created_at"], row["updated_at"]
+            exact(row["tokens_remaining"]),
+            exact(row["tokens_used"]),
+            row["created_at"],
+            row["updated_at"],
         )
         if row["starting"] is not None and model.starting_override is None:
             starting = row["starting"]
@@ -130,7 +133,7 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
     if profile is None and not per_source:
         return Diagnosis(user_id=key, status="not_found", balance_table=str(b.table))
     usage = _total(per_source)
-    expected = Pair(
+    expected = Pair.of(
         starting + usage.granted_tokens - usage.deducted_tokens - usage.charged_tokens,
         usage.charged_tokens,
     )
@@ -138,7 +141,7 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
     causes: tuple[Cause, ...] = ()
     status: Status = "missing_profile"
     if profile is not None:
-        drift = Pair(
+        drift = Pair.of(
             _minus(profile.tokens_remaining, expected.tokens_remaining) if b.remaining else None,
             _minus(profile.tokens_used, expected.tokens_used) if b.used else None,
         )
@@ -183,7 +186,8 @@ def _beyond(drift: Amount, tolerance: Amount) -> bool:
 
 
 def _usage(row: dict[str, Any]) -> Usage:
-    return Usage(**{name: row[name] for name in _USAGE})
+    times = ("first_activity", "last_activity")
+    return Usage(**{name: row[name] if name in times else exact(row[name]) for name in _USAGE})
 
 
 def _total(rows: list[dict[str, Any]]) -> Usage:
@@ -196,7 +200,7 @@ def _total(rows: list[dict[str, Any]]) -> Usage:
         elif name == "last_activity":
             total[name] = max(values, default=None)
         else:
-            total[name] = sum(values)
+            total[name] = exact(sum(values))
     return Usage(**total)
 
 
@@ -256,4 +260,20 @@ def _ledger(
 ) -> tuple[LedgerEntry, ...]:
     statement, detail_params = model.owner_statement("owner_ledger")
     rows = conn.execute(statement, {**params, **detail_params, "limit": limit}).fetchall()
-    return tuple(LedgerEntry(*row) for row in rows)
+    entries = []
+    for source, ident, at, action, model_used, amount, counted, cls, effective, after in rows:
+        entries.append(
+            LedgerEntry(
+                source,
+                ident,
+                at,
+                action,
+                model_used,
+                exact(amount),
+                counted,
+                cls,
+                exact(effective),
+                exact(after),
+            )
+        )
+    return tuple(entries)

@@ -11,9 +11,9 @@ import psycopg
 from psycopg import sql
 
 from tokenfix import queries
-from tokenfix.doctor.grants import RoleAccess, columns_of
-from tokenfix.doctor.probe import Claims, Outcome, Write, attempt
-from tokenfix.doctor.target import TrustTarget
+from tokenfix.health.grants import RoleAccess, columns_of
+from tokenfix.health.probe import Claims, Outcome, Write, attempt
+from tokenfix.health.target import TrustTarget
 from tokenfix.settings import QualifiedName
 
 

@@ -15,13 +15,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix import queries
-from tokenfix.doctor.checks import Check, Context, fail, ok
-from tokenfix.doctor.grants import RoleAccess, role_access, shown
-from tokenfix.doctor.ledger_probe import Probed, probe_ledger, probe_pricing
-from tokenfix.doctor.raise_probe import BalanceRow, first_row, probe_raises
-from tokenfix.doctor.roles import ApiRole, api_roles, judged, probed, supabase_shaped
-from tokenfix.doctor.target import LedgerShape, TrustTarget, trust_target
-from tokenfix.doctor.trust import WHO, skip_reason
+from tokenfix.health.checks import Check, Context, fail, ok
+from tokenfix.health.grants import RoleAccess, role_access, shown
+from tokenfix.health.ledger_probe import Probed, probe_ledger, probe_pricing
+from tokenfix.health.raise_probe import BalanceRow, first_row, probe_raises
+from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
+from tokenfix.health.target import LedgerShape, TrustTarget, trust_target
+from tokenfix.health.trust import WHO, skip_reason
 from tokenfix.settings import QualifiedName
 
 NAME = "writable_views"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tokenfix.doctor.checks import Check, Context, fail, ok, warn
-from tokenfix.doctor.definers import definer_writers
-from tokenfix.doctor.grants import (
+from tokenfix.health.checks import Check, Context, fail, ok, warn
+from tokenfix.health.definers import definer_writers
+from tokenfix.health.grants import (
     PUBLIC,
     Exposure,
     Policy,
@@ -26,11 +26,11 @@ from tokenfix.doctor.grants import (
     sees_rows,
     shown,
 )
-from tokenfix.doctor.outbound import outbound_triggers, skip_note
-from tokenfix.doctor.probe import Outcome
-from tokenfix.doctor.raise_probe import RaiseProbes, probe_raises
-from tokenfix.doctor.roles import ApiRole, api_roles, judged, rls_bypassers, supabase_shaped
-from tokenfix.doctor.target import TrustTarget, trust_target
+from tokenfix.health.outbound import outbound_triggers, skip_note
+from tokenfix.health.probe import Outcome
+from tokenfix.health.raise_probe import RaiseProbes, probe_raises
+from tokenfix.health.roles import ApiRole, api_roles, judged, rls_bypassers, supabase_shaped
+from tokenfix.health.target import TrustTarget, trust_target
 from tokenfix.settings import QualifiedName
 
 WHO = {"anon": "anyone with the anon key", "authenticated": "any signed-in user"}

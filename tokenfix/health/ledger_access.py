@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tokenfix.doctor.checks import Check, Context, fail, ok, warn
-from tokenfix.doctor.grants import PUBLIC, Exposure, columns_of, sees_rows, shown
-from tokenfix.doctor.ledger_probe import Operation, Probed, probe_ledger, probe_pricing
-from tokenfix.doctor.mint import TableExposure, table_exposures
-from tokenfix.doctor.raise_probe import BalanceRow, first_row
-from tokenfix.doctor.roles import ApiRole, api_roles, judged, probed, supabase_shaped
-from tokenfix.doctor.target import LedgerTarget, TrustTarget, trust_target
-from tokenfix.doctor.trust import WHO, skip_reason
+from tokenfix.health.checks import Check, Context, fail, ok, warn
+from tokenfix.health.grants import PUBLIC, Exposure, columns_of, sees_rows, shown
+from tokenfix.health.ledger_probe import Operation, Probed, probe_ledger, probe_pricing
+from tokenfix.health.mint import TableExposure, table_exposures
+from tokenfix.health.raise_probe import BalanceRow, first_row
+from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
+from tokenfix.health.target import LedgerTarget, TrustTarget, trust_target
+from tokenfix.health.trust import WHO, skip_reason
 
 WHO_PUBLIC = "every role (PUBLIC)"
 

@@ -6,7 +6,7 @@ from psycopg import conninfo
 
 from tokenfix import queries
 from tokenfix.db import database_url
-from tokenfix.doctor.checks import Check, Context, Tables, ok, warn
+from tokenfix.health.checks import Check, Context, Tables, ok, warn
 
 
 def connection(context: Context) -> list[Check]:

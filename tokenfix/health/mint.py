@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from tokenfix.doctor.grants import (
+from tokenfix.health.grants import (
     Command,
     Exposure,
     Policy,
@@ -23,8 +23,8 @@ from tokenfix.doctor.grants import (
     role_access,
     shown,
 )
-from tokenfix.doctor.roles import api_roles, judged
-from tokenfix.doctor.target import TrustTarget, trust_target
+from tokenfix.health.roles import api_roles, judged
+from tokenfix.health.target import TrustTarget, trust_target
 from tokenfix.settings import QualifiedName, Settings
 
 Kind = Literal["ledger", "pricing"]

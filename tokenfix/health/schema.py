@@ -6,17 +6,22 @@ from psycopg import sql
 
 from tokenfix import catalog, queries
 from tokenfix.catalog import Table
-from tokenfix.doctor.checks import Check, Context, fail, ok, warn
+from tokenfix.health.checks import Check, Context, fail, ok, warn
 
+# Types are judged by family (SPEC §10): any integer or numeric amount is exact; a key or an
+# id may be of any type; a timestamp without time zone is read as UTC (said in a note).
 INTEGER = {"smallint", "integer", "bigint"}
 NUMBER = INTEGER | {"numeric"}
 TEXT = {"text", "character varying", "character", "name"}
-TIMESTAMP = {"timestamp with time zone"}
+NAIVE_TIMESTAMP = "timestamp without time zone"
+TIMESTAMP = {"timestamp with time zone", NAIVE_TIMESTAMP}
+ANY: set[str] = set()
+"""Any type at all."""
 
 # column -> (compatible types, whether the column must exist)
 USAGE_COLUMNS: dict[str, tuple[set[str], bool]] = {
-    "id": (INTEGER, True),
-    "user_id": ({"uuid"}, True),
+    "id": (ANY, True),
+    "user_id": (ANY, True),
     "action_type": (TEXT, True),
     "model_used": (TEXT, True),
     "tokens_used": (NUMBER, True),
@@ -24,10 +29,10 @@ USAGE_COLUMNS: dict[str, tuple[set[str], bool]] = {
     "created_at": (TIMESTAMP, True),
 }
 OVERRIDE_COLUMNS: dict[str, tuple[set[str], bool]] = {
-    "id": (INTEGER, True),
+    "id": (ANY, True),
     "action_type": (TEXT, True),
     "model_used": (TEXT, True),
-    "token_cost": (INTEGER, True),
+    "token_cost": (NUMBER, True),
     "is_active": ({"boolean"}, True),
     "valid_from": (TIMESTAMP, False),
     "valid_until": (TIMESTAMP, False),
@@ -55,24 +60,32 @@ def _table_check(
             f"add them, or set the TOKENFIX_* names (see {setting})",
         )
     wrong = [
-        f"{c} is {table.columns[c]}, expected {' or '.join(sorted(types))}"
+        f"{c} is {table.columns[c]}, expected {_family(types)}"
         for c, (types, _) in columns.items()
-        if table.has(c) and _base_type(table.columns[c]) not in types
+        if table.has(c) and types and _base_type(table.columns[c]) not in types
     ]
-    naive_times = [w for w in wrong if "timestamp without time zone" in w]
-    if len(wrong) > len(naive_times):
+    if wrong:
         return fail(
             name,
             f"table {table.name}: " + "; ".join(wrong),
-            "change the column types to those of SPEC §2 (sql/schema.sql)",
+            "change the column types to those of SPEC §2 (sql/schema.sql), or describe the "
+            "table in a mapping file (SPEC §10)",
         )
-    if naive_times:
-        return warn(
-            name,
-            f"table {table.name}: " + "; ".join(naive_times),
-            "times without a zone are read in the session time zone; prefer timestamptz",
-        )
-    return ok(name, f"table {table.name} has every column tokenfix needs, with compatible types")
+    naive = [c for c in columns if table.columns.get(c) == NAIVE_TIMESTAMP]
+    note = f" (note: {', '.join(naive)} without time zone, read as UTC)" if naive else ""
+    return ok(
+        name, f"table {table.name} has every column tokenfix needs, with compatible types{note}"
+    )
+
+
+def _family(types: set[str]) -> str:
+    if types >= NUMBER:
+        return "a number (integer, bigint or numeric)"
+    if types == TIMESTAMP:
+        return "a timestamp"
+    if types == TEXT:
+        return "text"
+    return " or ".join(sorted(types))
 
 
 def tables(context: Context) -> list[Check]:
@@ -81,7 +94,7 @@ def tables(context: Context) -> list[Check]:
     s = context.settings
     remaining, used = s.remaining_column.table_name, s.used_column.table_name
     profile_columns: dict[str, tuple[set[str], bool]] = {
-        "user_id": ({"uuid"}, True),
+        "user_id": (ANY, True),
         remaining: (NUMBER, True),
         used: (NUMBER, True),
         "created_at": (TIMESTAMP, True),
@@ -95,6 +108,20 @@ def tables(context: Context) -> list[Check]:
     ]
     if context.tables.profiles.exists:
         checks.append(_unique_user_id(context))
+    usage_key = context.tables.usage.columns.get("user_id")
+    balance_key = context.tables.profiles.columns.get("user_id")
+    if usage_key and balance_key and usage_key != balance_key:
+        usage, profiles = context.settings.usage_table, context.settings.profiles_table
+        checks.append(
+            warn(
+                "key_types",
+                f"{usage}.user_id is {usage_key} but {profiles}.user_id is {balance_key}: "
+                f"each ledger key is cast to {balance_key} (a value that does not cast stops "
+                "the run)",
+                f"give both columns the same type (ALTER TABLE {usage} ALTER user_id TYPE "
+                f"{balance_key} USING user_id::{balance_key})",
+            )
+        )
     overrides = context.tables.overrides
     if not overrides.exists:
         checks.append(

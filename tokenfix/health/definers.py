@@ -12,10 +12,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tokenfix import queries
-from tokenfix.doctor.checks import Check, Context, ok, warn
-from tokenfix.doctor.grants import PUBLIC, shown
-from tokenfix.doctor.roles import api_roles, judged, supabase_shaped
-from tokenfix.doctor.target import TrustTarget, trust_target
+from tokenfix.health.checks import Check, Context, ok, warn
+from tokenfix.health.grants import PUBLIC, shown
+from tokenfix.health.roles import api_roles, judged, supabase_shaped
+from tokenfix.health.target import TrustTarget, trust_target
 from tokenfix.settings import QualifiedName
 
 NAME = "security_definer_callable"
