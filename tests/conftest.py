@@ -82,6 +82,16 @@ def db_url(pg_server: Server, template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def second_db_url(pg_server: Server, template_db: str) -> Iterator[str]:
+    """Another fresh database, for tests that compare two runs side by side."""
+    name = f"tokenfix_t{os.getpid()}_{next(_database_numbers)}"
+    janitor = _janitor(pg_server.url, name, template_dbname=template_db)
+    janitor.init()
+    yield url_for(pg_server.url, name)
+    janitor.drop()
+
+
+@pytest.fixture
 def conn(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection

@@ -16,7 +16,17 @@ COMMANDS = sorted(command.name or command.callback.__name__ for command in app.r
 
 
 def test_the_commands_are_the_ones_the_spec_names() -> None:
-    assert COMMANDS == ["demo", "diagnose", "doctor", "history", "reconcile", "revert"]
+    assert COMMANDS == [
+        "demo", "diagnose", "doctor", "history", "init", "mapping", "reconcile", "revert",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["diagnose", "reconcile", "history", "revert", "doctor"])
+def test_every_database_command_takes_a_mapping(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run([command, "--help"])
+    assert "--mapping" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -129,6 +129,27 @@ class Mapping:
             exprs += [source.where, source.action, source.model, source.id]
         return [e for e in exprs if e is not None]
 
+    def signature(self) -> tuple[object, ...]:
+        """What the mapping says, as text: equal signatures are the same mapping."""
+
+        def text(expr: Expr | None) -> str | None:
+            return expr.text if expr is not None else None
+
+        b = self.balance
+        return (
+            str(b.table), b.key, text(b.remaining), text(b.used), text(b.where),
+            text(b.starting), text(b.created_at), text(b.tolerance), text(b.subject),
+            tuple((c, e.text) for c, e in b.write),
+            tuple((c, e.text) for c, e in b.create) if b.create is not None else None,
+            tuple(
+                (s.name, str(s.table), *(text(e) for e in (
+                    s.key, s.at, s.amount, s.kind, s.counted, s.where, s.action, s.model, s.id,
+                )))
+                for s in self.ledgers
+            ),
+            str(self.pricing) if self.pricing is not None else None,
+        )  # fmt: skip
+
     def balance_hash(self) -> str:
         """A hash of what revert depends on: the balance table, its key and what is written
         (not the ledger, nor the starting balance: fixing those must not block a revert)."""

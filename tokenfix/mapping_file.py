@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -157,7 +158,9 @@ def load_file(path: Path) -> Mapping:
     try:
         return to_mapping(MappingFile.model_validate(data), origin=f"the mapping file {path}")
     except ValidationError as exc:
-        error = exc.errors()[0]
+        # A misspelt key explains the "missing" one beside it: tell the misspelling first.
+        errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+        error = errors[0]
         loc = tuple(error.get("loc", ()))
         where = _locate(text, loc)
         key = ".".join(str(part) for part in loc) or "(the file)"
@@ -226,7 +229,13 @@ def resolve(settings: Settings, flag: Path | None, *, note: Any = None) -> Mappi
             "give one of them",
             hint="move the setting into the mapping file, or drop the mapping",
         )
-    return load_file(path)
+    loaded = load_file(path)
+    default = default_mapping(settings)
+    if loaded.signature() == default.signature():
+        # The default mapping written out (`tokenfix mapping > tokenfix.toml`): the same
+        # mapping, so the same statements (values bound as parameters) and the same checks.
+        return replace(default, origin=loaded.origin)
+    return loaded
 
 
 # -- writing a mapping as TOML (`tokenfix mapping`) ----------------------------------------

@@ -109,7 +109,7 @@ def reconcile(
     run_id = uuid.uuid4()
     with WriterLease(conn, settings, command="reconcile", run_id=run_id, origin=origin) as lease:
         the_plan = plan_candidates(conn, model, request)
-        the_plan.warnings[:0] = _mint_warnings(conn, settings)
+        the_plan.warnings[:0] = _mint_warnings(conn, settings, model.mapping)
         if on_plan:
             on_plan(the_plan)
         planned = check_brake(the_plan, request)
@@ -136,10 +136,10 @@ def reconcile(
         return outcome
 
 
-def _mint_warnings(conn: Connection, settings: Settings) -> list[str]:
+def _mint_warnings(conn: Connection, settings: Settings, mapping: Mapping) -> list[str]:
     """SPEC §11: before writing, the cheap catalog look at who else can write the ledger."""
     with transaction(conn, settings, read_only=True):
-        warning = mint_warning(ledger_mint_risks(conn, settings))
+        warning = mint_warning(ledger_mint_risks(conn, settings, mapping))
     return [warning] if warning else []
 
 

@@ -171,8 +171,8 @@ class Writer:
             "keys": [d.change.key for d in planned],
             "actions": [d.action for d in planned],
             "befores": [Jsonb(d.before) if d.before is not None else None for d in planned],
-            "expected_remaining": [d.change.expected.tokens_remaining for d in planned],
-            "expected_used": [d.change.expected.tokens_used for d in planned],
+            "expected_remaining": [_text(d.change.expected.tokens_remaining) for d in planned],
+            "expected_used": [_text(d.change.expected.tokens_used) for d in planned],
             "run_id": self.lease.run_id,
             "tool_version": self.origin.tool_version,
             "host": self.origin.host,
@@ -236,6 +236,11 @@ def _as_written(decision: _Decision, stored: tuple[Any, Any], reads: Pair) -> Ch
     if decision.action == "update" and before is not None and _same(kept, before, reads):
         change = change.but(applied=False)
     return change
+
+
+def _text(amount: Any) -> str | None:
+    """An amount as its exact decimal text (an int and a Decimal mix in one array)."""
+    return None if amount is None else str(amount)
 
 
 def _same(a: Pair, b: Pair, reads: Pair) -> bool:

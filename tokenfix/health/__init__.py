@@ -17,6 +17,7 @@ from tokenfix.health import (
     definers,
     ledger,
     ledger_access,
+    mapping_checks,
     schema,
     trust,
     views,
@@ -47,6 +48,30 @@ CHECKS: tuple[CheckFunction, ...] = (
     ledger.ambiguous_overrides,
     ledger.ledger_health,
 )
+# Under a mapping file, the checks of the default schema's tables and indexes give way to the
+# mapping's own: its expressions, key, indexes and privileges (SPEC §10).
+MAPPING_CHECKS: tuple[CheckFunction, ...] = (
+    mapping_checks.mapping_expressions,
+    mapping_checks.mapping_key,
+    mapping_checks.mapping_privileges,
+)
+DEFAULT_SCHEMA_ONLY = (schema.tables, access.privileges)
+
+
+def checks_for(mapping: Mapping) -> tuple[CheckFunction, ...]:
+    if mapping.from_settings:
+        return CHECKS
+    kept = tuple(c for c in CHECKS if c not in DEFAULT_SCHEMA_ONLY)
+    at = kept.index(schema.indexes)
+    return (
+        *kept[:2],
+        *MAPPING_CHECKS,
+        *kept[2:at],
+        mapping_checks.mapping_indexes,
+        *kept[at + 1 :],
+    )
+
+
 # Only the trust-boundary probes write, each in a savepoint that is always rolled back;
 # everything else is read-only.
 PROBES: tuple[CheckFunction, ...] = (
@@ -65,7 +90,7 @@ def run_doctor(settings: Settings, *, probe: bool = True, mapping: Mapping | Non
     checks: list[Check] = []
     with conn:
         context = Context(conn=conn, settings=settings, probe=probe, mapping=mapping)  # type: ignore[arg-type]
-        for check in CHECKS:
+        for check in checks_for(context.mapping):
             read_only = check not in PROBES or bool(context.server.get("standby"))
             checks.extend(_safely(check, context, read_only=read_only))
     return Report(checks)

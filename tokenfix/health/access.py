@@ -38,7 +38,6 @@ def _grant(context: Context, privileges: str, tables: list[QualifiedName]) -> st
 def privileges(context: Context) -> list[Check]:
     if context.tables is None:
         return []
-    s = context.settings
     readable = [
         t
         for t in (context.tables.usage, context.tables.profiles, context.tables.overrides)
@@ -58,7 +57,7 @@ def privileges(context: Context) -> list[Check]:
     ]
     if not context.tables.profiles.exists:
         return checks
-    profiles = _access(context, s.profiles_table) or {}
+    profiles = _access(context, context.balance_table) or {}
     missing = [
         p
         for p, key in (("UPDATE", "can_update"), ("INSERT", "can_insert"), ("DELETE", "can_delete"))
@@ -68,10 +67,10 @@ def privileges(context: Context) -> list[Check]:
     fixes = []
     if missing:
         problems.append(
-            f"{' and '.join(missing)} on {s.profiles_table} (UPDATE: fixes; INSERT: "
+            f"{' and '.join(missing)} on {context.balance_table} (UPDATE: fixes; INSERT: "
             "--create-missing; DELETE: revert of a created profile)"
         )
-        fixes.append(_grant(context, ", ".join(missing), [s.profiles_table]))
+        fixes.append(_grant(context, ", ".join(missing), [context.balance_table]))
     problems_audit, fix_audit = _audit_access(context)
     problems += problems_audit
     fixes += fix_audit
@@ -165,20 +164,18 @@ def _policies(context: Context) -> list[Policy]:
     with context.conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             queries.get("doctor_policies"),
-            {"table": context.quoted(context.settings.profiles_table)},
+            {"table": context.quoted(context.balance_table)},
         ).fetchall()
     return [Policy(**row) for row in rows]
 
 
 def _api_roles(context: Context) -> list[dict[str, Any]]:
-    s = context.settings
     with context.conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             queries.get("doctor_api_roles"),
             {
-                "table": context.quoted(s.profiles_table),
-                "remaining": s.remaining_column.table_name,
-                "used": s.used_column.table_name,
+                "table": context.quoted(context.balance_table),
+                "columns": list(context.balance_columns),
             },
         ).fetchall()
 
@@ -186,7 +183,7 @@ def _api_roles(context: Context) -> list[dict[str, Any]]:
 def profiles_rls(context: Context) -> list[Check]:
     if context.tables is None or not context.tables.profiles.exists:
         return []
-    profiles = context.settings.profiles_table
+    profiles = context.balance_table
     access = _access(context, profiles) or {}
     supabase_shaped = bool(_api_roles(context))
     if not access.get("rls_enabled"):
@@ -226,11 +223,10 @@ def profiles_rls(context: Context) -> list[Check]:
 
 
 def _definer_functions(context: Context) -> list[tuple[str, bool, bool]]:
-    s = context.settings
-    table = re.escape(s.profiles_table.table_name)
+    table = re.escape(context.balance_table.table_name)
     qualified = rf'("?[A-Za-z_][A-Za-z0-9_$]*"?\s*\.\s*)?"?{table}"?'
     writes = rf"(update|insert\s+into|delete\s+from)\s+{qualified}\M"
-    columns = "|".join(re.escape(c.table_name) for c in (s.remaining_column, s.used_column))
+    columns = "|".join(re.escape(c) for c in context.balance_columns)
     updates = rf"update\s+{qualified}\M.*\m({columns})\M"
     rows = context.conn.execute(
         queries.get("doctor_definer_functions"),
@@ -249,7 +245,7 @@ def definer_functions(context: Context) -> list[Check]:
             warn(
                 "security_definer_functions",
                 f"SECURITY DEFINER function(s) {', '.join(unsafe)} write "
-                f"{context.settings.profiles_table} without a fixed search_path",
+                f"{context.balance_table} without a fixed search_path",
                 fix + " (then schema-qualify the names they use)",
             )
         ]

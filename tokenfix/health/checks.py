@@ -10,7 +10,7 @@ from typing import Any, Literal
 from tokenfix import catalog
 from tokenfix.db import Connection
 from tokenfix.mapping import Mapping, default_mapping
-from tokenfix.settings import Settings
+from tokenfix.settings import QualifiedName, Settings
 
 Status = Literal["ok", "warn", "fail"]
 _RANK = {"ok": 0, "warn": 1, "fail": 2}
@@ -54,9 +54,14 @@ class Tables:
     overrides: catalog.Table
 
     @classmethod
-    def load(cls, conn: Connection, settings: Settings) -> Tables:
-        names = [settings.usage_table, settings.profiles_table, settings.overrides_table]
+    def load(cls, conn: Connection, mapping: Mapping) -> Tables:
+        """The default schema's three tables, or a mapping's balance table, first ledger and
+        price table (none: a table that does not exist)."""
+        pricing = mapping.pricing or QualifiedName(["tokenfix_no_pricing"])
+        names = [mapping.ledger.table, mapping.balance.table, pricing]
         usage, profiles, overrides = catalog.describe(conn, names)
+        if mapping.pricing is None:
+            overrides = catalog.Table(name=pricing, exists=False)
         return cls(usage, profiles, overrides)
 
 
@@ -77,6 +82,23 @@ class Context:
 
     def quoted(self, name: Any) -> str:
         return str(name.identifier.as_string(self.conn))
+
+    @property
+    def balance_table(self) -> QualifiedName:
+        return self.mapping.balance.table
+
+    @property
+    def ledger_table(self) -> QualifiedName:
+        return self.mapping.ledger.table
+
+    @property
+    def pricing_table(self) -> QualifiedName | None:
+        return self.mapping.pricing
+
+    @property
+    def balance_columns(self) -> tuple[str, ...]:
+        """The written columns that hold the balance (SPEC §11: what a probe raises)."""
+        return self.mapping.balance.compared_columns
 
 
 CheckFunction = Callable[[Context], list[Check]]

@@ -13,7 +13,7 @@ NAME = "user_metadata_policies"
 
 
 def user_metadata_policies(context: Context) -> list[Check]:
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     trusting = []
     for table in target.tables:
         for policy in policies(context.conn, table):

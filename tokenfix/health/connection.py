@@ -24,7 +24,7 @@ def connection(context: Context) -> list[Check]:
         "tls_version",
     )
     context.server = dict(zip(keys, row, strict=True))
-    context.tables = Tables.load(context.conn, context.settings)
+    context.tables = Tables.load(context.conn, context.mapping)
     s = context.server
     who = (
         "superuser"

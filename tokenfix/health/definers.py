@@ -73,7 +73,7 @@ def callable_definers(context: Context) -> list[Check]:
     roles = api_roles(context.conn)
     if not supabase_shaped(roles):
         return []
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     callable_ = [f for f in definer_writers(context.conn, target, judged(roles)) if f.callers]
     names = ", ".join(map(str, target.tables))
     if not callable_:

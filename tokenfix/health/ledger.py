@@ -22,7 +22,7 @@ def ambiguous_overrides(context: Context) -> list[Check]:
 
     statement = queries.compose(
         "doctor_ambiguous_overrides",
-        overrides=context.settings.overrides_table.identifier,
+        overrides=context.tables.overrides.name.identifier,
         a_from=column("a", "valid_from"),
         b_from=column("b", "valid_from"),
         a_until=column("a", "valid_until"),
@@ -36,7 +36,7 @@ def ambiguous_overrides(context: Context) -> list[Check]:
         for low, high, action, model in pairs[:5]
     )
     more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
-    table = context.settings.overrides_table
+    table = context.tables.overrides.name
     return [
         warn(
             "ambiguous_overrides",

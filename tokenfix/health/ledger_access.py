@@ -69,7 +69,7 @@ def _role_phrase(role: str) -> str:
 
 
 def ledger_writes(context: Context) -> list[Check]:
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     roles = api_roles(context.conn)
     checks = []
     for ledger in target.ledgers:
@@ -220,7 +220,7 @@ def _ledger_fix(
 
 
 def overrides_writes(context: Context) -> list[Check]:
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     pricing = target.pricing
     if pricing is None:
         return []
@@ -303,7 +303,7 @@ def _reads(context: Context, name: str, table_exposures_: dict[str, TableExposur
 
 
 def ledger_reads(context: Context) -> list[Check]:
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     roles = api_roles(context.conn)
     checks = []
     for ledger in target.ledgers:
@@ -324,7 +324,7 @@ def ledger_reads(context: Context) -> list[Check]:
 
 
 def overrides_reads(context: Context) -> list[Check]:
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     if target.pricing is None:
         return []
     roles = api_roles(context.conn)

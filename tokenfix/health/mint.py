@@ -25,6 +25,7 @@ from tokenfix.health.grants import (
 )
 from tokenfix.health.roles import api_roles, judged
 from tokenfix.health.target import TrustTarget, trust_target
+from tokenfix.mapping import Mapping
 from tokenfix.settings import QualifiedName, Settings
 
 Kind = Literal["ledger", "pricing"]
@@ -139,9 +140,11 @@ def mint_risks(conn: psycopg.Connection[Any], target: TrustTarget) -> list[MintR
     return risks
 
 
-def ledger_mint_risks(conn: psycopg.Connection[Any], settings: Settings) -> list[MintRisk]:
+def ledger_mint_risks(
+    conn: psycopg.Connection[Any], settings: Settings, mapping: Mapping | None = None
+) -> list[MintRisk]:
     """The write run's cheap first look (SPEC §11): catalog queries only, no probe, no write."""
-    return mint_risks(conn, trust_target(settings))
+    return mint_risks(conn, trust_target(settings, mapping))
 
 
 def mint_warning(risks: Sequence[MintRisk]) -> str | None:

@@ -6,11 +6,35 @@ Every §11 check reads table and column names from a `TrustTarget` only, so that
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from psycopg import sql
 
+from tokenfix.mapping import Expr, Mapping
 from tokenfix.settings import QualifiedName, Settings
+
+_COLUMN = re.compile(r'^\s*"?([A-Za-z_][A-Za-z0-9_$]*)"?\s*$')
+
+
+def _column(expr: Expr) -> str:
+    """The column an expression is, if it is just one (else its text, for advice only)."""
+    found = _COLUMN.match(expr.text)
+    return found.group(1) if found else expr.text
+
+
+def _from_mapping(settings: Settings, mapping: Mapping) -> TrustTarget:
+    balance = mapping.balance
+    return TrustTarget(
+        balance_table=balance.table,
+        key=balance.key,
+        balance_columns=balance.compared_columns,
+        ledgers=tuple(LedgerTarget(s.table, _column(s.key), None) for s in mapping.ledgers),
+        grant_action=settings.grant_action[0],
+        non_charge_actions=settings.special_actions,
+        pricing=PricingTarget(mapping.pricing) if mapping.pricing is not None else None,
+        subject=balance.subject.sql if balance.subject is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -75,8 +99,13 @@ class TrustTarget:
         return (self.balance_table, *(ledger.table for ledger in self.ledgers), *pricing)
 
 
-def trust_target(settings: Settings) -> TrustTarget:
-    """The seed's shape under the §6 names: the owner key is the JWT subject itself."""
+def trust_target(settings: Settings, mapping: Mapping | None = None) -> TrustTarget:
+    """What the §11 checks look at. The seed's shape under the §6 names (the owner key is the
+    JWT subject itself), or a mapping's tables: its compared balance columns, its ledgers
+    (judged from privileges and policies: their rows are expressions, not columns a probe
+    could fill) and its `subject` for the own-row probe."""
+    if mapping is not None and not mapping.from_settings:
+        return _from_mapping(settings, mapping)
     return TrustTarget(
         balance_table=settings.profiles_table,
         key="user_id",

@@ -100,7 +100,7 @@ def balance_access(
 
 def api_roles_check(context: Context) -> list[Check]:
     """api_role_anon, api_role_authenticated, api_role_public, api_role_service_role."""
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     columns = columns_of(context.conn, target.balance_table)
     if columns is None or not {target.key, *target.balance_columns} <= columns:
         return []  # the schema checks name what is missing

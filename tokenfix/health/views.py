@@ -98,7 +98,7 @@ def writable_views(context: Context) -> list[Check]:
     roles = api_roles(context.conn)
     if not supabase_shaped(roles):
         return []
-    target = trust_target(context.settings)
+    target = trust_target(context.settings, context.mapping)
     views = dependent_views(context.conn, target)
     findings: list[str] = []
     harmless: list[str] = []

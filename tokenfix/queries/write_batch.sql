@@ -3,11 +3,12 @@
 -- nobody created it meanwhile. RETURNING reads back what the database stored (a trigger may
 -- have changed it), and that is what the audit trail records, in the same statement (same
 -- transaction). A write that left the compared columns as they were is no update: no audit row.
--- The mapping's write and create expressions see expected_remaining and expected_used.
+-- The mapping's write and create expressions see expected_remaining and expected_used
+-- (numeric: amounts travel as their exact decimal text).
 WITH planned AS (
     SELECT *
     FROM unnest(%(keys)s::text[]::{key_type}[], %(actions)s::text[], %(befores)s::jsonb[],
-                %(expected_remaining)s::numeric[], %(expected_used)s::numeric[])
+                %(expected_remaining)s::text[]::numeric[], %(expected_used)s::text[]::numeric[])
         AS t (tf_key, tf_action, tf_before, expected_remaining, expected_used)
 ), updated AS (
     UPDATE {balance} AS b

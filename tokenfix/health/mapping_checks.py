@@ -1,0 +1,222 @@
+"""doctor under a mapping file (SPEC §10): every expression compiled on its table (LIMIT 0, no
+row read) and judged by its type family, the key's uniqueness, an index leading with each
+ledger's key and time, and the privileges on every table and written column."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import sql
+
+from tokenfix import catalog, queries
+from tokenfix.health.checks import Check, Context, fail, ok, warn
+from tokenfix.mapping import Expr, LedgerSource
+from tokenfix.settings import QualifiedName
+
+NUMBER = ("smallint", "integer", "bigint", "numeric", "real", "double precision")
+FAMILIES = {
+    "remaining": "number",
+    "used": "number",
+    "starting": "number",
+    "tolerance": "number",
+    "created_at": "timestamp",
+    "where": "boolean",
+    "at": "timestamp",
+    "amount": "number",
+    "kind": "text",
+    "counted": "boolean",
+    "action": "text",
+    "model": "text",
+}
+_COLUMN = re.compile(r'^\s*"?([A-Za-z_][A-Za-z0-9_$]*)"?\s*$')
+
+
+def _family(type_name: str) -> str:
+    base = type_name.split("(")[0].strip()
+    if base in NUMBER:
+        return "number"
+    if base.startswith("timestamp") or base == "date":
+        return "timestamp"
+    if base in ("text", "character varying", "character", "name", "unknown"):
+        return "text"
+    if base == "boolean":
+        return "boolean"
+    return base
+
+
+def _compile(
+    context: Context, table: QualifiedName, named: list[tuple[str, Expr]]
+) -> tuple[dict[str, str], list[str]]:
+    """Each expression's type over `table`, and a problem for each one the database refuses."""
+    types: dict[str, str] = {}
+    problems = []
+    conn = context.conn
+    for name, expr in named:
+        statement = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
+        try:
+            with conn.transaction():
+                cursor = conn.execute(statement, dict(expr.params))
+                oid = cursor.description[0].type_code if cursor.description else 0
+        except psycopg.Error as exc:
+            if conn.broken:
+                raise
+            reason = (exc.diag.message_primary or str(exc)).splitlines()[0]
+            problems.append(f"{name} = {expr.text!r} is rejected: {reason}")
+            continue
+        row = conn.execute(queries.get("type_names"), {"oids": [oid]}).fetchone()
+        types[name] = str(row[0]) if row else "unknown"
+        wanted = FAMILIES.get(name.rsplit(" ", 1)[-1])
+        if wanted and _family(types[name]) != wanted:
+            problems.append(f"{name} = {expr.text!r} is {types[name]}, expected a {wanted}")
+    return types, problems
+
+
+def _source_fields(source: LedgerSource) -> list[tuple[str, Expr]]:
+    fields = (
+        ("key", source.key), ("at", source.at), ("amount", source.amount),
+        ("kind", source.kind), ("counted", source.counted), ("where", source.where),
+        ("action", source.action), ("model", source.model), ("id", source.id),
+    )  # fmt: skip
+    return [(name, e) for name, e in fields if e is not None]
+
+
+def mapping_expressions(context: Context) -> list[Check]:
+    """One check per table the mapping names: its expressions compile, with the right types."""
+    m = context.mapping
+    b = m.balance
+    checks = []
+    (balance_table,) = catalog.describe(context.conn, [b.table])
+    if not balance_table.exists:
+        return [fail("mapping_balance", f"table {b.table} does not exist", "fix [balance] table")]
+    balance_fields = [
+        (n, e)
+        for n, e in (
+            ("remaining", b.remaining), ("used", b.used), ("starting", b.starting),
+            ("created_at", b.created_at), ("tolerance", b.tolerance), ("where", b.where),
+            ("subject", b.subject),
+        )
+        if e is not None
+    ]  # fmt: skip
+    _, problems = _compile(context, b.table, balance_fields)
+    columns = set(balance_table.columns)
+    for section, pairs in (("write", b.write), ("create", b.create or ())):
+        problems += [
+            f"[balance.{section}] {c} is not a column of {b.table}"
+            for c, _ in pairs
+            if c not in columns
+        ]
+    if b.key not in columns:
+        problems.append(f"key {b.key} is not a column of {b.table}")
+    checks.append(_verdict("mapping_balance", b.table, problems, len(balance_fields)))
+    key_type = balance_table.columns.get(b.key, "")
+    for source in m.ledgers:
+        types, problems = _compile(context, source.table, _source_fields(source))
+        if key_type and types.get("key") and types["key"] != key_type:
+            problems_note = (
+                f"; note: its key is {types['key']}, cast to the balance key's {key_type}"
+            )
+        else:
+            problems_note = ""
+        check = _verdict(f"mapping_ledger_{source.name}", source.table, problems, len(types))
+        if check.status == "ok" and problems_note:
+            check = ok(check.name, check.message + problems_note)
+        checks.append(check)
+    return checks
+
+
+def _verdict(name: str, table: QualifiedName, problems: list[str], compiled: int) -> Check:
+    if problems:
+        return fail(
+            name,
+            f"{table}: " + "; ".join(problems),
+            "fix the expressions in the mapping file (each is SQL over the table's columns)",
+        )
+    return ok(name, f"{table}: {compiled} expressions compile, with the right types")
+
+
+def mapping_key(context: Context) -> list[Check]:
+    b = context.mapping.balance
+    if catalog.key_is_unique(context.conn, b.table, b.key):
+        return [ok("mapping_key", f"{b.table}.{b.key} is unique")]
+    fix = sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+        b.table.identifier, sql.Identifier(b.key)
+    )
+    return [
+        fail(
+            "mapping_key",
+            f"{b.table}.{b.key} has no unique index: an owner may have two balance rows, so "
+            "write runs refuse to run",
+            fix.as_string(context.conn) + " (after removing duplicates)",
+        )
+    ]
+
+
+def mapping_indexes(context: Context) -> list[Check]:
+    """An index leading with each ledger's key (batches, diagnose) and time (--since, the
+    settle window): without them every batch scans the whole ledger."""
+    checks = []
+    for source in context.mapping.ledgers:
+        rows = context.conn.execute(
+            queries.get("doctor_indexes"), {"table": context.quoted(source.table)}
+        ).fetchall()
+        leading = {str(column) for _, column, _, _ in rows}
+        for what, expr in (("key", source.key), ("at", source.at)):
+            column = _COLUMN.match(expr.text)
+            name = f"index_{source.name}_{what}"
+            if column and column.group(1) in leading:
+                checks.append(
+                    ok(name, f"{source.table} has an index leading with {column.group(1)}")
+                )
+                continue
+            target = (
+                sql.Identifier(column.group(1))
+                if column
+                else sql.SQL("({})").format(sql.SQL(expr.text))
+            )
+            statement = sql.SQL("CREATE INDEX CONCURRENTLY ON {} ({});").format(
+                source.table.identifier, target
+            )
+            checks.append(
+                warn(
+                    name,
+                    f"no index of {source.table} leads with its {what} ({expr.text}): each "
+                    "batch and --since read the whole table",
+                    statement.as_string(context.conn),
+                )
+            )
+    return checks
+
+
+def mapping_privileges(context: Context) -> list[Check]:
+    """SELECT on every table; UPDATE on every written column; INSERT for --create-missing."""
+    m = context.mapping
+    conn = context.conn
+    tables = [m.balance.table, *(s.table for s in m.ledgers)]
+    if m.pricing is not None:
+        tables.append(m.pricing)
+    missing = []
+    for table in dict.fromkeys(tables):
+        row = conn.execute(
+            "SELECT has_table_privilege(to_regclass(%s), 'SELECT')", (context.quoted(table),)
+        ).fetchone()
+        if not (row and row[0]):
+            missing.append(f"SELECT on {table}")
+    quoted = context.quoted(m.balance.table)
+    for column, _ in m.balance.write:
+        row = conn.execute(
+            "SELECT has_column_privilege(to_regclass(%s), %s, 'UPDATE')", (quoted, column)
+        ).fetchone()
+        if not (row and row[0]):
+            missing.append(f"UPDATE ({column}) on {m.balance.table}")
+    if missing:
+        return [
+            warn(
+                "mapping_privileges",
+                f"role {context.server.get('role')} lacks " + ", ".join(missing),
+                "GRANT them to the role tokenfix connects as (dry runs need SELECT only)",
+            )
+        ]
+    return [
+        ok("mapping_privileges", "the role may read every table and write every written column")
+    ]
