@@ -166,7 +166,9 @@ def normalize(text: str, sample_users: set[str]) -> str:
     text = _TIMESTAMP.sub(when, text)
     text = _UUID.sub(lambda m: m.group(0) if m.group(0) in sample_users else "<run>", text)
     text = re.sub(r"PostgreSQL [^,]+,", "PostgreSQL <version>,", text)
-    text = re.sub(r"@[\w.-]+", "@<host>", text)
+    text = re.sub(r'"duration_s": [\d.]+', '"duration_s": <s>', text)
+    text = re.sub(r'"tool_version": "[^"]*"', '"tool_version": <v>', text)
+    text = re.sub(r"@[\w.-]+(:\d+)?", "@<host>", text)
     text = re.sub(r"[─━┃│╇╋┼\s]+", " ", text)
     return text.strip()
 

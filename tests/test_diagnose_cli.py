@@ -68,6 +68,7 @@ def test_json_has_exactly_the_section_5_keys_and_numbers(cli: CliRunner, ledger:
         "overdrawn",
         "drift",
         "causes",
+        *("generated_at", "duration_s", "tool_version", "target"),  # SPEC §12's envelope
     }
     assert set(data["usage"]) == USAGE_KEYS
     assert set(data["profile"]) == {"tokens_remaining", "tokens_used", "created_at", "updated_at"}
@@ -125,7 +126,10 @@ def test_an_unknown_user_is_not_found_and_exits_2(cli: CliRunner) -> None:
     user = uuid.uuid4()
     result = cli("diagnose", str(user), "--json")
     assert result.exit_code == 2
-    assert result.json() == {"user_id": str(user), "status": "not_found"}
+    data = result.json()
+    for envelope in ("generated_at", "duration_s", "tool_version", "target"):  # SPEC §12
+        data.pop(envelope)
+    assert data == {"user_id": str(user), "status": "not_found"}
     assert "not found" in result.stderr
 
 

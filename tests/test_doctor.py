@@ -19,7 +19,7 @@ PROFILES = "SELECT md5(string_agg(p::text, ',' ORDER BY user_id)) FROM user_prof
 def doctor(cli: CliRunner, *args: str) -> tuple[Result, dict[str, dict]]:
     result = cli("doctor", "--json", *args)
     data = result.json()
-    assert set(data) == {"checks", "status"}
+    assert set(data) == {"checks", "status", "generated_at", "duration_s", "tool_version", "target"}
     for check in data["checks"]:
         assert set(check) == {"name", "status", "message", "fix"}
         assert (check["fix"] is None) == (check["status"] == "ok")

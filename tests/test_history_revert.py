@@ -81,7 +81,7 @@ def test_history_lists_runs_newest_first_with_counts(
 
 def test_history_is_empty_before_any_write(cli: CliRunner) -> None:
     result = cli("history", "--json")
-    assert (result.exit_code, result.json()) == (0, {"runs": []})
+    assert (result.exit_code, result.json()["runs"]) == (0, [])
     assert "No writing runs" in cli("history").stdout
 
 

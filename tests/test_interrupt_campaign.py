@@ -133,7 +133,7 @@ def test_random_interrupts_while_the_app_writes_lose_nothing(
             outcomes[code] = outcomes.get(code, 0) + 1
             # -2/-15: the signal came as the interpreter was exiting, after the run had ended
             # and Python had put the default handlers back (a shell sees 130/143 either way).
-            assert code in (0, 1, 130, 143, -2, -15), err
+            assert code in (0, 1, 130, 143, -2, -15), (code, err)
             assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
             wait_until(
                 lambda: audit_count(conn, "lease") == 0,

@@ -12,6 +12,7 @@ import pytest
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 
+ENVELOPE = {"generated_at", "duration_s", "tool_version", "target"}  # SPEC §12
 SUMMARY_KEYS = {
     "run_id",
     "dry_run",
@@ -23,9 +24,11 @@ SUMMARY_KEYS = {
     "users_deferred",
     "users_changed",
     "warnings",  # SPEC §11: what a write run should know (API roles minting ledger rows…)
+    "summary",  # SPEC §12
     "changes",
+    *ENVELOPE,
 }
-CHANGE_KEYS = {"user_id", "status", "current", "expected", "drift", "applied", "skipped"}
+CHANGE_KEYS = {"user_id", "status", "current", "expected", "drift", "applied", "skipped", "causes"}
 
 
 @pytest.fixture

@@ -438,8 +438,9 @@ class BalanceModel:
             where=self.balance_where(),
         )
 
-    def classified(self) -> tuple[sql.Composable, dict[str, Any]]:
-        """Every source's rows of one owner (%(key)s), read as the mapping says, classified."""
+    def classified(self, *, batch: bool = False) -> tuple[sql.Composable, dict[str, Any]]:
+        """Every source's rows of one owner (%(key)s) or a batch of owners (%(keys)s), read as
+        the mapping says, classified."""
         parts = []
         params: dict[str, Any] = {}
         several = len(self.mapping.ledgers) > 1
@@ -447,9 +448,17 @@ class BalanceModel:
             price, price_params = self._price(source, prefix="n")
             params |= price_params
             ident = _e(source.id)
+            key_type = _type(self.shape.source(index).key)
+            key_filter = (
+                sql.SQL("{} = ANY(%(keys)s::text[]::{}[])")
+                if batch
+                else sql.SQL("{} = %(key)s::text::{}")
+            ).format(_e(source.key), key_type)
             parts.append(
                 queries.compose(
                     "owner_rows",
+                    owner=self._source_key(index),
+                    key_filter=key_filter,
                     row_class=ROW_CLASS,
                     price=price,
                     source_name=sql.Literal(source.name),
@@ -462,8 +471,6 @@ class BalanceModel:
                     model=_e(source.model),
                     table=source.table.identifier,
                     where=_e(source.where, TRUE),
-                    key=_e(source.key),
-                    key_type=_type(self.shape.source(index).key),
                 )
             )
         return sql.SQL("\nUNION ALL\n").join(parts), params
@@ -471,6 +478,29 @@ class BalanceModel:
     def owner_statement(self, name: str) -> tuple[sql.Composed, dict[str, Any]]:
         classified, params = self.classified()
         return queries.compose(name, classified=classified), {**self.params(), **params}
+
+    def fleet_evidence(self) -> tuple[sql.Composed, dict[str, Any]]:
+        """The causes' evidence (SPEC §12) for a batch of drifting owners, in one statement."""
+        classified, params = self.classified(batch=True)
+        b = self.mapping.balance
+        starting = (
+            sql.SQL("NULL::numeric")
+            if self.starting_override is not None
+            else _e(b.starting, sql.SQL("NULL::numeric"))
+        )
+        statement = queries.compose(
+            "fleet_evidence",
+            classified=classified,
+            balance=self.balance_table,
+            key=self.key,
+            key_type=self.key_type,
+            where=self.balance_where(),
+            created_at=sql.SQL("({})::timestamptz").format(b.created_at.sql)
+            if b.created_at is not None
+            else sql.SQL("NULL::timestamptz"),
+            starting=starting,
+        )
+        return statement, {**self.params(), **params}
 
 
 # The class of a row (SPEC §10), top-down, over a source's row as read (alias n).

@@ -18,8 +18,9 @@ from psycopg.rows import dict_row
 from tokenfix import keys
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import BadInput
+from tokenfix.fleet import SharedDrift, Summary, causes_for, with_causes
 from tokenfix.model import BalanceModel, Selection, out_of_range_names_the_tables
-from tokenfix.records import Candidate, Change, Counts, Pair, Skip
+from tokenfix.records import Amount, Candidate, Change, Counts, Pair, Skip
 from tokenfix.spool import Spool
 
 
@@ -42,6 +43,10 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     """Things the operator should know that do not stop the run (shown on stderr)."""
     reads_used: bool = True
+    summary: Summary = field(default_factory=Summary)
+    """Totals read by the pass; the causes are added as the changes are made."""
+    shared_drift: Amount | None = None
+    """The remaining-only drift most drifting owners share (SPEC §12: the starting balance?)."""
 
     def close(self) -> None:
         self.candidates.close()
@@ -56,6 +61,7 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     reads_used: bool = True
     """Whether the mapping has a `used` side (if not, used is neither compared nor shown)."""
+    summary: Summary = field(default_factory=Summary)
 
     @property
     def unresolved(self) -> int:
@@ -77,11 +83,15 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
     b = model.mapping.balance
     has_profile = bool(row["has_profile"])
     current = drift = None
+    null_cache = False
     if has_profile:
         current = Pair.of(row["current_remaining"], row["current_used"] if b.used else None)
         drift = Pair.of(
             row["drift_remaining"] if b.remaining else None,
             row["drift_used"] if b.used else None,
+        )
+        null_cache = (b.remaining is not None and row["current_remaining"] is None) or (
+            b.used is not None and row["current_used"] is None
         )
     return Candidate(
         key=str(row["key"]),
@@ -90,6 +100,7 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
         expected=Pair.of(row["expected_remaining"], row["expected_used"]),
         drift=drift,
         recent=bool(row["recent"]),
+        null_cache=null_cache,
     )
 
 
@@ -110,6 +121,7 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     statement, params = model.with_recent("candidates", request.selection, request.settle)
     counts = Counts()
     candidates: Spool[Candidate] = Spool()
+    summary, shared = Summary(), SharedDrift()
     with (
         out_of_range_names_the_tables(model),
         transaction(conn, model.settings, read_only=True, large_aggregate=True),
@@ -118,16 +130,42 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
         for row in cursor.stream(statement, params):
             if row["is_total"]:
                 counts.users_checked = int(row["users_checked"])
+                summary.cached_total = Pair.of(
+                    row["cached_remaining_total"], row["cached_used_total"]
+                )
+                summary.expected_total = Pair.of(
+                    row["expected_remaining_total"], row["expected_used_total"]
+                )
                 continue
             found = candidate(row, model)
             candidates.append(found)
+            shared.see(found)
             if found.has_profile:
                 counts.users_with_drift += 1
             else:
                 counts.missing_profiles += 1
         warnings = _plan_warnings(conn, model, request)
     reads_used = model.mapping.balance.used is not None
-    return Plan(counts, candidates, warnings, reads_used)
+    if not reads_used:
+        summary.cached_total = Pair(summary.cached_total.tokens_remaining, None)
+    the_plan = Plan(counts, candidates, warnings, reads_used, summary)
+    the_plan.shared_drift = shared.winner(counts.users_with_drift)
+    if the_plan.shared_drift is not None:
+        the_plan.warnings.append(_shared_drift_warning(model, the_plan, shared))
+    return the_plan
+
+
+def _shared_drift_warning(model: BalanceModel, plan: Plan, shared: SharedDrift) -> str:
+    drift = plan.shared_drift
+    assert drift is not None
+    users = shared.counts[drift]
+    suggested = model.starting_balance + drift
+    return (
+        f"{users:,} of {plan.counts.users_with_drift:,} drifting users are off by exactly "
+        f"{drift:+,} remaining and nothing else: is the starting balance right? With "
+        f"TOKENFIX_STARTING_BALANCE={suggested} (now {model.starting_balance}) they would be "
+        "in step (cause starting_balance)"
+    )
 
 
 def _plan_warnings(conn: Connection, model: BalanceModel, request: Request) -> list[str]:
@@ -181,7 +219,18 @@ def skip_reason(c: Candidate, request: Request) -> Skip | None:
     return None
 
 
-def dry_run(plan: Plan, request: Request) -> Outcome:
+CAUSE_BATCH = 1000
+
+
+def causes(
+    conn: Connection, model: BalanceModel, batch: list[Candidate]
+) -> dict[str, tuple[str, ...]]:
+    """The cause codes of a batch of the plan's candidates, in its own read-only transaction."""
+    with transaction(conn, model.settings, read_only=True):
+        return causes_for(conn, model, batch)
+
+
+def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request) -> Outcome:
     changes: Spool[Change] = Spool()
     outcome = Outcome(
         run_id=None,
@@ -190,10 +239,15 @@ def dry_run(plan: Plan, request: Request) -> Outcome:
         changes=changes,
         warnings=plan.warnings,
         reads_used=plan.reads_used,
+        summary=plan.summary,
     )
-    for c in plan.candidates:
-        change = Change.of(c, skipped=skip_reason(c, request))
-        plan.counts.tally(change)
-        changes.append(change)
+    for batch in plan.candidates.batches(CAUSE_BATCH):
+        codes = causes(conn, model, batch)
+        for c in batch:
+            change = Change.of(c, skipped=skip_reason(c, request))
+            change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
+            plan.counts.tally(change)
+            plan.summary.add(change)
+            changes.append(change)
     plan.close()
     return outcome

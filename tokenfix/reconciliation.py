@@ -89,7 +89,7 @@ def reconcile(
         the_plan = plan_candidates(conn, model, request)
         if on_plan:
             on_plan(the_plan)
-        return dry_run(the_plan, request)
+        return dry_run(conn, model, the_plan, request)
 
     require_primary(conn)
     if not model.shape.key_unique:

@@ -52,6 +52,8 @@ class Candidate:
     drift: Pair | None
     recent: bool
     """Ledger rows inside the settle window: the app may not have applied them yet."""
+    null_cache: bool = False
+    """A side the mapping reads holds NULL (drift of no known size)."""
 
     @property
     def status(self) -> Status:
@@ -72,6 +74,7 @@ class Change:
     stored: Pair | None = None
     """What the database kept, when a trigger or rule stored something else than written."""
     causes: tuple[str, ...] = ()
+    null_cache: bool = False
 
     @classmethod
     def of(cls, candidate: Candidate, *, applied: bool = False, skipped: Skip | None) -> Change:
@@ -83,6 +86,7 @@ class Change:
             drift=candidate.drift,
             applied=applied,
             skipped=skipped,
+            null_cache=candidate.null_cache,
         )
 
     def but(self, **changes: object) -> Change:

@@ -24,9 +24,10 @@ from psycopg.types.json import Jsonb
 from tokenfix import audit
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import DatabaseProblem, first_line
+from tokenfix.fleet import with_causes
 from tokenfix.lease import WriterLease
 from tokenfix.model import BalanceModel, Selection
-from tokenfix.planning import Outcome, Plan, Request, candidate, skip_reason
+from tokenfix.planning import Outcome, Plan, Request, candidate, causes, skip_reason
 from tokenfix.records import Candidate, Change, Pair
 from tokenfix.spool import Spool
 
@@ -64,8 +65,13 @@ class Writer:
     def apply(self, plan: Plan, *, run_id: uuid.UUID | None) -> Outcome:
         """Write every batch; `run_id` is None when the plan writes nothing (no audit run)."""
         changes: Spool[Change] = Spool()
-        outcome = Outcome(run_id, False, plan.counts, changes, plan.warnings, plan.reads_used)
+        outcome = Outcome(
+            run_id, False, plan.counts, changes, plan.warnings, plan.reads_used, plan.summary
+        )
         for batch in plan.candidates.batches(self.request.batch_size):
+            # The causes of the drift the plan found (SPEC §12: judged whether or not fixed),
+            # read before the batch's write transaction, which stays as short as it was.
+            codes = causes(self.conn, self.model, batch)
             results: dict[str, Change] = {}
             to_write = []
             for c in batch:
@@ -77,8 +83,10 @@ class Writer:
             if to_write:
                 results |= self._write_with_retries(to_write)
             for c in batch:
-                outcome.counts.tally(results[c.key])
-                changes.append(results[c.key])
+                change = with_causes(results[c.key], codes.get(c.key, ()), plan.shared_drift)
+                outcome.counts.tally(change)
+                outcome.summary.add(change)
+                changes.append(change)
             if self.on_progress:
                 self.on_progress(len(batch))
         plan.close()

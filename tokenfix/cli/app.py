@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from tokenfix import __version__
+from tokenfix.cli import envelope
 from tokenfix.exitcodes import ExitCode
 from tokenfix.signals import Interrupted
 
@@ -70,6 +71,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; every failure ends as one line on stderr."""
     _state["debug"] = False
     args = list(sys.argv[1:] if argv is None else argv)
+    envelope.start(args)
     quiet_library_logs("--debug" in args)
     click_error = _click_exception_base()
     command = typer.main.get_command(app)
@@ -78,8 +80,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click_error as exc:
         return _usage_error(exc)
     except Interrupted as exc:
-        error_line(f"{exc}; {exc.detail}" if exc.detail else str(exc))
-        return exc.exit_code
+        return fail(f"{exc}; {exc.detail}" if exc.detail else str(exc), exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted by SIGINT")
         return ExitCode.SIGNAL_BASE + signal.SIGINT
@@ -97,14 +98,29 @@ def quiet_library_logs(debug: bool) -> None:
         logger.addHandler(logging.NullHandler())
 
 
+def fail(message: str, code: int) -> int:
+    """One line on stderr; with --json or --format jsonl also one JSON object on stdout, so
+    that a log a cron job appends to shows the failure too (SPEC §12)."""
+    error_line(message)
+    output = envelope.mode()
+    if output is not None:
+        from tokenfix.render import json
+
+        shown = " ".join(message.split())
+        sys.stdout.write(
+            json.error(shown, code, envelope.envelope(), line=output == "jsonl") + "\n"
+        )
+        sys.stdout.flush()
+    return code
+
+
 def _usage_error(exc: BaseException) -> int:
     if type(exc).__name__ == "NoArgsIsHelpError":
         return ExitCode.BAD_INPUT
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     context = getattr(exc, "ctx", None)
     where = f" (see '{context.command_path} --help')" if context is not None else ""
-    error_line(f"{message}{where}")
-    return int(getattr(exc, "exit_code", ExitCode.BAD_INPUT))
+    return fail(f"{message}{where}", int(getattr(exc, "exit_code", ExitCode.BAD_INPUT)))
 
 
 def _failure(exc: Exception) -> int:
@@ -116,10 +132,9 @@ def _failure(exc: Exception) -> int:
     if _state["debug"]:
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(shown, TokenfixError):
-        error_line(str(shown))
-    else:
-        error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-    return exit_code_for(shown)
+        return fail(str(shown), exit_code_for(shown))
+    message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    return fail(message, exit_code_for(shown))
 
 
 def main() -> NoReturn:

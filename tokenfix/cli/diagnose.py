@@ -68,9 +68,10 @@ def diagnose(
             starting_balance=starting,
         )
     if json_output:
+        from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        sys.stdout.write(json.dumps(json.diagnosis(result)) + "\n")
+        sys.stdout.write(json.dumps(json.diagnosis(result, envelope())) + "\n")
     if result.status == "not_found":
         error_line(f"user {result.user_id} not found: no profile row and no ledger rows")
         raise typer.Exit(ExitCode.BAD_INPUT)

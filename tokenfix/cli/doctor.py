@@ -58,9 +58,10 @@ def doctor(
     settings, the_mapping, _ = inputs(mapping, database_url=database_url)
     report = run_doctor(settings, probe=probe, mapping=the_mapping)
     if json_output:
+        from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        sys.stdout.write(json.dumps(json.report(report)) + "\n")
+        sys.stdout.write(json.dumps(json.report(report, envelope())) + "\n")
     elif not quiet:
         from tokenfix.render.console import make_consoles
         from tokenfix.render.doctor import render_report

@@ -87,6 +87,9 @@ def inputs(mapping: Path | None, starting_balance: str | None = None, **flags: A
     from tokenfix.settings import exact_amount
 
     settings = load(**flags)
+    from tokenfix.cli.envelope import remember_target
+
+    remember_target(settings)
     starting = None
     if starting_balance is not None:
         try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,13 +32,21 @@ from tokenfix.exitcodes import ExitCode
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
+    jsonl = "jsonl"
     csv = "csv"
+
+
+class FailOn(StrEnum):
+    any = "any"
+    unexplained = "unexplained"
+    never = "never"
 
 
 EXAMPLES = examples(
     "tokenfix reconcile --all --dry-run",
     "tokenfix reconcile $USER_ID --yes",
-    "tokenfix reconcile --all --since 25h --yes --json     # daily cron",
+    "tokenfix reconcile --all --since 25h --yes --format jsonl --fail-on unexplained"
+    " --metrics-file /var/lib/node_exporter/tokenfix.prom >> /var/log/tokenfix.jsonl",
     "cut -d, -f1 users.csv | tokenfix reconcile - --dry-run --format csv",
 )
 
@@ -125,7 +136,46 @@ def reconcile(
     ] = None,
     output_format: Annotated[
         OutputFormat | None,
-        typer.Option("--format", help="table (default), json or csv.", show_default=False),
+        typer.Option(
+            "--format",
+            help="table (default), json, jsonl (one object a line, for >> log.jsonl) or csv.",
+            show_default=False,
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 on any drift found, only unexplained drift, or never (fixed or not; "
+            "default: when something is left unfixed).",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        str,
+        typer.Option(
+            "--threshold",
+            metavar="N",
+            help="Ignore, for the exit code, users whose largest absolute drift is at most N.",
+        ),
+    ] = "0",
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            metavar="PATH",
+            help="Write the run's metrics in the Prometheus text format (atomically).",
+            show_default=False,
+        ),
+    ] = None,
+    exclude_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--exclude-file",
+            metavar="PATH",
+            help="Keys (one a line) kept out of checks and writes: owners deleted upstream.",
+            show_default=False,
+        ),
     ] = None,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
@@ -142,12 +192,8 @@ def reconcile(
     another run holding the write lock).
     """
     enable_debug(debug)
-    from tokenfix import db
-    from tokenfix.durations import parse_duration, parse_since
-    from tokenfix.keys import BadKey
-    from tokenfix.model import Selection
-    from tokenfix.reconciliation import Request
-    from tokenfix.reconciliation import reconcile as run_reconcile
+    from tokenfix.policy import ExitPolicy
+    from tokenfix.settings import exact_amount
 
     fmt = _format(json_output, output_format)
     if bool(user_ids) == all_users:
@@ -158,26 +204,80 @@ def reconcile(
             "refusing to write without --yes when not on a terminal",
             hint="preview with --dry-run, then add --yes",
         )
+    try:
+        policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
+    except ValueError as exc:
+        raise BadInput(f"--threshold {threshold!r}: {exc}") from None
+    args = _Args(
+        user_ids=user_ids or [], all_users=all_users, dry_run=dry_run, yes=yes,
+        create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
+        max_changes=max_changes, mapping=mapping, database_url=database_url,
+        starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
+    )  # fmt: skip
+    metrics = _Metrics(metrics_file)
+    try:
+        code = _run(args, policy, metrics)
+    except BaseException as exc:
+        metrics.failed(exc)
+        raise
+    raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class _Args:
+    """The command's flags, parsed."""
+
+    user_ids: list[str]
+    all_users: bool
+    dry_run: bool
+    yes: bool
+    create_missing: bool
+    since: str | None
+    settle: str
+    batch_size: int | None
+    max_changes: int | None
+    mapping: Path | None
+    database_url: str | None
+    starting_balance: str | None
+    exclude_file: Path | None
+    quiet: bool
+    fmt: OutputFormat
+
+
+def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
+    from tokenfix import db
+    from tokenfix.durations import parse_duration, parse_since
+    from tokenfix.keys import BadKey
+    from tokenfix.model import Selection
+    from tokenfix.reconciliation import Request
+    from tokenfix.reconciliation import reconcile as run_reconcile
+
     settings, the_mapping, starting = inputs(
-        mapping,
-        starting_balance,
-        database_url=database_url,
-        batch_size=batch_size,
-        max_changes=max_changes,
+        args.mapping,
+        args.starting_balance,
+        database_url=args.database_url,
+        batch_size=args.batch_size,
+        max_changes=args.max_changes,
     )
-    given = _user_ids(user_ids) if user_ids else None
+    given = _user_ids(args.user_ids) if args.user_ids else None
     request = Request(
         selection=Selection(
             keys=tuple(given) if given is not None else None,
-            since=parse_since(since) if since else None,
+            since=parse_since(args.since) if args.since else None,
+            excluded=_excluded(args.exclude_file),
         ),
-        dry_run=dry_run,
-        create_missing=create_missing,
-        settle=parse_duration(settle, option="--settle"),
+        dry_run=args.dry_run,
+        create_missing=args.create_missing,
+        settle=parse_duration(args.settle, option="--settle"),
         batch_size=settings.batch_size,
         max_changes=settings.max_changes,
     )
-    ui = _Feedback(show=all_users and not quiet, target=settings, quiet=quiet)
+    ui = _Feedback(
+        show=args.all_users and not args.quiet,
+        target=settings,
+        quiet=args.quiet or args.fmt is OutputFormat.jsonl,
+        dry_run=args.dry_run,
+    )
     with db.connect(settings) as conn:
         try:
             outcome = run_reconcile(
@@ -186,7 +286,7 @@ def reconcile(
                 request,
                 mapping=the_mapping,
                 starting_balance=starting,
-                confirm=None if yes else ui.confirm,
+                confirm=None if args.yes else ui.confirm,
                 on_plan=ui.planned,
                 on_progress=ui.advance,
             )
@@ -195,17 +295,59 @@ def reconcile(
             raise BadInput(f"{label}: {exc.message}" if label else exc.message) from None
     ui.done()
     with outcome:
-        _print(outcome, fmt, quiet)
-        code = ExitCode.ATTENTION if outcome.unresolved else ExitCode.OK
-    raise typer.Exit(code)
+        _print(outcome, args.fmt, args.quiet)
+        code = ExitCode.ATTENTION if policy.attention(outcome.changes) else ExitCode.OK
+        metrics.done(code, outcome)
+    return code
+
+
+def _excluded(path: Path | None) -> tuple[str, ...]:
+    """Keys one a line (# comments and blank lines ignored): owners deleted upstream."""
+    if path is None:
+        return ()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise BadInput(f"cannot read --exclude-file {path}: {exc.strerror or exc}") from None
+    return tuple(dict.fromkeys(t for line in lines if (t := line.split("#", 1)[0].strip())))
+
+
+class _Metrics:
+    """--metrics-file: written at the end of every run, however it ends."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.started = time.monotonic()
+
+    def done(self, code: int, outcome: Any) -> None:
+        if self.path is not None:
+            from tokenfix import metrics
+
+            duration = time.monotonic() - self.started
+            metrics.write(self.path, exit_code=code, duration_s=duration, outcome=outcome)
+            self.path = None  # written: a later failure must not overwrite it
+
+    def failed(self, exc: BaseException) -> None:
+        if self.path is None:
+            return
+        from tokenfix import metrics
+        from tokenfix.errors import exit_code_for
+
+        code = int(exc.exit_code) if isinstance(exc, typer.Exit) else exit_code_for(exc)
+        duration = time.monotonic() - self.started
+        metrics.write(self.path, exit_code=code, duration_s=duration)
 
 
 def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
     # rich only for people: cron's JSON and CSV paths never load it.
-    if fmt is OutputFormat.json:
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        json.write_outcome(sys.stdout, outcome)
+        if fmt is OutputFormat.json:
+            json.write_outcome(sys.stdout, outcome, envelope())
+        else:
+            json.write_lines(sys.stdout, outcome, envelope())
     elif fmt is OutputFormat.csv:
         from tokenfix.render import csv
 
@@ -221,11 +363,12 @@ def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
 class _Feedback:
     """Prompt and progress on stderr, on a terminal only."""
 
-    def __init__(self, *, show: bool, target: Any, quiet: bool = False) -> None:
+    def __init__(self, *, show: bool, target: Any, quiet: bool, dry_run: bool) -> None:
         # rich only when there is a terminal to draw on: cron runs skip its import.
         self.show = show and sys.stderr.isatty()
         self.target = target
         self.quiet = quiet
+        self.dry_run = dry_run
         self.err: Any = None
         if self.show or sys.stdin.isatty():
             from tokenfix.render.console import make_consoles
@@ -248,7 +391,7 @@ class _Feedback:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.progress = Progress(
-            TextColumn("writing"),
+            TextColumn("checking" if self.dry_run else "writing"),
             BarColumn(),
             MofNCompleteColumn(),
             console=self.err,

@@ -46,9 +46,10 @@ def history(
     with db.connect(settings) as conn:
         runs = audit.history(conn, settings, limit)
     if json_output:
+        from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        sys.stdout.write(json.dumps(json.history(runs)) + "\n")
+        sys.stdout.write(json.dumps(json.history(runs, envelope())) + "\n")
     elif not quiet:
         from tokenfix.render.console import make_consoles
         from tokenfix.render.runs import render_history
@@ -101,9 +102,10 @@ def revert(
     if outcome.already_reverted_by and not quiet:
         note_line(f"run {target} was already reverted by run {outcome.already_reverted_by}")
     if json_output:
+        from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        json.write_revert(sys.stdout, outcome)
+        json.write_revert(sys.stdout, outcome, envelope())
     elif not quiet:
         from tokenfix.render.console import make_consoles
         from tokenfix.render.runs import render_revert

@@ -47,8 +47,9 @@ def pair(p: Pair | None) -> dict[str, Any] | None:
     return {"tokens_remaining": amount(p.tokens_remaining), "tokens_used": amount(p.tokens_used)}
 
 
-def change(c: Change, *, with_causes: bool = False) -> dict[str, Any]:
-    """A §5 `changes` entry (`stored` only when the database kept something else)."""
+def change(c: Change) -> dict[str, Any]:
+    """A §5 `changes` entry with its §12 `causes` (`stored` only when the database kept
+    something else)."""
     entry: dict[str, Any] = {
         "user_id": c.key,
         "status": c.status,
@@ -57,9 +58,8 @@ def change(c: Change, *, with_causes: bool = False) -> dict[str, Any]:
         "drift": pair(c.drift),
         "applied": c.applied,
         "skipped": c.skipped,
+        "causes": list(c.causes),
     }
-    if with_causes:
-        entry["causes"] = list(c.causes)
     if c.stored is not None:
         entry["stored"] = pair(c.stored)
     return entry
@@ -103,11 +103,12 @@ def write_object(stream: TextIO, head: dict[str, Any], key: str, items: Iterable
 # -- the documents ---------------------------------------------------------------------
 
 
-def diagnosis(d: Any) -> dict[str, Any]:
+def diagnosis(d: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
     """The §5 `diagnose --json` object."""
     if d.status == "not_found":
-        return {"user_id": d.user_id, "status": d.status}
+        return {**(envelope or {}), "user_id": d.user_id, "status": d.status}
     out: dict[str, Any] = {
+        **(envelope or {}),
         "user_id": d.user_id,
         "status": d.status,
         "profile": record(d.profile),
@@ -148,10 +149,32 @@ def ledger_entry(e: Any, *, with_source: bool) -> dict[str, Any]:
     return {"source": e.source, **entry} if with_source else entry
 
 
-def outcome_head(o: Any) -> dict[str, Any]:
+def summary(s: Any) -> dict[str, Any]:
+    """The §12 `summary`: drift by cause (most users first), unexplained owners, totals."""
+    ranked = sorted(s.causes.items(), key=lambda item: (-item[1].users, item[0]))
+    return {
+        "causes": [
+            {
+                "code": code,
+                "users": totals.users,
+                "drift": {
+                    "tokens_remaining": amount(totals.remaining),
+                    "tokens_used": amount(totals.used),
+                },
+            }
+            for code, totals in ranked
+        ],
+        "unexplained_users": s.unexplained_users,
+        "cached_total": pair(s.cached_total),
+        "expected_total": pair(s.expected_total),
+    }
+
+
+def outcome_head(o: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
     """The §5 `reconcile --json` object without its `changes`."""
     c = o.counts
     return {
+        **(envelope or {}),
         "run_id": str(o.run_id) if o.run_id else None,
         "dry_run": o.dry_run,
         "users_checked": c.users_checked,
@@ -162,16 +185,36 @@ def outcome_head(o: Any) -> dict[str, Any]:
         "users_deferred": c.users_deferred,
         "users_changed": c.users_changed,
         "warnings": list(o.warnings),
+        "summary": summary(o.summary),
     }
 
 
-def write_outcome(stream: TextIO, o: Any) -> None:
+def write_outcome(stream: TextIO, o: Any, envelope: dict[str, Any] | None = None) -> None:
     """The §5 object; `changes` streamed one entry per line, in key order."""
-    write_object(stream, outcome_head(o), "changes", (change(c) for c in o.changes))
+    write_object(stream, outcome_head(o, envelope), "changes", (change(c) for c in o.changes))
 
 
-def history(runs: Iterable[Any]) -> dict[str, Any]:
+def write_lines(stream: TextIO, o: Any, envelope: dict[str, Any]) -> None:
+    """`--format jsonl` (SPEC §12): one object per line, each with its `type`, the summary
+    last, so that `>> file.jsonl` keeps a log a program reads line by line."""
+    for warning in o.warnings:
+        stream.write(dumps({"type": "warning", "message": warning}, indent=None) + "\n")
+    for c in o.changes:
+        stream.write(dumps({"type": "change", **change(c)}, indent=None) + "\n")
+    stream.write(dumps({"type": "summary", **outcome_head(o, envelope)}, indent=None) + "\n")
+
+
+def error(message: str, exit_code: int, envelope: dict[str, Any], *, line: bool) -> str:
+    """The one JSON object a failure prints on stdout with --json / --format jsonl."""
+    found = {"error": {"message": message, "exit_code": exit_code}, **envelope}
+    if line:
+        return dumps({"type": "error", **found}, indent=None)
+    return dumps(found)
+
+
+def history(runs: Iterable[Any], envelope: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
+        **(envelope or {}),
         "runs": [
             {key: value if isinstance(value, int | None) else plain(value)
              for key, value in dataclasses.asdict(run).items()}
@@ -180,8 +223,9 @@ def history(runs: Iterable[Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def revert_head(o: Any) -> dict[str, Any]:
+def revert_head(o: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
+        **(envelope or {}),
         "run_id": str(o.run_id) if o.run_id else None,
         "reverted_run_id": str(o.reverted_run_id),
         "rows_restored": o.rows_restored,
@@ -191,9 +235,14 @@ def revert_head(o: Any) -> dict[str, Any]:
     }
 
 
-def write_revert(stream: TextIO, o: Any) -> None:
-    write_object(stream, revert_head(o), "changes", (revert_change(c) for c in o.changes))
+def write_revert(stream: TextIO, o: Any, envelope: dict[str, Any] | None = None) -> None:
+    head = revert_head(o, envelope)
+    write_object(stream, head, "changes", (revert_change(c) for c in o.changes))
 
 
-def report(r: Any) -> dict[str, Any]:
-    return {"checks": [dataclasses.asdict(check) for check in r.checks], "status": r.status}
+def report(r: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        **(envelope or {}),
+        "checks": [dataclasses.asdict(check) for check in r.checks],
+        "status": r.status,
+    }

@@ -106,7 +106,33 @@ def render_outcome(console: Console, outcome: Outcome) -> None:
         console.print(_table(rows, first=index == 0, widths=widths))
     if outcome.changes.count:
         console.print()
+    console.print(_causes_table(outcome))
+    console.print(_totals(outcome), highlight=False, soft_wrap=True)
     console.print(summary_line(outcome), highlight=False, soft_wrap=True)
+
+
+def _causes_table(outcome: Outcome) -> Table:
+    """The §12 summary, as the table output's ending: drift by cause, the unexplained."""
+    s = outcome.summary
+    table = Table(title="Drift by cause", title_justify="left", show_edge=False)
+    table.add_column("cause")
+    table.add_column("users", justify="right")
+    table.add_column("drift rem. / used", justify="right")
+    for code, totals in sorted(s.causes.items(), key=lambda item: (-item[1].users, item[0])):
+        drift = Pair(totals.remaining, totals.used)
+        table.add_row(
+            code, f"{totals.users:,}", _pair(drift, signed=True, reads_used=outcome.reads_used)
+        )
+    style = "bold red" if s.unexplained_users else ""
+    table.add_row(Text("unexplained", style=style), f"{s.unexplained_users:,}", "")
+    return table
+
+
+def _totals(outcome: Outcome) -> str:
+    s = outcome.summary
+    cached = _pair(s.cached_total, reads_used=outcome.reads_used).plain
+    expected = _pair(s.expected_total).plain
+    return f"Over every user with a balance row: cached {cached}, expected {expected}."
 
 
 def summary_line(outcome: Outcome) -> str:

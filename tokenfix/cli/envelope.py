@@ -1,0 +1,52 @@
+"""What every JSON output carries besides its content (SPEC §12): when, how long, which tool,
+which database (`user@host:port/db`, never a password)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from tokenfix import __version__
+
+_run: dict[str, Any] = {"started": time.monotonic(), "target": None, "mode": None}
+
+
+def start(args: list[str]) -> None:
+    """A command begins: its clock starts, and whether its output is JSON (and which kind)."""
+    _run["started"] = time.monotonic()
+    _run["target"] = None
+    _run["mode"] = _mode(args)
+
+
+def _mode(args: list[str]) -> str | None:
+    if "--json" in args:
+        return "json"
+    for index, arg in enumerate(args):
+        value = args[index + 1] if arg == "--format" and index + 1 < len(args) else None
+        if arg.startswith("--format="):
+            value = arg.split("=", 1)[1]
+        if value in ("json", "jsonl"):
+            return value
+    return None
+
+
+def mode() -> str | None:
+    return _run["mode"]  # type: ignore[no-any-return]
+
+
+def remember_target(settings: Any) -> None:
+    """The database the command talks to, once its settings are known."""
+    from tokenfix.db import describe_target
+
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    _run["target"] = describe_target(url) if url else None
+
+
+def envelope() -> dict[str, Any]:
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - _run["started"], 3),
+        "tool_version": __version__,
+        "target": _run["target"],
+    }
