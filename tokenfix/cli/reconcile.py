@@ -12,6 +12,7 @@ from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
+    EnvFileOption,
     JsonOption,
     MappingOption,
     QuietOption,
@@ -129,6 +130,7 @@ def reconcile(
     ] = None,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
     starting_balance: StartingBalanceOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -162,6 +164,7 @@ def reconcile(
         mapping,
         starting_balance,
         database_url=database_url,
+        env_file=env_file,
         batch_size=batch_size,
         max_changes=max_changes,
     )
