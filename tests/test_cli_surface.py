@@ -16,7 +16,15 @@ COMMANDS = sorted(command.name or command.callback.__name__ for command in app.r
 
 
 def test_the_commands_are_the_ones_the_spec_names() -> None:
-    assert COMMANDS == ["demo", "diagnose", "doctor", "history", "reconcile", "revert"]
+    assert COMMANDS == [
+        "config",
+        "demo",
+        "diagnose",
+        "doctor",
+        "history",
+        "reconcile",
+        "revert",
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -99,7 +99,7 @@ def test_a_missing_env_file_exits_2_naming_it(runner: CliRunner, tmp_path: Path)
 
 
 def test_every_database_command_takes_env_file(runner: CliRunner) -> None:
-    for command in ("diagnose", "reconcile", "history", "revert", "doctor"):
+    for command in ("diagnose", "reconcile", "history", "revert", "doctor", "config"):
         result = runner(command, "--help")
         assert "--env-file" in result.stdout, command
 
