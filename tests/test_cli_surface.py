@@ -24,6 +24,7 @@ def test_the_commands_are_the_ones_the_spec_names() -> None:
         "history",
         "reconcile",
         "revert",
+        "sql",
     ]
 
 

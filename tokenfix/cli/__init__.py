@@ -7,6 +7,7 @@ from tokenfix.cli import (  # noqa: F401  (registers them)
     doctor,
     reconcile,
     runs,
+    sql,
 )
 from tokenfix.cli.app import app, main, run
 
