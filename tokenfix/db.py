@@ -371,7 +371,9 @@ def _local_settings(conn: Connection, settings: Settings, large_aggregate: bool)
     if large_aggregate:
         names.append("work_mem")
         values.append(settings.work_mem)
-    search_path = target(settings).search_path
+    # From the URL itself: a connection opened elsewhere may come with settings without one.
+    url = settings.database_url.get_secret_value().strip() if settings.database_url else ""
+    search_path = app_url(url).search_path if url else None
     if search_path is not None:
         # Prisma's `schema=X`, LOCAL like the rest: a transaction pooler (the app's
         # `pgbouncer=true`) refuses the `options` startup parameter, and a session SET would
