@@ -17,7 +17,8 @@ COMMANDS = sorted(command.name or command.callback.__name__ for command in app.r
 
 def test_the_commands_are_the_ones_the_spec_names() -> None:
     assert COMMANDS == [
-        "demo", "diagnose", "doctor", "history", "init", "mapping", "reconcile", "revert",
+        "config", "demo", "diagnose", "doctor", "history", "init", "mapping", "reconcile",
+        "revert", "sql",
     ]  # fmt: skip
 
 

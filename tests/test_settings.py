@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tokenfix.db import describe_target, redact
 from tokenfix.errors import BadInput
-from tokenfix.settings import load_settings
+from tokenfix.settings import Origin, load_settings
 
 
 @pytest.fixture
@@ -104,3 +106,43 @@ def test_a_dsn_is_redacted(dsn: str, shown: str) -> None:
 
 def test_the_target_is_named_without_the_password() -> None:
     assert describe_target("postgresql://alice:s3cret@db:5433/app") == "alice@db:5433/app"
+
+
+def test_the_tools_own_variable_wins_over_the_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/app")
+    monkeypatch.setenv("TOKENFIX_DATABASE_URL", "postgresql://tool@db/app")
+    settings = load_settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://tool@db/app"
+    assert str(settings.origin("database_url")) == "TOKENFIX_DATABASE_URL"
+
+
+def test_every_setting_knows_where_it_came_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first.env", tmp_path / "second.env"
+    first.write_text("DATABASE_URL=postgresql://a@db/one\nTOKENFIX_LOCK_TIMEOUT=9s\n")
+    second.write_text("tokenfix_lock_timeout=10s\nTOKENFIX_BATCH_SIZE=7\n")
+    monkeypatch.setenv("TOKENFIX_BATCH_SIZE", "8")
+    settings = load_settings(env_files=[first, second], max_changes=5, given_as="flag")
+    assert (settings.lock_timeout, settings.batch_size, settings.max_changes) == ("10s", 8, 5)
+    origins = {name: settings.origin(name) for name in ("database_url", "lock_timeout",
+               "batch_size", "max_changes", "work_mem")}  # fmt: skip
+    assert origins == {
+        "database_url": Origin("file", "DATABASE_URL", first),
+        "lock_timeout": Origin("file", "TOKENFIX_LOCK_TIMEOUT", second),
+        "batch_size": Origin("environment", "TOKENFIX_BATCH_SIZE"),
+        "max_changes": Origin("flag", "--max-changes"),
+        "work_mem": Origin("default"),
+    }
+    assert settings.env_files == (first, second)
+
+
+def test_an_env_file_read_from_a_pipe_is_read_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "secrets.env"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("TOKENFIX_BATCH_SIZE=3\n",))
+    writer.start()
+    settings = load_settings(env_files=[fifo])  # as with --env-file <(vault read …)
+    writer.join(timeout=5)
+    assert settings.batch_size == 3

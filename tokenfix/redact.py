@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-_URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://", re.S)
+URL_SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://", re.S)
 _KV_PASSWORD = re.compile(
     r"password\s*=\s*('(?:[^'\\]|\\.)*'?|.*?)(?=\s+[A-Za-z_]+\s*=|\s*$)", re.I | re.S
 )
@@ -23,7 +23,7 @@ MASK = "***"
 
 
 def _url_password(dsn: str) -> str | None:
-    start = _URL.match(dsn)
+    start = URL_SCHEME.match(dsn)
     if not start:
         return None
     rest = dsn[start.end() :]
@@ -73,7 +73,7 @@ def redact(dsn: str) -> str:
     def masked(found: re.Match[str]) -> str:
         return found.group(0)[: found.start(1) - found.start(0)] + MASK
 
-    start = _URL.match(dsn)
+    start = URL_SCHEME.match(dsn)
     if not start:
         return scrub(_KV_PASSWORD.sub(masked, dsn), dsn)
     shown = dsn

@@ -1,23 +1,38 @@
-"""Configuration (SPEC §6): environment, then `.env`, overridden by command-line flags."""
+"""Configuration (SPEC §6): environment, then env files (`.env`), overridden by flags.
+
+Every value remembers where it came from (a flag, an environment variable, a line of an env
+file, the default), so `tokenfix config` can show it and an error can name the place to fix.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from psycopg import sql
 from pydantic import (
     AliasChoices,
     BeforeValidator,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from tokenfix.errors import BadInput
 
@@ -114,6 +129,26 @@ def exact_amount(value: Any) -> int | Decimal:
     return int(number) if number == number.to_integral_value() else number
 
 
+OriginKind = Literal["default", "flag", "argument", "environment", "file", "found"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a setting's value came from."""
+
+    kind: OriginKind
+    name: str = ""
+    """The variable (environment, file), the flag (`--batch-size`) or the keyword argument."""
+    path: Path | None = None
+    """The env file, for kind "file"; the file picked up, for kind "found"."""
+
+    def __str__(self) -> str:
+        """What to change, as an error message names it: `DATABASE_URL in /etc/x/.env`."""
+        if self.kind == "file":
+            return f"{self.name} in {self.path}"
+        return self.name or "the default"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOKENFIX_",
@@ -125,9 +160,10 @@ class Settings(BaseSettings):
     )
 
     # SecretStr: a password in the URL never shows in a repr, a log or a traceback.
+    # The tool's own name first: with both set, TOKENFIX_DATABASE_URL wins over the app's.
     database_url: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("database_url", "TOKENFIX_DATABASE_URL", "DATABASE_URL"),
+        validation_alias=AliasChoices("TOKENFIX_DATABASE_URL", "DATABASE_URL"),
     )
     starting_balance: Annotated[int | Decimal, BeforeValidator(exact_amount)] = 0
     mapping: Path | None = None
@@ -164,6 +200,10 @@ class Settings(BaseSettings):
     prompt_timeout: int = Field(default=120, ge=1)
     # Seconds the writer lease lives unless renewed: how long a killed run keeps others out.
     lease_ttl: int = Field(default=60, ge=2, le=3600)
+
+    # Set by load_settings(); a Settings built directly knows only its field values.
+    _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
+    _env_files: tuple[Path, ...] = PrivateAttr(default=())
 
     @field_validator("audit_schema")
     @classmethod
@@ -217,30 +257,151 @@ class Settings(BaseSettings):
         """Actions that are never charges (and never priced by overrides)."""
         return self.grant_action + self.deduct_action
 
+    def origin(self, name: str) -> Origin:
+        """Where the value of setting `name` came from."""
+        found = self._origins.get(name)
+        if found is not None:
+            return found
+        return Origin("argument", name) if name in self.model_fields_set else Origin("default")
 
-def _env_name(loc: tuple[int | str, ...]) -> str:
+    @property
+    def env_files(self) -> tuple[Path, ...]:
+        """The env files that were read (that existed), in the order given."""
+        return self._env_files
+
+
+DEFAULT_ENV_FILE = Path(".env")
+
+
+def variable_for(name: str) -> str:
+    """The environment variable of setting `name` (`batch_size`: TOKENFIX_BATCH_SIZE)."""
+    return f"TOKENFIX_{name.upper()}"
+
+
+def _flag_for(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _read_env_files(
+    env_files: Sequence[str | os.PathLike[str]] | None,
+) -> list[tuple[Path, DotEnvSettingsSource]]:
+    """Each env file read once, as pydantic-settings reads one (a `<(…)` pipe can only be read
+    once). Without `env_files`, ./.env if it exists; a file asked for that is missing is exit 2:
+    a cron job whose settings file moved must not run on defaults."""
+    if env_files is None:
+        paths = [DEFAULT_ENV_FILE] if DEFAULT_ENV_FILE.is_file() else []
+    else:
+        paths = [Path(path) for path in env_files]
+        for path in paths:
+            if not path.exists() or path.is_dir():
+                raise BadInput(
+                    f"env file {path} not found",
+                    hint="give the path of an existing file to --env-file",
+                )
+    return [(path.absolute(), DotEnvSettingsSource(Settings, env_file=path)) for path in paths]
+
+
+def _resolve(
+    files: list[tuple[Path, DotEnvSettingsSource]], given: dict[str, Any], given_as: OriginKind
+) -> tuple[dict[str, Any], dict[str, Origin]]:
+    """Every setting's raw value and origin: given (flags), then the environment, then the
+    env files, the later file first. The lookups are pydantic-settings' own (aliases, prefix,
+    case), so the name found is the variable that was really read."""
+    environment = EnvSettingsSource(Settings)
+    values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for name, field in Settings.model_fields.items():
+        if name in given:
+            values[name] = given[name]
+            shown = _flag_for(name) if given_as == "flag" else name
+            origins[name] = Origin(given_as, shown)
+            continue
+        origins[name] = Origin("default")
+        for path, source in [(None, environment), *reversed(files)]:
+            value, key, _ = source.get_field_value(field, name)
+            if value is not None:
+                values[name] = value
+                variable = variable_for(name) if key == name else key.upper()
+                kind: OriginKind = "environment" if path is None else "file"
+                origins[name] = Origin(kind, variable, path)
+                break
+    return values, origins
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str | None:
     if not loc:
-        return ""
-    field = str(loc[0])
-    if field in {"database_url", "DATABASE_URL", "TOKENFIX_DATABASE_URL"}:
-        return "TOKENFIX_DATABASE_URL"
-    return f"TOKENFIX_{field.upper()}"
+        return None
+    key = str(loc[0])
+    for name, field in Settings.model_fields.items():
+        aliases = field.validation_alias
+        choices = aliases.choices if isinstance(aliases, AliasChoices) else [aliases]
+        if key == name or key in choices:
+            return name
+    return None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and `.env`, with command-line values taking precedence.
+def load_settings(
+    *,
+    env_files: Sequence[str | os.PathLike[str]] | None = None,
+    given_as: Literal["flag", "argument"] = "argument",
+    **overrides: Any,
+) -> Settings:
+    """Settings from the environment and env files, with `overrides` taking precedence.
 
-    A bad value ends the command with exit 2 and one line naming the setting.
+    `env_files` replace the default ./.env; a later file wins over an earlier one and the
+    environment wins over every file. `given_as="flag"` names overrides as command-line flags
+    (`--batch-size`) in messages. A bad value ends the command with exit 2 and one line naming
+    the setting and where it came from.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
+    files = _read_env_files(env_files)
+    values, origins = _resolve(files, given, given_as)
     try:
-        return Settings(**given)
+        # Every value from the source that won: validated as given, nothing is read twice.
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
         error = exc.errors()[0]
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        name = _env_name(tuple(error.get("loc", ())))
-        raise BadInput(
-            f"bad setting {name}: {message}" if name else f"bad settings: {message}"
-        ) from None
+        field = _field_of(tuple(error.get("loc", ())))
+        if field is None:
+            raise BadInput(f"bad settings: {message}") from None
+        origin = origins[field]
+        name = str(origin) if origin.kind != "default" else variable_for(field)
+        raise BadInput(f"bad setting {name}: {message}") from None
     except SettingsError as exc:
         raise BadInput(f"bad setting: {exc}") from None
+    settings._origins = origins
+    settings._env_files = tuple(path for path, _ in files)
+    return settings
+
+
+@dataclass(frozen=True)
+class SettingInEffect:
+    """One row of `tokenfix config`."""
+
+    name: str
+    variable: str
+    value: str | None
+    """As you would write it in an env file; a password in a URL is ***."""
+    origin: Origin
+
+
+def _shown(value: Any) -> str | None:
+    from tokenfix.redact import redact
+
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        return redact(value.get_secret_value())
+    if isinstance(value, tuple) and not isinstance(value, QualifiedName):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def in_effect(settings: Settings) -> list[SettingInEffect]:
+    """Every setting, its value (passwords redacted) and where it came from, in field order."""
+    return [
+        SettingInEffect(name, variable_for(name), _shown(getattr(settings, name)),
+                        settings.origin(name))
+        for name in Settings.model_fields
+    ]  # fmt: skip

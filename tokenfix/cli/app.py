@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -20,6 +22,7 @@ app = typer.Typer(
     name="tokenfix",
     help="Diagnose and safely reconcile cached token balances against their usage ledger.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
@@ -77,6 +80,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="tokenfix", standalone_mode=False)
+        # Output still buffered must meet a closed pipe here, not at interpreter exit.
+        sys.stdout.flush()
     except click_error as exc:
         return _usage_error(exc)
     except Interrupted as exc:
@@ -84,9 +89,31 @@ def run(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted by SIGINT")
         return ExitCode.SIGNAL_BASE + signal.SIGINT
+    except BrokenPipeError:
+        return stdout_closed()
+    except SystemExit as exc:
+        # Typer turns a closed stdout into sys.exit(1) from inside its handler of the
+        # BrokenPipeError: the exception it handled is the one to judge by.
+        if isinstance(exc.__context__, BrokenPipeError):
+            return stdout_closed()
+        raise
     except Exception as exc:
         return _failure(exc)
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def stdout_closed() -> int:
+    """The reader of stdout went away (`| head`): end quietly, as a shell expects.
+
+    128 + SIGPIPE (141) is what a shell reports for a program its pipe ended, so `set -o
+    pipefail` scripts see the output was cut. Python ignores SIGPIPE, so we say it ourselves,
+    and point stdout at /dev/null so nothing buffered complains at exit.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return ExitCode.SIGNAL_BASE + signal.SIGPIPE
 
 
 def quiet_library_logs(debug: bool) -> None:

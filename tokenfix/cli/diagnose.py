@@ -11,6 +11,7 @@ from tokenfix.cli.app import app, enable_debug, error_line
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
+    EnvFileOption,
     JsonOption,
     MappingOption,
     QuietOption,
@@ -43,6 +44,7 @@ def diagnose(
     ] = 0,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
     starting_balance: StartingBalanceOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -57,7 +59,9 @@ def diagnose(
     from tokenfix import db
     from tokenfix.diagnosis import diagnose as run_diagnosis
 
-    settings, the_mapping, starting = inputs(mapping, starting_balance, database_url=database_url)
+    settings, the_mapping, starting = inputs(
+        mapping, starting_balance, database_url=database_url, env_file=env_file
+    )
     with db.connect(settings) as conn:
         result = run_diagnosis(
             conn,

@@ -11,6 +11,7 @@ from tokenfix.cli.app import app, enable_debug, error_line
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
+    EnvFileOption,
     JsonOption,
     MappingOption,
     QuietOption,
@@ -40,6 +41,7 @@ def doctor(
     ] = True,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -55,7 +57,7 @@ def doctor(
     enable_debug(debug)
     from tokenfix.health import run_doctor
 
-    settings, the_mapping, _ = inputs(mapping, database_url=database_url)
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
     report = run_doctor(settings, probe=probe, mapping=the_mapping)
     if json_output:
         from tokenfix.cli.envelope import envelope

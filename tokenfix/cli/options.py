@@ -14,9 +14,21 @@ DatabaseUrlOption = Annotated[
     typer.Option(
         "--database-url",
         "-d",
-        help="PostgreSQL URL (default: TOKENFIX_DATABASE_URL, DATABASE_URL, or .env). "
-        "Prefer .env: a URL on the command line ends up in shell history.",
+        help="PostgreSQL URL (default: TOKENFIX_DATABASE_URL, DATABASE_URL, from the "
+        "environment or an env file; else libpq's PGHOST, PGSERVICE, …). Prefer an env file: "
+        "a URL on the command line ends up in shell history.",
         show_default=False,
+    ),
+]
+EnvFileOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--env-file",
+        metavar="PATH",
+        help="Read settings from this env file instead of ./.env (repeatable: a later file "
+        "wins over an earlier one; the environment and flags win over files).",
+        show_default=False,
+        dir_okay=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine output (JSON) on stdout.")]
@@ -64,10 +76,11 @@ def ask(question: str, *, timeout: float) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def load(**flags: Any) -> Any:
+def load(env_file: list[Path] | None = None, **flags: Any) -> Any:
+    """Settings from the flags, the environment and the env files (./.env by default)."""
     from tokenfix.settings import load_settings
 
-    return load_settings(**flags)
+    return load_settings(env_files=env_file, given_as="flag", **flags)
 
 
 def note_line(message: str) -> None:
@@ -82,6 +95,7 @@ def warning_line(message: str) -> None:
 
 def inputs(mapping: Path | None, starting_balance: str | None = None, **flags: Any) -> Any:
     """Settings, the mapping in effect and the --starting-balance override, from the flags."""
+    from tokenfix.db import connection_note
     from tokenfix.errors import BadInput
     from tokenfix.mapping_file import resolve
     from tokenfix.settings import exact_amount
@@ -90,6 +104,9 @@ def inputs(mapping: Path | None, starting_balance: str | None = None, **flags: A
     from tokenfix.cli.envelope import remember_target
 
     remember_target(settings)
+    note = connection_note(settings)
+    if note is not None:
+        note_line(note)
     starting = None
     if starting_balance is not None:
         try:

@@ -15,6 +15,7 @@ from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
+    EnvFileOption,
     JsonOption,
     MappingOption,
     QuietOption,
@@ -179,6 +180,7 @@ def reconcile(
     ] = None,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
     starting_balance: StartingBalanceOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -213,6 +215,7 @@ def reconcile(
         create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
         max_changes=max_changes, mapping=mapping, database_url=database_url,
         starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
+        env_file=env_file,
     )  # fmt: skip
     metrics = _Metrics(metrics_file)
     try:
@@ -242,6 +245,7 @@ class _Args:
     exclude_file: Path | None
     quiet: bool
     fmt: OutputFormat
+    env_file: list[Path] | None
 
 
 def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
@@ -256,6 +260,7 @@ def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
         args.mapping,
         args.starting_balance,
         database_url=args.database_url,
+        env_file=args.env_file,
         batch_size=args.batch_size,
         max_changes=args.max_changes,
     )

@@ -11,6 +11,7 @@ from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
+    EnvFileOption,
     JsonOption,
     MappingOption,
     QuietOption,
@@ -34,6 +35,7 @@ def history(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs to list.")] = 20,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -42,7 +44,7 @@ def history(
     enable_debug(debug)
     from tokenfix import audit, db
 
-    settings, _, _ = inputs(mapping, database_url=database_url)
+    settings, _, _ = inputs(mapping, database_url=database_url, env_file=env_file)
     with db.connect(settings) as conn:
         runs = audit.history(conn, settings, limit)
     if json_output:
@@ -71,6 +73,7 @@ def revert(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Revert without asking.")] = False,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -89,7 +92,7 @@ def revert(
     target = parse_run_id(run_id)
     if not yes and not stdin_is_interactive():
         raise BadInput("refusing to write without --yes when not on a terminal")
-    settings, the_mapping, _ = inputs(mapping, database_url=database_url)
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
 
     def confirm(rows: int) -> bool:
         sys.stderr.write(f"Run {target} wrote {rows:,} rows.\n")
