@@ -30,6 +30,17 @@ def test_every_database_command_takes_a_mapping(
     assert "--mapping" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "command",
+    ["config", "diagnose", "doctor", "history", "init", "mapping", "reconcile", "revert"],
+)
+def test_every_command_that_reads_settings_takes_an_env_file(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run([command, "--help"])
+    assert "--env-file" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]

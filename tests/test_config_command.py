@@ -100,6 +100,7 @@ def test_libpqs_own_variables_are_shown_and_named_as_the_target(
     }  # fmt: skip
     assert data["connection"]["source"] == "libpq's PGHOST, PGUSER"
     assert data["connection"]["target"] == "ops@db.internal:5432/ops"
+    assert data["target"] == "ops@db.internal:5432/ops"  # the §12 envelope names it too
     assert data["settings"]["database_url"]["value"] is None
     table = tokenfix("config").stdout
     assert "PGPASSWORD                  ***" in table and "s3cr3t" not in table
@@ -134,3 +135,9 @@ def test_a_bad_setting_exits_2_naming_it_and_its_file(tokenfix: CliRunner, tmp_p
         f"error: bad setting TOKENFIX_IDLE_TIMEOUT in {tmp_path / '.env'}: "
         "'100ms' is too short: at least 1s\n"
     )
+
+
+def test_the_json_carries_the_envelope(tokenfix: CliRunner, cron_env: Path) -> None:
+    data = tokenfix("config", "--env-file", str(cron_env), "--json").json()
+    assert {"generated_at", "duration_s", "tool_version"} <= data.keys()
+    assert data["target"] == "app@db.example.com:6543/postgres"

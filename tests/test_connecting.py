@@ -261,6 +261,7 @@ def test_an_unreachable_server_names_where_its_url_came_from(
     assert result.stderr.startswith(
         "error: cannot connect to nobody@127.0.0.1:9/none (from DATABASE_URL): "
     )
+    assert "'tokenfix config' shows where the settings came from" in result.stderr
 
 
 def test_a_bad_setting_in_an_env_file_names_the_variable_and_the_file(

@@ -1,9 +1,10 @@
 """SPEC §7 under fire: SIGINT and SIGTERM at random moments of write runs while the app charges.
 
-After every signal: the lease is free within seconds, no run is left `running`, stderr is one
-line, and no charge was lost or doubled (a user's drift is either 0 or exactly the drift the
-test injected and the tool has not fixed yet). At the end the audit trail equals the writes
-(a trigger logs every row tokenfix changed, in the same transaction), and a re-run converges.
+Half the signals land anywhere in a run, half once it has begun writing. After every signal:
+the lease is free within seconds, no run is left `running`, stderr is one line, and no charge
+was lost or doubled (a user's drift is either 0 or exactly the drift the test injected and the
+tool has not fixed yet). At the end the audit trail equals the writes (a trigger logs every row
+tokenfix changed, in the same transaction), and a re-run converges.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def audit_count(conn: psycopg.Connection[Any], table: str, where: str = "true") 
     return int(row[0]) if row else 0
 
 
+def writes_logged(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM tests_write_log").fetchone()
+    return int(row[0]) if row else 0
+
+
 def drifts(conn: psycopg.Connection[Any]) -> dict[Any, tuple[int, int]]:
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -127,7 +133,18 @@ def test_random_interrupts_while_the_app_writes_lose_nothing(
                 *("reconcile", "--all", "--yes", "--settle", "0", "--max-changes", "0"),
                 *("--batch-size", str(rng.randint(1, 10))),
             )
-            time.sleep(rng.uniform(0.2, 0.8))
+            if number % 2:
+                # Mid-write: once this run's first change is in, at a random moment after.
+                written = writes_logged(conn)
+                wait_until(
+                    lambda: writes_logged(conn) > written or run.poll() is not None,  # noqa: B023
+                    timeout=30,
+                    what=f"run {number} to write",
+                )
+                time.sleep(rng.uniform(0, 0.3))
+            else:
+                # Anywhere: starting up, planning, taking the lease, or writing.
+                time.sleep(rng.uniform(0.2, 0.8))
             run.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
             code, _, err = finish(run)
             outcomes[code] = outcomes.get(code, 0) + 1

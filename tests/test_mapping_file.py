@@ -63,6 +63,16 @@ def test_the_mapping_in_effect_prints_as_toml_whatever_its_source(
     assert tomllib.loads(from_file.stdout)["balance"]["starting"].startswith("CASE WHEN created_at")
 
 
+def test_the_mapping_command_reads_the_settings_in_an_env_file(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    env = tmp_path / "cron.env"
+    env.write_text("TOKENFIX_GRANT_ACTION=admin_grant,purchase\n")
+    printed = cli("mapping", "--env-file", str(env))
+    assert printed.exit_code == 0
+    assert "IN ('admin_grant', 'purchase')" in printed.stdout
+
+
 def test_a_mapping_beside_an_explicit_table_setting_is_bad_input_naming_both(
     cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

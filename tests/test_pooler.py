@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
@@ -68,3 +69,16 @@ def test_doctor_detects_the_pooler(cli: CliRunner, pooled_url: str) -> None:
     pooler = next(c for c in data["checks"] if c["name"] == "pooler")
     assert pooler["status"] == "ok"
     assert "a pooler or proxy" in pooler["message"]
+
+
+def test_doctor_detects_the_pooler_when_libpq_variables_route_us(
+    cli: CliRunner, pooled_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = conninfo_to_dict(pooled_url)
+    monkeypatch.delenv("TOKENFIX_DATABASE_URL")
+    for name, key in [("PGHOST", "host"), ("PGPORT", "port"), ("PGUSER", "user"),
+                      ("PGDATABASE", "dbname")]:  # fmt: skip
+        monkeypatch.setenv(name, str(params[key]))
+    data = cli("doctor", "--json").json()
+    pooler = next(c for c in data["checks"] if c["name"] == "pooler")
+    assert f"dialled port {params['port']}" in pooler["message"]

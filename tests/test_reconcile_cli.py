@@ -60,6 +60,7 @@ def test_dry_run_json_has_the_section_5_shape(cli: CliRunner, three_users: dict)
         "drift": {"tokens_remaining": 540, "tokens_used": -40},
         "applied": False,
         "skipped": "dry_run",
+        "causes": [],
     }
     assert by_user[str(three_users["missing"])]["skipped"] == "no_create_missing"
     assert by_user[str(three_users["missing"])]["current"] is None
@@ -214,7 +215,10 @@ def test_the_table_lists_users_and_a_summary(cli: CliRunner, three_users: dict) 
 def test_bad_input_exits_2_with_one_line(cli: CliRunner, args: list[str], message: str) -> None:
     result = cli("reconcile", *args)
     assert result.exit_code == 2
-    assert result.stdout == ""
+    if "--json" in args:  # §12: asked for JSON, a failure is a JSON error object too
+        assert result.json()["error"]["exit_code"] == 2
+    else:
+        assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
 

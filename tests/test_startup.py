@@ -53,11 +53,6 @@ def test_help_loads_neither_pydantic_nor_the_settings() -> None:
     assert not loaded & {"pydantic", "pydantic_settings", "simplejson"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tokenfix/errors.py imports psycopg at module level (reconcile.py and runs.py "
-    "import it for BadInput); the lead's part: import psycopg inside from_database_error",
-)
 def test_help_does_not_load_psycopg() -> None:
     _, loaded = loaded_by("--help")
     assert "psycopg" not in loaded

@@ -295,7 +295,8 @@ def connect(settings: Settings, *, connect_timeout: int | None = None) -> Connec
         reason = scrub(first_line(str(exc)), dsn)
         raise DatabaseProblem(
             f"cannot connect to {describe_target(dsn)} (from {where.source}): {reason}",
-            hint="check the URL, that the server is up, and its sslmode",
+            hint="check the URL, that the server is up, and its sslmode; 'tokenfix config' shows "
+            "where the settings came from",
         ) from None
     exact_json(conn)
     return conn

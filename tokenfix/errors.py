@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-import psycopg
-from psycopg import errors as pg_errors
+from typing import TYPE_CHECKING, ClassVar
 
 from tokenfix.exitcodes import ExitCode
 from tokenfix.signals import Interrupted
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class TokenfixError(Exception):
@@ -100,6 +100,10 @@ def _primary(exc: psycopg.Error) -> str:
 
 def from_database_error(exc: psycopg.Error) -> TokenfixError:
     """Translate a psycopg error into the message an operator can act on."""
+    # Imported here so that `--help` and the error classes never load psycopg.
+    import psycopg
+    from psycopg import errors as pg_errors
+
     primary = _primary(exc)
     if isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
         return MissingObject(

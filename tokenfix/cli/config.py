@@ -92,9 +92,11 @@ def _source(origin: Origin) -> dict[str, str | None]:
 
 
 def _write_json(facts: dict[str, Any]) -> None:
+    from tokenfix.cli.envelope import envelope
     from tokenfix.render import json
 
     shown = {
+        **envelope(),
         **facts,
         "settings": {
             row.name: {"variable": row.variable, "value": row.value, "source": _source(row.origin)}

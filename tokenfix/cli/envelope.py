@@ -37,10 +37,14 @@ def mode() -> str | None:
 
 def remember_target(settings: Any) -> None:
     """The database the command talks to, once its settings are known."""
-    from tokenfix.db import describe_target
+    from tokenfix.db import describe_target, target
+    from tokenfix.errors import BadInput
 
-    url = settings.database_url.get_secret_value() if settings.database_url else None
-    _run["target"] = describe_target(url) if url else None
+    try:
+        # The URL, or libpq's PG* variables and service file when no URL is given.
+        _run["target"] = describe_target(target(settings).conninfo)
+    except BadInput:
+        _run["target"] = None
 
 
 def envelope() -> dict[str, Any]:

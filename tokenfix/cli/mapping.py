@@ -12,6 +12,7 @@ from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
+    EnvFileOption,
     MappingOption,
     examples,
     inputs,
@@ -32,6 +33,7 @@ from tokenfix.exitcodes import ExitCode
 )
 def mapping_command(
     mapping: MappingOption = None,
+    env_file: EnvFileOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Print the mapping in effect as TOML: where the balances and the ledger live (SPEC §10).
@@ -42,7 +44,7 @@ def mapping_command(
     enable_debug(debug)
     from tokenfix.mapping_file import to_toml
 
-    settings, the_mapping, _ = inputs(mapping)
+    settings, the_mapping, _ = inputs(mapping, env_file=env_file)
     sys.stdout.write(to_toml(the_mapping, settings))
     raise typer.Exit(ExitCode.OK)
 
@@ -64,6 +66,7 @@ def init(
         bool, typer.Option("--force", help="Overwrite --output if it exists.")
     ] = False,
     database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Read the catalogs and draft a mapping for this database, every guess marked as one.
@@ -79,7 +82,7 @@ def init(
 
     if output is not None and output.exists() and not force:
         raise BadInput(f"{output} exists; pass --force to overwrite it")
-    settings = load(database_url=database_url)
+    settings = load(env_file=env_file, database_url=database_url)
     with db.connect(settings) as conn:
         found = draft(conn, settings)
     if found is None:

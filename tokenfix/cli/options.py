@@ -78,9 +78,12 @@ def ask(question: str, *, timeout: float) -> bool:
 
 def load(env_file: list[Path] | None = None, **flags: Any) -> Any:
     """Settings from the flags, the environment and the env files (./.env by default)."""
+    from tokenfix.cli.envelope import remember_target
     from tokenfix.settings import load_settings
 
-    return load_settings(env_files=env_file, given_as="flag", **flags)
+    settings = load_settings(env_files=env_file, given_as="flag", **flags)
+    remember_target(settings)
+    return settings
 
 
 def note_line(message: str) -> None:
@@ -101,9 +104,6 @@ def inputs(mapping: Path | None, starting_balance: str | None = None, **flags: A
     from tokenfix.settings import exact_amount
 
     settings = load(**flags)
-    from tokenfix.cli.envelope import remember_target
-
-    remember_target(settings)
     note = connection_note(settings)
     if note is not None:
         note_line(note)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from psycopg import conninfo
-
 from tokenfix import queries
-from tokenfix.db import database_url
 from tokenfix.health.checks import Check, Context, Tables, ok, warn
 
 
@@ -48,10 +45,10 @@ def connection(context: Context) -> list[Check]:
 
 
 def pooler(context: Context) -> list[Check]:
-    params = conninfo.conninfo_to_dict(database_url(context.settings))
-    dialled = str(params.get("port") or "5432").split(",")[0]
+    # What the connection really dialled: the URL may be empty when PG* variables route us.
+    dialled = str(context.conn.info.port)
     server_port = context.server.get("server_port")
-    host = str(params.get("host") or "")
+    host = context.conn.info.host
     if dialled == "6543":
         found = "Supabase's transaction pooler (port 6543)"
     elif server_port is not None and not host.startswith("/") and str(server_port) != dialled:
