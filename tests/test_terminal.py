@@ -27,6 +27,15 @@ def test_answering_no_at_the_prompt_writes_nothing(db_url: str, ledger: Ledger) 
     assert [ledger.cached(u) for u in users] == [(0, 0), (0, 0)]
 
 
+def test_the_prompt_counts_one_user_in_the_singular(db_url: str, ledger: Ledger) -> None:
+    drifting_users(ledger, 1)
+    terminal = Terminal("reconcile", "--all", env={"TOKENFIX_DATABASE_URL": db_url})
+    screen = terminal.read_until("Write them?")
+    assert "1 user with drift and 0 missing profiles found; 1 row would be written" in screen
+    terminal.type("n\r")
+    assert terminal.finish() == 1
+
+
 def test_answering_yes_at_the_prompt_writes_and_shows_the_run(db_url: str, ledger: Ledger) -> None:
     users = drifting_users(ledger)
     terminal = Terminal("reconcile", "--all", env={"TOKENFIX_DATABASE_URL": db_url})

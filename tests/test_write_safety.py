@@ -320,7 +320,7 @@ def test_retries_give_up_with_exit_3_when_the_rows_stay_locked(
         )
         holder.rollback()
     assert code == 3
-    assert "gave up on a batch of 1 users after 5 attempts" in err
+    assert "gave up on a batch of 1 user after 5 attempts" in err
     assert ledger.cached(drifting) == (0, 0)
     assert ledger.conn.execute("SELECT status FROM tokenfix.runs").fetchall() == [("failed",)]
     assert ledger.conn.execute("SELECT count(*) FROM tokenfix.lease").fetchone() == (0,)

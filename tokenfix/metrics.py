@@ -43,7 +43,9 @@ def write(
     gauge("tokenfix_run_duration_seconds", "Wall time of the last reconcile run.").set(duration_s)
     success = exit_code in (0, 1)  # a run that ended: attention is news, not a failure
     last = time.time() if success else previous_success(path)
-    last_success = gauge(LAST_SUCCESS, "When a reconcile run last ended 0 or 1 (Unix time).")
+    last_success = gauge(
+        LAST_SUCCESS, "When a reconcile run last ended 0 or 1 (Unix time; 0: never)."
+    )
     if last is not None:
         last_success.set(last)
     if outcome is not None:

@@ -30,6 +30,7 @@ from tokenfix.model import BalanceModel, Selection
 from tokenfix.planning import Outcome, Plan, Request, candidate, causes, skip_reason
 from tokenfix.records import Candidate, Change, Pair
 from tokenfix.spool import Spool
+from tokenfix.words import plural
 
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
 MAX_ATTEMPTS = 5
@@ -99,7 +100,8 @@ class Writer:
             except RETRYABLE as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise DatabaseProblem(
-                        f"gave up on a batch of {len(candidates)} users after {attempt} attempts: "
+                        f"gave up on a batch of {plural(len(candidates), 'user')} after "
+                        f"{attempt} attempts: "
                         f"{first_line(str(exc))}; earlier batches are written and audited",
                         hint="the app holds these rows; re-run later, or raise "
                         "TOKENFIX_LOCK_TIMEOUT",
@@ -211,7 +213,7 @@ class Writer:
             pass
         constraint = error.diag.constraint_name or error.diag.column_name or "a constraint"
         table = error.diag.table_name or str(self.model.mapping.balance.table)
-        who = f"user {culprit}" if culprit else f"a batch of {len(candidates)} users"
+        who = f"user {culprit}" if culprit else f"a batch of {plural(len(candidates), 'user')}"
         return DatabaseProblem(
             f"writing {who} was rejected by {constraint} on {table}: "
             f"{first_line(error.diag.message_primary or str(error))}; that batch was rolled back",

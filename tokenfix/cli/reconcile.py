@@ -197,28 +197,29 @@ def reconcile(
     from tokenfix.policy import ExitPolicy
     from tokenfix.settings import exact_amount
 
-    fmt = _format(json_output, output_format)
-    if bool(user_ids) == all_users:
-        raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
-    interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
-    if not dry_run and not yes and not interactive:
-        raise BadInput(
-            "refusing to write without --yes when not on a terminal",
-            hint="preview with --dry-run, then add --yes",
-        )
-    try:
-        policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
-    except ValueError as exc:
-        raise BadInput(f"--threshold {threshold!r}: {exc}") from None
-    args = _Args(
-        user_ids=user_ids or [], all_users=all_users, dry_run=dry_run, yes=yes,
-        create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
-        max_changes=max_changes, mapping=mapping, database_url=database_url,
-        starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
-        env_file=env_file,
-    )  # fmt: skip
+    # From here on every way the run ends, bad input included, is in the metrics (SPEC §12).
     metrics = _Metrics(metrics_file)
     try:
+        fmt = _format(json_output, output_format)
+        if bool(user_ids) == all_users:
+            raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
+        interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
+        if not dry_run and not yes and not interactive:
+            raise BadInput(
+                "refusing to write without --yes when not on a terminal",
+                hint="preview with --dry-run, then add --yes",
+            )
+        try:
+            policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
+        except ValueError as exc:
+            raise BadInput(f"--threshold {threshold!r}: {exc}") from None
+        args = _Args(
+            user_ids=user_ids or [], all_users=all_users, dry_run=dry_run, yes=yes,
+            create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
+            max_changes=max_changes, mapping=mapping, database_url=database_url,
+            starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
+            env_file=env_file,
+        )  # fmt: skip
         code = _run(args, policy, metrics)
     except BaseException as exc:
         metrics.failed(exc)
@@ -418,14 +419,16 @@ class _Feedback:
     def confirm(self, plan: Any, planned: int) -> bool:
         from tokenfix.db import database_url, describe_target
         from tokenfix.render.console import make_consoles
+        from tokenfix.words import plural
 
         self.err = self.err or make_consoles()[1]
         if self.progress is not None:
             self.progress.stop()
         counts = plan.counts
         self.err.print(
-            f"{counts.users_with_drift:,} users with drift and {counts.missing_profiles:,} "
-            f"missing profiles found; {planned:,} rows would be written to "
+            f"{plural(counts.users_with_drift, 'user')} with drift and "
+            f"{plural(counts.missing_profiles, 'missing profile')} found; "
+            f"{plural(planned, 'row')} would be written to "
             f"{describe_target(database_url(self.target))}."
         )
         answer = ask("Write them?", timeout=self.target.prompt_timeout)
