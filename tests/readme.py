@@ -30,6 +30,8 @@ README = ROOT / "README.md"
 OUTPUT = re.compile(
     r"<!-- readme-output: (?P<args>.*?) -->\n(?P<body>.*?)<!-- /readme-output -->", re.S
 )
+# A file quoted whole: `<!-- readme-file: PATH -->` then a fenced block holding PATH's text.
+QUOTED = re.compile(r"<!-- readme-file: (?P<path>\S+) -->\n```\w*\n(?P<body>.*?)^```$", re.S | re.M)
 FENCE = re.compile(r"^```(?P<info>\S*)\n(?P<body>.*?)^```$", re.S | re.M)
 
 
@@ -102,7 +104,8 @@ def run_commands(admin_url: str) -> list[str]:
     url = demo_database(admin_url)
     failures = []
     with tempfile.TemporaryDirectory() as workdir:
-        (Path(workdir) / "sql").symlink_to(ROOT / "sql")
+        for shared in ("sql", "examples"):
+            (Path(workdir) / shared).symlink_to(ROOT / shared)
         for command in commands(README.read_text(encoding="utf-8")):
             env = {**environment(url), "RUN_ID": latest_run(url)}
             done = subprocess.run(
@@ -136,6 +139,15 @@ def capture(admin_url: str, args: str) -> str:
 
 def _expand(text: str, env: dict[str, str]) -> str:
     return re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def stale_quotes(readme: str) -> list[str]:
+    """Files the README quotes whole whose quote no longer matches the file."""
+    return [
+        f"README's quote of {m.group('path')} differs from the file"
+        for m in QUOTED.finditer(readme)
+        if (ROOT / m.group("path")).read_text(encoding="utf-8") != m.group("body")
+    ]
 
 
 def outputs(readme: str) -> Iterator[re.Match[str]]:

@@ -38,3 +38,9 @@ def test_the_quick_start_is_the_two_make_commands() -> None:
     assert block is not None
     lines = [line.split("#")[0].strip() for line in block.group("body").splitlines()]
     assert lines == ["make demo", "make test"]
+
+
+def test_the_files_the_readme_quotes_are_quoted_as_they_are() -> None:
+    text = readme.README.read_text()
+    assert len(list(readme.QUOTED.finditer(text))) >= 2
+    assert readme.stale_quotes(text) == []
