@@ -218,3 +218,37 @@ def test_a_signal_during_revert_marks_it_interrupted(
     assert run_statuses(conn) == ["completed", "interrupted"]
     assert lease_rows(conn) == 0
     assert [ledger.cached(u) for u in users] == [(-100, 100)] * 2
+
+
+# A finalizer that is running when the signal comes: the handler's exception cannot leave it.
+IN_A_FINALIZER = """
+import sys, time
+from tokenfix import signals
+signals.install()
+class Slow:
+    def __del__(self):
+        sys.stdout.write("finalizing\\n"); sys.stdout.flush()
+        time.sleep(3)
+try:
+    Slow()  # finalized at once: the signal lands inside __del__
+    time.sleep(5)  # the rest of the run
+    sys.stdout.write("carried on\\n")
+except signals.Interrupted as exc:
+    sys.stdout.write(f"stopped by {exc.name}\\n")
+    raise SystemExit(exc.exit_code)
+"""
+
+
+def test_a_signal_inside_a_finalizer_still_stops_the_run_without_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", IN_A_FINALIZER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline() == "finalizing\n"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out, err) == (143, "stopped by SIGTERM\n", "")

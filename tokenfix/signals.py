@@ -6,12 +6,23 @@ cancels the statement the connection is running before re-raising, `except Excep
 blocks let it through, and click does not turn it into its own Abort (which would lose the
 signal number). A second signal during the cleanup is ignored: the cleanup is bounded to a
 few seconds, and a half-done cleanup is what leaves a lease held.
+
+A signal that lands while Python runs a finalizer (a `__del__`, a weakref or gc callback, as
+imports and psycopg's connection pool do) cannot propagate from there: Python would print
+"Exception ignored in …" with a traceback and carry on, and the run would never stop. Our
+unraisable hook catches that case, prints nothing, and has the signal delivered again a moment
+later (from a thread: a signal raised inside the hook would be handled inside the hook), so
+that the handler raises where the exception can travel.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import time
 from types import FrameType
+from typing import Any
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
@@ -48,9 +59,33 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _unraisable(unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    if isinstance(exc, Interrupted):
+        # Swallowed by a finalizer: forget it and have it raised again, outside.
+        import threading
+
+        _received.clear()
+        threading.Thread(target=_deliver_again, args=(exc.signum,), daemon=True).start()
+        return
+    _previous_hook(unraisable)
+
+
+def _deliver_again(signum: int) -> None:
+    time.sleep(REDELIVERY_DELAY_S)
+    os.kill(os.getpid(), signum)
+
+
+REDELIVERY_DELAY_S = 0.05
+_previous_hook = sys.unraisablehook
+
+
 def install() -> None:
     """Handle the three signals; an inherited "ignore" (nohup for SIGHUP) stays ignored."""
+    global _previous_hook
     _received.clear()
+    if sys.unraisablehook is not _unraisable:
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     for signum in HANDLED:
         if signal.getsignal(signum) is signal.SIG_IGN:
             continue
