@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from psycopg.rows import dict_row
 
-from tokenfix import keys
+from tokenfix import keys, visibility
 from tokenfix.causes import Cause, Evidence, StoppedUpdating, likely_causes
 from tokenfix.db import Connection, transaction
 from tokenfix.mapping import Mapping
@@ -87,6 +88,8 @@ class Diagnosis:
     reads_used: bool = True
     """Whether the mapping has a `used` side (if not, used is neither compared nor shown)."""
     balance_table: str = "user_profiles"
+    warnings: tuple[str, ...] = ()
+    """Things the reader should know before trusting the report (row-level security)."""
 
 
 _USAGE = tuple(f.name for f in fields(Usage))
@@ -100,13 +103,20 @@ def diagnose(
     ledger_rows: int = 0,
     mapping: Mapping | None = None,
     starting_balance: Amount | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Diagnosis:
-    """Everything SPEC §4 lists for one owner, read in one snapshot."""
+    """Everything SPEC §4 lists for one owner, read in one snapshot. `on_warning` hears
+    each warning as soon as it is known, before the ledger is read."""
+    warnings = visibility.read_warnings(conn, settings, mapping)
+    for warning in warnings:
+        if on_warning is not None:
+            on_warning(warning)
     model = load_model(conn, settings, mapping, starting_balance=starting_balance)
     with transaction(conn, settings, read_only=True, isolation="repeatable read"):
         key = keys.check(conn, [str(user_id)], model.shape.key)[0]
         with out_of_range_names_the_tables(model):
-            return _diagnose(conn, model, key, ledger_rows)
+            found = _diagnose(conn, model, key, ledger_rows)
+    return replace(found, warnings=tuple(warnings))
 
 
 def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int) -> Diagnosis:

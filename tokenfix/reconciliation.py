@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tokenfix import audit
+from tokenfix import audit, visibility
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.errors import BadInput, DatabaseProblem, Declined
 from tokenfix.health.mint import ledger_mint_risks, mint_warning
@@ -58,8 +58,11 @@ def plan(
     starting_balance: Amount | None = None,
 ) -> Plan:
     """Every selected owner whose status is not ok, without writing (close() it after)."""
+    warnings = visibility.read_warnings(conn, settings, mapping)
     model = load_model(conn, settings, mapping, starting_balance=starting_balance)
-    return plan_candidates(conn, model, request)
+    the_plan = plan_candidates(conn, model, request)
+    the_plan.warnings[:0] = warnings
+    return the_plan
 
 
 def reconcile(
@@ -72,8 +75,21 @@ def reconcile(
     confirm: Confirm | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     on_progress: Progress | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Check the selected owners and, unless a dry run, fix them under the writer lease."""
+    """Check the selected owners and, unless a dry run, fix them under the writer lease.
+    `on_warning` hears a warning that is known before the scan as soon as it is known (the
+    plan's warnings, `on_plan`, come after it)."""
+    # Row-level security first (SPEC §12): before any table is read, and a write run refuses
+    # before its lease, its audit row or any write.
+    warnings: list[str] = []
+    if request.dry_run:
+        warnings = visibility.read_warnings(conn, settings, mapping)
+        for warning in warnings:
+            if on_warning is not None:
+                on_warning(warning)
+    else:
+        visibility.require_every_row(conn, settings, mapping)
     model = load_model(conn, settings, mapping, starting_balance=starting_balance)
     selection = request.selection
     if selection.keys is not None:
@@ -87,6 +103,7 @@ def reconcile(
             raise BadInput(f"unknown user id(s), with no profile and no ledger rows: {shown}")
     if request.dry_run:
         the_plan = plan_candidates(conn, model, request)
+        the_plan.warnings[:0] = warnings
         if on_plan:
             on_plan(the_plan)
         return dry_run(conn, model, the_plan, request)

@@ -18,6 +18,7 @@ from tokenfix.cli.options import (
     StartingBalanceOption,
     examples,
     inputs,
+    warning_line,
 )
 from tokenfix.exitcodes import ExitCode
 
@@ -70,6 +71,7 @@ def diagnose(
             ledger_rows=ledger,
             mapping=the_mapping,
             starting_balance=starting,
+            on_warning=None if quiet else warning_line,
         )
     if json_output:
         from tokenfix.cli.envelope import envelope

@@ -295,6 +295,7 @@ def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
                 confirm=None if args.yes else ui.confirm,
                 on_plan=ui.planned,
                 on_progress=ui.advance,
+                on_warning=ui.warn,
             )
         except BadKey as exc:
             label = (given or {}).get(exc.key)
@@ -382,16 +383,24 @@ class _Feedback:
             _, self.err = make_consoles()
         self.progress: Any = None
         self.task: Any = None
+        self.warned: list[str] = []
         self.status = self.err.status("scanning the ledger…") if self.show else None
         if self.status is not None:
             self.status.start()
+
+    def warn(self, warning: str) -> None:
+        """A warning known before the scan (row-level security): shown at once, not again."""
+        self.warned.append(warning)
+        if not self.quiet:
+            warning_line(warning)
 
     def planned(self, plan: Any) -> None:
         if self.status is not None:
             self.status.stop()
         if not self.quiet:
             for warning in plan.warnings:
-                warning_line(warning)
+                if warning not in self.warned:
+                    warning_line(warning)
         if not self.show:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from tokenfix import audit, queries
 from tokenfix.health.checks import Check, Context, fail, ok, warn
 from tokenfix.settings import QualifiedName
+from tokenfix.visibility import row_security
 
 
 def _access(context: Context, table: QualifiedName) -> dict[str, Any] | None:
@@ -113,33 +114,28 @@ def _audit_access(context: Context) -> tuple[list[str], list[str]]:
     return [], []
 
 
-def _rls_applies(access: dict[str, Any], context: Context) -> bool:
-    if not access["rls_enabled"] or context.server.get("bypasses_rls"):
-        return False
-    return not (access["acts_as_owner"] and not access["rls_forced"])
-
-
 def tool_rls(context: Context) -> list[Check]:
-    """Row-level security on the tool's own role would hide rows: missing profiles that exist."""
+    """Row-level security on the tool's own role would hide rows: missing profiles that exist.
+    The same catalog query diagnose and reconcile ask first, over every table of the mapping."""
     if context.tables is None:
         return []
-    role = context.server.get("role")
-    hidden = []
-    for table in (context.tables.usage, context.tables.profiles):
-        access = _access(context, table.name) if table.exists else None
-        if access and _rls_applies(access, context):
-            hidden.append(str(table.name))
-    if hidden:
+    found = row_security(context.conn, context.mapping)
+    if found.partial:
+        off = (
+            "; with row_security off, every query on them fails instead"
+            if not found.row_security
+            else ""
+        )
         return [
             fail(
                 "tool_rls",
-                f"row-level security applies to role {role} on "
-                f"{', '.join(hidden)}: tokenfix would see only the rows the "
-                "policies allow and take the others for missing",
+                f"{found.finding}: tokenfix would see only the rows the policies allow and "
+                f"take the others for missing{off}",
                 "connect as the table owner, postgres, or a BYPASSRLS role (service_role "
                 "on Supabase)",
             )
         ]
+    role = context.server.get("role")
     return [ok("tool_rls", f"role {role} sees every row (owner, superuser, BYPASSRLS, or RLS off)")]
 
 
