@@ -44,9 +44,8 @@ def as_role(db_url: str, role: str, **options: str) -> str:
 
 
 def grant_plain_access(conn: psycopg.Connection[Any], role: str) -> None:
-    """Every privilege a write run needs (the write statement's INSERT ... ON CONFLICT needs
-    INSERT even without --create-missing; CREATE on the database makes the audit schema), so
-    that only row-level security can stop it."""
+    """Every privilege a write run needs (INSERT for --create-missing; CREATE on the database
+    makes the audit schema), so that only row-level security can stop it."""
     conn.execute(
         sql.SQL(
             "GRANT SELECT, INSERT, UPDATE ON user_profiles, token_usage, ai_action_token_overrides"

@@ -268,6 +268,25 @@ def test_a_role_that_cannot_update_profiles_writes_nothing(
     assert ledger.conn.execute("SELECT count(*) FROM tokenfix.lease").fetchone() == (0,)
 
 
+def test_a_role_with_update_but_no_insert_fixes_balances_and_only_create_missing_needs_it(
+    cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    missing = ledger.user()
+    ledger.row(missing, 10, at=datetime.now(UTC) - timedelta(hours=1))
+    ensure_role(ledger.conn, "tokenfix_fixer", "LOGIN")
+    ledger.conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_fixer")
+    ledger.conn.execute("GRANT UPDATE ON user_profiles TO tokenfix_fixer")
+    ledger.conn.execute(f"GRANT CREATE ON DATABASE {ledger.conn.info.dbname} TO tokenfix_fixer")
+    url = make_conninfo(db_url, user="tokenfix_fixer")
+    fixed = cli("reconcile", "--all", "--yes", "--json", "-d", url)
+    assert (fixed.exit_code, fixed.json()["users_updated"]) == (1, 1), fixed.stderr  # 1: missing
+    assert ledger.cached(drifting) == (-100, 100)
+    created = cli("reconcile", "--all", "--yes", "--create-missing", "-d", url)
+    assert created.exit_code == 3
+    assert "permission denied for table user_profiles" in created.stderr
+    assert ledger.cached(missing) is None
+
+
 def test_a_check_constraint_rejecting_a_write_names_the_user_and_rolls_back_the_batch(
     cli: CliRunner, ledger: Ledger
 ) -> None:

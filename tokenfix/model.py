@@ -364,25 +364,37 @@ class BalanceModel:
             strength=sql.SQL("UPDATE" if for_delete else "NO KEY UPDATE"),
         )
 
-    def write_batch(self, changes: sql.Composable) -> sql.Composed:
+    def write_batch(self, changes: sql.Composable, *, creates: bool) -> sql.Composed:
+        """The batch's compare-and-set write; `creates`: some of its profiles are missing."""
         b = self.mapping.balance
         assignments = sql.SQL(", ").join(
             sql.SQL("{} = ({})").format(sql.Identifier(c), e.sql) for c, e in b.write
         )
-        create = b.create or ((b.key, Expr(sql.SQL("key"), "key")),)
+        stored = {
+            "balance": self.balance_table,
+            "key": self.key,
+            "written": self.written_json(),
+            "stored_remaining": _e(b.remaining, sql.SQL("NULL::numeric")),
+            "stored_used": _e(b.used, sql.SQL("NULL::numeric")),
+        }
+        if creates:
+            create = b.create or ((b.key, Expr(sql.SQL("key"), "key")),)
+            insert_missing = queries.compose(
+                "write_batch_insert",
+                create_columns=sql.SQL(", ").join(sql.Identifier(c) for c, _ in create),
+                create_values=sql.SQL(", ").join(sql.SQL("({})").format(e.sql) for _, e in create),
+                **stored,
+            )
+        else:
+            insert_missing = queries.compose("write_batch_no_insert")
         return queries.compose(
             "write_batch",
             key_type=self.key_type,
-            balance=self.balance_table,
             assignments=assignments,
-            key=self.key,
             where=self.balance_where(),
-            written=self.written_json(),
-            stored_remaining=_e(b.remaining, sql.SQL("NULL::numeric")),
-            stored_used=_e(b.used, sql.SQL("NULL::numeric")),
-            create_columns=sql.SQL(", ").join(sql.Identifier(c) for c, _ in create),
-            create_values=sql.SQL(", ").join(sql.SQL("({})").format(e.sql) for _, e in create),
+            insert_missing=insert_missing,
             changes=changes,
+            **stored,
         )
 
     def revert_batch(

@@ -188,7 +188,10 @@ class Writer:
             "host": self.origin.host,
             **self.model.mapping.params(),
         }
-        statement = self.model.write_batch(audit.table(self.model.settings, "changes"))
+        statement = self.model.write_batch(
+            audit.table(self.model.settings, "changes"),
+            creates=any(d.action == "insert" for d in planned),
+        )
         rows = self.conn.execute(statement, params).fetchall()
         return {str(row[0]): (row[1], row[2]) for row in rows}
 

@@ -4,7 +4,9 @@
 -- have changed it), and that is what the audit trail records, in the same statement (same
 -- transaction). A write that left the compared columns as they were is no update: no audit row.
 -- The mapping's write and create expressions see expected_remaining and expected_used
--- (numeric: amounts travel as their exact decimal text).
+-- (numeric: amounts travel as their exact decimal text). A batch with no profile to create has
+-- no INSERT at all (write_batch_no_insert.sql): PostgreSQL checks the privileges of every
+-- table a statement names, so a role with UPDATE only can still fix balances.
 WITH planned AS (
     SELECT *
     FROM unnest(%(keys)s::text[]::{key_type}[], %(actions)s::text[], %(befores)s::jsonb[],
@@ -24,11 +26,7 @@ WITH planned AS (
     FROM planned AS pl
     WHERE pl.tf_action = 'insert'
 ), inserted AS (
-    INSERT INTO {balance} AS b ({create_columns})
-    SELECT {create_values}
-    FROM new_rows
-    ON CONFLICT ({key}) DO NOTHING
-    RETURNING b.{key}, {written}, {stored_remaining}, {stored_used}, to_jsonb(b.*)
+    {insert_missing}
 ), written AS (
     SELECT * FROM updated
     UNION ALL
