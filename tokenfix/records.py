@@ -13,6 +13,8 @@ from typing import Literal, overload
 Amount = int | Decimal
 Status = Literal["ok", "drift", "missing_profile", "not_found"]
 Skip = Literal["dry_run", "recent_activity", "changed_concurrently", "no_create_missing"]
+RevertSkip = Literal["dry_run", "changed_since", "already_restored", "referenced", "unverifiable"]
+"""Why revert left a row alone ("dry_run": it would not, a dry run writes nothing)."""
 
 
 @overload
@@ -131,4 +133,9 @@ class RevertChange:
     current: dict[str, object] | None
     restore_to: dict[str, object] | None
     applied: bool
-    skipped: Literal["changed_since", "referenced", "unverifiable"] | None
+    skipped: RevertSkip | None
+
+    @property
+    def reverted(self) -> bool:
+        """Put back, or (a dry run) would be."""
+        return self.applied or self.skipped == "dry_run"

@@ -227,7 +227,9 @@ def revert_head(o: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any
     return {
         **(envelope or {}),
         "run_id": str(o.run_id) if o.run_id else None,
+        "dry_run": o.dry_run,
         "reverted_run_id": str(o.reverted_run_id),
+        "user_id": o.user,
         "rows_restored": o.rows_restored,
         "profiles_deleted": o.profiles_deleted,
         "profiles_recreated": o.profiles_recreated,

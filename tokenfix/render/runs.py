@@ -14,9 +14,11 @@ from tokenfix.words import plural
 
 LEFT_ALONE = {
     "changed_since": "left alone: changed since the run",
+    "already_restored": "left alone: already holds the values from before the run",
     "referenced": "left alone: other rows reference it",
     "unverifiable": "left alone: written by an older tokenfix that kept no full row",
 }
+WOULD = {"restore": "would restore", "delete": "would delete", "insert": "would re-create"}
 
 
 def _written(run: RunSummary) -> str:
@@ -64,27 +66,43 @@ def render_revert(console: Console, outcome: RevertOutcome) -> None:
     for name in ("user_id", "action", "run left", "now", "restore to", "result"):
         table.add_column(name, no_wrap=True)
     for change in outcome.changes:
+        if change.applied:
+            result = Text("done", style="green")
+        elif change.skipped == "dry_run":
+            result = Text(WOULD[change.action], style="green")
+        else:
+            left = LEFT_ALONE[change.skipped or "changed_since"]
+            result = Text(f"would be {left}" if outcome.dry_run else left, style="yellow")
         table.add_row(
             change.key,
             change.action,
             _values(change.run_left),
             _values(change.current),
             _values(change.restore_to),
-            Text("done", style="green")
-            if change.applied
-            else Text(LEFT_ALONE[change.skipped or "changed_since"], style="yellow"),
+            result,
         )
     if outcome.changes.count:
         console.print(table)
     done = outcome.rows_restored + outcome.profiles_deleted + outcome.profiles_recreated
+    rows = f" of user {outcome.user}" if outcome.user else ""
+    counts = (
+        f"{outcome.rows_restored} restored, {outcome.profiles_deleted} created profiles deleted,"
+        f" {outcome.profiles_recreated} re-created"
+    )
+    if outcome.dry_run:
+        console.print(
+            f"Dry run: would revert {plural(done, 'row')}{rows} of run {outcome.reverted_run_id}"
+            f" ({counts}); {outcome.rows_left_alone} would be left alone. Nothing was written.",
+            soft_wrap=True,
+        )
+        return
     line = (
-        f"Reverted {plural(done, 'row')} of run {outcome.reverted_run_id}"
-        f" ({outcome.rows_restored} restored, {outcome.profiles_deleted} created profiles deleted,"
-        f" {outcome.profiles_recreated} re-created); {outcome.rows_left_alone} left alone."
+        f"Reverted {plural(done, 'row')}{rows} of run {outcome.reverted_run_id}"
+        f" ({counts}); {outcome.rows_left_alone} left alone."
     )
     if outcome.run_id:
         line += f" This revert is run {outcome.run_id}."
-    console.print(line)
+    console.print(line, soft_wrap=True)
 
 
 def _values(state: dict[str, Any] | None) -> str:
