@@ -1,10 +1,11 @@
-"""SPEC §12 support lookups: `revert RUN_ID --dry-run` and `revert RUN_ID --user KEY`, against
-real runs on a real server."""
+"""SPEC §12 support lookups: `history --user KEY`, `history RUN_ID`, `revert RUN_ID --dry-run`
+and `revert RUN_ID --user KEY`, against real runs on a real server."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,195 @@ def change_app_side(ledger: Ledger, user: uuid.UUID, tokens: int) -> None:
         " vibe_assistant_tokens_remaining - %s, vibe_assistant_tokens_used ="
         " vibe_assistant_tokens_used + %s WHERE user_id = %s",
         (tokens, tokens, user),
+    )
+
+
+# -- history --user -----------------------------------------------------------------------
+
+
+def test_history_user_lists_every_change_newest_first_reverts_included(
+    cli: CliRunner, ledger: Ledger, run: dict
+) -> None:
+    a = run["a"]
+    undo = cli("revert", run["run_id"], "--user", str(a), "--yes", "--json").json()["run_id"]
+    again = cli("reconcile", str(a), "--yes", "--json").json()["run_id"]
+    result = cli("history", "--user", str(a), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert set(data) >= ENVELOPE and data["user_id"] == str(a)
+    shown = [
+        (c["run_id"], c["command"], c["user_id"], c["action"], c["before"], c["after"],
+         c["reverts_run_id"], c["reverted_by"])
+        for c in data["changes"]
+    ]  # fmt: skip
+    assert shown == [
+        (again, "reconcile", str(a), "update", balance(0, 0), balance(-30, 30), None, None),
+        (undo, "revert", str(a), "restore", balance(-30, 30), balance(0, 0), run["run_id"], None),
+        (run["run_id"], "reconcile", str(a), "update", balance(0, 0), balance(-30, 30), None, undo),
+    ]
+    times = [c["changed_at"] for c in data["changes"]]
+    assert times == sorted(times, reverse=True)
+
+
+def test_history_user_shows_a_table_with_the_reverting_run(
+    cli: CliRunner, ledger: Ledger, run: dict
+) -> None:
+    undo = cli("revert", run["run_id"], "--user", str(run["a"]), "--yes", "--json").json()
+    table = cli("history", "--user", str(run["a"]))
+    assert table.exit_code == 0
+    assert f"Changes to user {run['a']}, newest first" in table.stdout
+    assert f"reverted by {undo['run_id']}" in table.stdout
+    assert "0 / 0" in table.stdout and "-30 / 30" in table.stdout
+
+
+def test_history_user_of_an_owner_never_changed_is_empty_and_says_so(
+    cli: CliRunner, ledger: Ledger, run: dict
+) -> None:
+    other = ledger.profile(ledger.user())
+    result = cli("history", "--user", str(other), "--json")
+    assert (result.exit_code, result.json()["user_id"], result.json()["changes"]) == (
+        0,
+        str(other),
+        [],
+    )
+    human = cli("history", "--user", str(other))
+    assert (human.exit_code, human.stdout) == (0, f"No changes recorded for user {other}.\n")
+
+
+def test_history_user_before_any_write_is_empty(cli: CliRunner, ledger: Ledger) -> None:
+    user = ledger.profile(ledger.user())
+    result = cli("history", "--user", str(user), "--json")
+    assert (result.exit_code, result.json()["changes"]) == (0, [])
+    assert ledger.conn.execute("SELECT to_regnamespace('tokenfix')").fetchone() == (None,)
+
+
+def test_history_user_with_a_malformed_key_exits_2_with_one_line(cli: CliRunner, run: dict) -> None:
+    result = cli("history", "--user", "not-a-uuid")
+    assert result.exit_code == 2
+    assert result.stderr == "error: not a valid user id: 'not-a-uuid' is not a UUID\n"
+    as_json = cli("history", "--user", "not-a-uuid", "--json")
+    assert as_json.exit_code == 2
+    assert as_json.json()["error"] == {
+        "message": "not a valid user id: 'not-a-uuid' is not a UUID",
+        "exit_code": 2,
+    }
+
+
+WALLETS = """
+[balance]
+table = "team_wallets"
+key = "id"
+remaining = "credits"
+
+[balance.write]
+credits = "expected_remaining"
+
+[[ledger]]
+table = "team_usage"
+key = "team_id"
+at = "created_at"
+amount = "amount"
+kind = "'charge'"
+"""
+
+
+def test_history_user_matches_through_the_mapping_in_effect(
+    cli: CliRunner, ledger: Ledger, run: dict, tmp_path: Path
+) -> None:
+    # A wallet whose key is the same text as user a's: another owner, in another table.
+    a = run["a"]
+    ledger.conn.execute(
+        "CREATE TABLE team_wallets (id uuid PRIMARY KEY, credits bigint NOT NULL);"
+        " CREATE TABLE team_usage (id bigserial PRIMARY KEY, team_id uuid NOT NULL,"
+        " amount bigint NOT NULL, created_at timestamptz NOT NULL)"
+    )
+    ledger.conn.execute("INSERT INTO team_wallets VALUES (%s, 100)", (a,))
+    ledger.conn.execute("INSERT INTO team_usage VALUES (DEFAULT, %s, 7, %s)", (a, HOUR_AGO))
+    mapping = tmp_path / "wallets.toml"
+    mapping.write_text(WALLETS)
+    wallet_run = cli("reconcile", "--all", "--yes", "--json", "--mapping", str(mapping)).json()
+    profiles = cli("history", "--user", str(a), "--json")
+    assert [c["run_id"] for c in profiles.json()["changes"]] == [run["run_id"]]
+    assert profiles.stderr == (
+        f"note: changes to key {a} in other balance tables are not shown: team_wallets (1);"
+        " they are another owner's (see them with --mapping)\n"
+    )
+    wallets = cli("history", "--user", str(a), "--json", "--mapping", str(mapping)).json()
+    (change,) = wallets["changes"]
+    assert (change["run_id"], change["before"], change["after"]) == (
+        wallet_run["run_id"],
+        {"tokens_remaining": 100},
+        {"tokens_remaining": -7},
+    )
+
+
+# -- history RUN_ID -----------------------------------------------------------------------
+
+
+def test_history_run_id_shows_the_rows_the_run_wrote(
+    cli: CliRunner, ledger: Ledger, run: dict
+) -> None:
+    result = cli("history", run["run_id"], "--json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert set(data) >= ENVELOPE
+    assert (data["run"]["run_id"], data["run"]["command"], data["run"]["rows_written"]) == (
+        run["run_id"],
+        "reconcile",
+        2,
+    )
+    assert [(c["user_id"], c["action"], c["before"], c["after"]) for c in data["changes"]] == [
+        (str(run["a"]), "update", balance(0, 0), balance(-30, 30)),
+        (str(run["b"]), "update", balance(0, 0), balance(-20, 20)),
+    ]
+    assert {c["run_id"] for c in data["changes"]} == {run["run_id"]}
+    assert cli("history", run["run_id"]).stdout.startswith(f"Run {run['run_id']}: reconcile,")
+
+
+def test_history_run_id_with_user_shows_that_owners_row_only(cli: CliRunner, run: dict) -> None:
+    data = cli("history", run["run_id"], "--user", str(run["b"]), "--json").json()
+    assert data["user_id"] == str(run["b"])
+    assert [(c["user_id"], c["after"]) for c in data["changes"]] == [
+        (str(run["b"]), balance(-20, 20))
+    ]
+
+
+def test_history_of_a_revert_run_names_the_run_it_reverted(
+    cli: CliRunner, ledger: Ledger, run: dict
+) -> None:
+    undo = cli("revert", run["run_id"], "--yes", "--json").json()["run_id"]
+    data = cli("history", undo, "--json").json()
+    assert (data["run"]["command"], data["run"]["reverts_run_id"]) == ("revert", run["run_id"])
+    assert [(c["user_id"], c["action"], c["before"], c["after"], c["reverts_run_id"])
+            for c in data["changes"]] == [
+        (str(run["a"]), "restore", balance(-30, 30), balance(0, 0), run["run_id"]),
+        (str(run["b"]), "restore", balance(-20, 20), balance(0, 0), run["run_id"]),
+    ]  # fmt: skip
+    original = cli("history", run["run_id"], "--json").json()
+    assert [c["reverted_by"] for c in original["changes"]] == [undo, undo]
+    assert f"It reverts run {run['run_id']}." in cli("history", undo).stdout
+
+
+def test_history_of_an_unknown_run_exits_2_with_one_line(cli: CliRunner, run: dict) -> None:
+    unknown = str(uuid.uuid4())
+    result = cli("history", unknown)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: unknown run {unknown} ('tokenfix history' lists the recorded runs)\n"
+    )
+    as_json = cli("history", unknown, "--json")
+    assert (as_json.exit_code, as_json.json()["error"]["exit_code"]) == (2, 2)
+
+
+def test_history_of_a_run_before_any_write_exits_2(cli: CliRunner) -> None:
+    assert cli("history", str(uuid.uuid4())).exit_code == 2
+
+
+def test_history_of_a_malformed_run_id_exits_2(cli: CliRunner) -> None:
+    result = cli("history", "last-tuesday")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: not a valid run id: 'last-tuesday' (see 'tokenfix history' for run ids)\n"
     )
 
 
@@ -220,7 +410,7 @@ def test_a_run_of_the_first_audit_layout_is_read_without_migrating(
     cli: CliRunner, ledger: Ledger
 ) -> None:
     # What the first release wrote for a run that fixed `user` from (0, 0) to (-25, 25); a
-    # dry run reads it as it is (a standby could not migrate it).
+    # dry run and the lookups read it as it is (a standby could not migrate it).
     create_layout_0(ledger.conn)
     user = ledger.profile(ledger.user(), remaining=-25, used=25)
     old_run = uuid.uuid4()
@@ -239,6 +429,13 @@ def test_a_run_of_the_first_audit_layout_is_read_without_migrating(
     assert dry.exit_code == 0, dry.stderr
     assert [(c["current"], c["restore_to"], c["skipped"]) for c in dry.json()["changes"]] == [
         (balance(-25, 25), balance(0, 0), "dry_run")
+    ]
+    owner = cli("history", "--user", str(user), "--json").json()
+    assert [(c["run_id"], c["before"], c["after"]) for c in owner["changes"]] == [
+        (str(old_run), balance(0, 0), balance(-25, 25))
+    ]
+    assert [c["user_id"] for c in cli("history", str(old_run), "--json").json()["changes"]] == [
+        str(user)
     ]
     assert ledger.conn.execute("SELECT to_regclass('tokenfix.layout')").fetchone() == (None,)
     assert ledger.cached(user) == (-25, 25)

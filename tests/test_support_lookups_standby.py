@@ -1,5 +1,5 @@
-"""SPEC §12: `revert --dry-run` works on a real hot standby (read-only server), where a writing
-revert is refused.
+"""SPEC §12: `revert --dry-run` and the history lookups work on a real hot standby (read-only
+server), where a writing revert is refused.
 
 A primary and a standby of their own: the runs written here must not change what the other
 standby tests (test_tls_and_standby.py) find on theirs.
@@ -104,3 +104,15 @@ def test_a_writing_revert_is_refused_on_a_standby(cli: CliRunner, replicated: Re
     result = cli("revert", replicated.run_id, "--yes", "-d", replicated.standby.url)
     assert result.exit_code == 3
     assert "read-only standby" in result.stderr
+
+
+def test_the_history_lookups_work_on_a_standby(cli: CliRunner, replicated: Replicated) -> None:
+    url = replicated.standby.url
+    run = cli("history", replicated.run_id, "--json", "-d", url)
+    assert run.exit_code == 0, run.stderr
+    assert [c["user_id"] for c in run.json()["changes"]] == [str(u) for u in replicated.users]
+    owner = cli("history", "--user", str(replicated.users[0]), "--json", "-d", url)
+    assert owner.exit_code == 0, owner.stderr
+    assert [(c["run_id"], c["after"]) for c in owner.json()["changes"]] == [
+        (replicated.run_id, {"tokens_remaining": -30, "tokens_used": 30})
+    ]

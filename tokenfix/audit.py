@@ -290,8 +290,25 @@ def history(conn: Connection, settings: Settings, limit: int) -> list[RunSummary
     with transaction(conn, settings, read_only=True):
         if not exists(conn, settings):
             return []
-        with conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(compose("history", settings), {"limit": limit}).fetchall()
+        return _summaries(conn, settings, limit=limit, run_id=None)
+
+
+def run_summary(conn: Connection, settings: Settings, run_id: uuid.UUID) -> RunSummary:
+    """One recorded run as `history` lists it; an unknown run is bad input (exit 2)."""
+    with transaction(conn, settings, read_only=True):
+        found = _summaries(conn, settings, limit=1, run_id=run_id) if exists(conn, settings) else []
+    if not found:
+        raise unknown_run(run_id)
+    return found[0]
+
+
+def _summaries(
+    conn: Connection, settings: Settings, *, limit: int, run_id: uuid.UUID | None
+) -> list[RunSummary]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            compose("history", settings), {"limit": limit, "run_id": run_id}
+        ).fetchall()
     return [RunSummary(**row) for row in rows]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,12 @@ from tokenfix.errors import BadInput
 from tokenfix.exitcodes import ExitCode
 from tokenfix.words import plural
 
+if TYPE_CHECKING:
+    import uuid
+
+    from tokenfix.mapping import Mapping
+    from tokenfix.settings import Settings
+
 UserOption = Annotated[
     str | None,
     typer.Option(
@@ -40,10 +46,30 @@ UserOption = Annotated[
     epilog=examples(
         "tokenfix history",
         "tokenfix history --limit 5 --json | jq '.runs[0].run_id'",
+        "tokenfix history --user $USER_ID          # every change to one user, newest first",
+        "tokenfix history $RUN_ID --json | jq '.changes[].user_id'",
     ),
 )
 def history(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs to list.")] = 20,
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN_ID]",
+            help="Show the rows this run wrote (with --user: that owner's only).",
+            show_default=False,
+        ),
+    ] = None,
+    user: UserOption = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="How many runs to list (default 20); with RUN_ID or --user, how many rows "
+            "(default all).",
+            show_default=False,
+        ),
+    ] = None,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
@@ -51,24 +77,102 @@ def history(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """List past writing runs (reconcile and revert), newest first, from the audit trail."""
-    enable_debug(debug)
-    from tokenfix import audit, db
+    """List past writing runs (reconcile and revert), newest first, from the audit trail.
 
-    settings, _, _ = inputs(mapping, database_url=database_url, env_file=env_file)
+    With --user, every change the tool made to that owner instead, newest first, reverts
+    included: run, when, the written columns before and after, and which revert put it back.
+    With RUN_ID, the rows that run wrote. Read-only (a standby serves it). Exit 0; 2 for a
+    malformed key or run id, or an unknown run.
+    """
+    enable_debug(debug)
+    from tokenfix import db
+
+    target = None
+    if run_id is not None:
+        from tokenfix.reverting import parse_run_id
+
+        target = parse_run_id(run_id)
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
+    if target is not None:
+        _run_history(settings, the_mapping, target, user, limit, json_output, quiet)
+    elif user is not None:
+        _owner_history(settings, the_mapping, user, limit, json_output, quiet)
+    else:
+        from tokenfix import audit
+
+        with db.connect(settings) as conn:
+            runs = audit.history(conn, settings, limit or 20)
+        if json_output:
+            from tokenfix.cli.envelope import envelope
+            from tokenfix.render import json
+
+            sys.stdout.write(json.dumps(json.history(runs, envelope())) + "\n")
+        elif not quiet:
+            from tokenfix.render.console import make_consoles
+            from tokenfix.render.runs import render_history
+
+            render_history(make_consoles()[0], runs)
+    raise typer.Exit(ExitCode.OK)
+
+
+def _owner_history(
+    settings: Settings,
+    the_mapping: Mapping,
+    user: str,
+    limit: int | None,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    from tokenfix import db
+    from tokenfix.lookups import owner_history
+
     with db.connect(settings) as conn:
-        runs = audit.history(conn, settings, limit)
+        found = owner_history(conn, settings, user, mapping=the_mapping, limit=limit)
+    if found.elsewhere and not quiet:
+        shown = ", ".join(f"{table} ({count})" for table, count in found.elsewhere.items())
+        note_line(
+            f"changes to key {found.key} in other balance tables are not shown: {shown}; "
+            "they are another owner's (see them with --mapping)"
+        )
     if json_output:
         from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        sys.stdout.write(json.dumps(json.history(runs, envelope())) + "\n")
+        json.write_owner_history(sys.stdout, found, envelope())
     elif not quiet:
         from tokenfix.render.console import make_consoles
-        from tokenfix.render.runs import render_history
+        from tokenfix.render.runs import render_owner_history
 
-        render_history(make_consoles()[0], runs)
-    raise typer.Exit(ExitCode.OK)
+        render_owner_history(make_consoles()[0], found)
+
+
+def _run_history(
+    settings: Settings,
+    the_mapping: Mapping,
+    run_id: uuid.UUID,
+    user: str | None,
+    limit: int | None,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    from tokenfix import db
+    from tokenfix.lookups import run_history
+
+    with db.connect(settings) as conn:
+        found = run_history(conn, settings, run_id, user=user, mapping=the_mapping, limit=limit)
+    try:
+        if json_output:
+            from tokenfix.cli.envelope import envelope
+            from tokenfix.render import json
+
+            json.write_run_history(sys.stdout, found, envelope())
+        elif not quiet:
+            from tokenfix.render.console import make_consoles
+            from tokenfix.render.runs import render_run_history
+
+            render_run_history(make_consoles()[0], found)
+    finally:
+        found.close()
 
 
 @app.command(

@@ -2,7 +2,7 @@
 -- (a failed run wrote its earlier batches). A run still marked running whose lease is gone,
 -- expired or held by another run is abandoned: its process died without recording its end.
 -- "Reverted by" names the latest completed revert of the whole run (not of one owner's rows,
--- `revert --user`) that restored something.
+-- `revert --user`) that restored something. %(run_id)s: that run alone (NULL: every run).
 SELECT r.run_id, r.command, r.reverts_run_id,
        CASE WHEN r.status = 'running' AND NOT EXISTS (
                 SELECT FROM {lease} AS l
@@ -25,5 +25,6 @@ CROSS JOIN LATERAL (
     FROM {changes} AS c
     WHERE c.run_id = r.run_id
 ) AS w
+WHERE %(run_id)s::uuid IS NULL OR r.run_id = %(run_id)s
 ORDER BY r.started_at DESC, r.run_id
 LIMIT %(limit)s

@@ -9,6 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenfix.audit import RunSummary
+from tokenfix.lookups import OwnerHistory, RunHistory
+from tokenfix.records import AuditedChange
 from tokenfix.reverting import RevertOutcome
 from tokenfix.words import plural
 
@@ -103,6 +105,62 @@ def render_revert(console: Console, outcome: RevertOutcome) -> None:
     if outcome.run_id:
         line += f" This revert is run {outcome.run_id}."
     console.print(line, soft_wrap=True)
+
+
+def render_owner_history(console: Console, history: OwnerHistory) -> None:
+    if not history.changes:
+        console.print(f"No changes recorded for user {history.key}.")
+        return
+    table = Table(show_edge=False, title=f"Changes to user {history.key}, newest first")
+    for name in ("changed", "run_id", "command", "action", "before", "after", "note"):
+        table.add_column(name, no_wrap=name != "note")
+    for change in history.changes:
+        table.add_row(
+            change.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(change.run_id),
+            change.command,
+            change.action,
+            _values(change.before),
+            _values(change.after),
+            _note(change),
+        )
+    console.print(table)
+
+
+def render_run_history(console: Console, history: RunHistory) -> None:
+    run = history.run
+    rows = f" for user {history.key}" if history.key else ""
+    console.print(
+        f"Run {run.run_id}: {run.command}, {run.status}, started"
+        f" {run.started_at.strftime('%Y-%m-%d %H:%M:%S')} by {run.db_role}@{run.host};"
+        f" {_written(run)}."
+        + (f" It reverts run {run.reverts_run_id}." if run.reverts_run_id else ""),
+        soft_wrap=True,
+    )
+    if not history.changes.count:
+        console.print(f"No rows written{rows}.")
+        return
+    table = Table(show_edge=False)
+    for name in ("user_id", "action", "before", "after", "note"):
+        table.add_column(name, no_wrap=name != "note")
+    for change in history.changes:
+        table.add_row(
+            change.key,
+            change.action,
+            _values(change.before),
+            _values(change.after),
+            f"reverted by {change.reverted_by}" if change.reverted_by else "",
+        )
+    console.print(table)
+
+
+def _note(change: AuditedChange) -> str:
+    notes = []
+    if change.reverts_run_id:
+        notes.append(f"reverts {change.reverts_run_id}")
+    if change.reverted_by:
+        notes.append(f"reverted by {change.reverted_by}")
+    return "; ".join(notes)
 
 
 def _values(state: dict[str, Any] | None) -> str:
