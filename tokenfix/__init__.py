@@ -45,6 +45,10 @@ _EXPORTS = {
     # history and revert
     "history": "tokenfix.audit",
     "RunSummary": "tokenfix.audit",
+    "owner_history": "tokenfix.lookups",
+    "OwnerHistory": "tokenfix.lookups",
+    "run_history": "tokenfix.lookups",
+    "RunHistory": "tokenfix.lookups",
     "revert": "tokenfix.reverting",
     "RevertOutcome": "tokenfix.reverting",
     # doctor
@@ -58,6 +62,7 @@ _EXPORTS = {
     "Change": "tokenfix.records",
     "Counts": "tokenfix.records",
     "RevertChange": "tokenfix.records",
+    "AuditedChange": "tokenfix.records",
     # errors and exit codes
     "TokenfixError": "tokenfix.errors",
     "BadInput": "tokenfix.errors",
@@ -74,6 +79,7 @@ _RENAMED = {"load_mapping": "load_file", "doctor": "run_doctor"}
 
 __all__ = [
     "Amount",
+    "AuditedChange",
     "BadInput",
     "Candidate",
     "Change",
@@ -90,12 +96,14 @@ __all__ = [
     "Mapping",
     "MissingObject",
     "Outcome",
+    "OwnerHistory",
     "Pair",
     "Plan",
     "Report",
     "Request",
     "RevertChange",
     "RevertOutcome",
+    "RunHistory",
     "RunSummary",
     "Selection",
     "Settings",
@@ -109,9 +117,11 @@ __all__ = [
     "history",
     "load_mapping",
     "load_settings",
+    "owner_history",
     "plan",
     "reconcile",
     "revert",
+    "run_history",
     "transaction",
 ]
 
@@ -145,12 +155,21 @@ if TYPE_CHECKING:
     from tokenfix.exitcodes import ExitCode
     from tokenfix.health import Check, Report
     from tokenfix.health import run_doctor as doctor
+    from tokenfix.lookups import OwnerHistory, RunHistory, owner_history, run_history
     from tokenfix.mapping import Mapping, default_mapping
     from tokenfix.mapping_file import load_file as load_mapping
     from tokenfix.model import Selection
     from tokenfix.planning import Outcome, Plan, Request
     from tokenfix.reconciliation import plan, reconcile
-    from tokenfix.records import Amount, Candidate, Change, Counts, Pair, RevertChange
+    from tokenfix.records import (
+        Amount,
+        AuditedChange,
+        Candidate,
+        Change,
+        Counts,
+        Pair,
+        RevertChange,
+    )
     from tokenfix.reverting import RevertOutcome, revert
     from tokenfix.settings import Settings, load_settings
     from tokenfix.signals import Interrupted

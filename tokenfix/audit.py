@@ -54,6 +54,39 @@ def compose(name: str, settings: Settings) -> sql.Composed:
     return queries.compose(name, **fragments(settings))
 
 
+# Columns later layouts added, with their types: what a table of an older layout lacks.
+_ADDED = {
+    "changes": (("full_row", "jsonb"), ("key", "text"), ("before", "jsonb"), ("after", "jsonb")),
+    "runs": (("balance_table", "text"), ("balance_key", "text"), ("mapping_hash", "text")),
+}
+
+
+def read_fragments(conn: Connection, settings: Settings) -> dict[str, sql.Composable]:
+    """fragments() for statements that only read, whatever the layout: a table of an older
+    layout reads as a subquery with the later columns as NULL. Reads never migrate (a dry run,
+    a lookup on a standby cannot); writing runs migrate under the lease first."""
+    found = fragments(settings)
+    for name, added in _ADDED.items():
+        have = {
+            row[0]
+            for row in conn.execute(
+                "SELECT attname FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                (table(settings, name).as_string(conn),),
+            )
+        }
+        missing = [(column, kind) for column, kind in added if column not in have]
+        if missing:
+            found[name] = sql.SQL("(SELECT t.*, {} FROM {} AS t)").format(
+                sql.SQL(", ").join(
+                    sql.SQL("NULL::{} AS {}").format(sql.SQL(kind), sql.Identifier(column))
+                    for column, kind in missing
+                ),
+                table(settings, name),
+            )
+    return found
+
+
 def exists(conn: Connection, settings: Settings) -> bool:
     names = {name: table(settings, name).as_string(conn) for name in ("runs", "changes", "lease")}
     row = conn.execute(queries.get("audit_exists"), names).fetchone()
@@ -257,6 +290,27 @@ def history(conn: Connection, settings: Settings, limit: int) -> list[RunSummary
     with transaction(conn, settings, read_only=True):
         if not exists(conn, settings):
             return []
-        with conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(compose("history", settings), {"limit": limit}).fetchall()
+        return _summaries(conn, settings, limit=limit, run_id=None)
+
+
+def run_summary(conn: Connection, settings: Settings, run_id: uuid.UUID) -> RunSummary:
+    """One recorded run as `history` lists it; an unknown run is bad input (exit 2)."""
+    with transaction(conn, settings, read_only=True):
+        found = _summaries(conn, settings, limit=1, run_id=run_id) if exists(conn, settings) else []
+    if not found:
+        raise unknown_run(run_id)
+    return found[0]
+
+
+def _summaries(
+    conn: Connection, settings: Settings, *, limit: int, run_id: uuid.UUID | None
+) -> list[RunSummary]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            compose("history", settings), {"limit": limit, "run_id": run_id}
+        ).fetchall()
     return [RunSummary(**row) for row in rows]
+
+
+def unknown_run(run_id: uuid.UUID) -> BadInput:
+    return BadInput(f"unknown run {run_id}", hint="'tokenfix history' lists the recorded runs")

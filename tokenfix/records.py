@@ -6,13 +6,17 @@ database computed them; nothing here goes through a float.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal, overload
 
 Amount = int | Decimal
 Status = Literal["ok", "drift", "missing_profile", "not_found"]
 Skip = Literal["dry_run", "recent_activity", "changed_concurrently", "no_create_missing"]
+RevertSkip = Literal["dry_run", "changed_since", "already_restored", "referenced", "unverifiable"]
+"""Why revert left a row alone ("dry_run": it would not, a dry run writes nothing)."""
 
 
 @overload
@@ -131,4 +135,29 @@ class RevertChange:
     current: dict[str, object] | None
     restore_to: dict[str, object] | None
     applied: bool
-    skipped: Literal["changed_since", "referenced", "unverifiable"] | None
+    skipped: RevertSkip | None
+
+    @property
+    def reverted(self) -> bool:
+        """Put back, or (a dry run) would be."""
+        return self.applied or self.skipped == "dry_run"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedChange:
+    """One row the tool wrote, as the audit trail keeps it (`history RUN_ID`, `--user`)."""
+
+    run_id: uuid.UUID
+    command: str
+    """The run's: reconcile or revert."""
+    key: str
+    action: Literal["update", "insert", "delete", "restore"]
+    changed_at: datetime
+    before: dict[str, object] | None
+    """The written columns as the run found them (None: no row)."""
+    after: dict[str, object] | None
+    """As the run left them (None: it deleted the row)."""
+    reverts_run_id: uuid.UUID | None
+    """For a revert's row: the run it put back."""
+    reverted_by: uuid.UUID | None
+    """The latest revert that put this row back, if any."""

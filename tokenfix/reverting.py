@@ -4,6 +4,10 @@ A row is restored only where its written columns still hold exactly what the run
 changed since (by the app, or by a later run) are reported and left alone. A balance row the
 run created is deleted only if the whole row is untouched and nothing references it. The
 revert is itself a run in the audit trail, under the lease.
+
+A dry run decides by the same rules (queries/revert_plan.sql, which the revert's own
+statement includes) in read-only transactions: no lease, no audit schema or rows, so it works
+on a hot standby. `user` narrows either to one owner's rows.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ from typing import Any, Literal
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tokenfix import audit, queries
+from tokenfix import audit, keys, queries
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.errors import BadInput, Declined
 from tokenfix.lease import WriterLease
-from tokenfix.mapping import Mapping, default_mapping
+from tokenfix.mapping import BalanceSide, Mapping, default_mapping
 from tokenfix.model import BalanceModel
 from tokenfix.model import load as load_model
-from tokenfix.records import RevertChange
+from tokenfix.records import RevertChange, RevertSkip
 from tokenfix.settings import Settings
 from tokenfix.spool import Spool
 
@@ -42,6 +46,10 @@ class RevertOutcome:
     run_id: uuid.UUID | None
     reverted_run_id: uuid.UUID
     already_reverted_by: uuid.UUID | None
+    dry_run: bool = False
+    """Nothing written: the counts and changes say what the revert would do now."""
+    user: str | None = None
+    """Only this owner's rows (its key as the database writes it), or all of them."""
     rows_restored: int = 0
     profiles_deleted: int = 0
     profiles_recreated: int = 0
@@ -49,7 +57,7 @@ class RevertOutcome:
     changes: Spool[RevertChange] = field(default_factory=Spool, repr=False)
 
     def tally(self, change: RevertChange) -> None:
-        if not change.applied:
+        if not change.reverted:
             self.rows_left_alone += 1
         elif change.action == "restore":
             self.rows_restored += 1
@@ -85,7 +93,7 @@ def parse_run_id(text: str) -> uuid.UUID:
 
 def lookup(conn: Connection, settings: Settings, run_id: uuid.UUID) -> dict[str, Any]:
     """The recorded run (any audit layout), with `reverted_by`; unknown is bad input."""
-    unknown = BadInput(f"unknown run {run_id}", hint="'tokenfix history' lists the recorded runs")
+    unknown = audit.unknown_run(run_id)
     with transaction(conn, settings, read_only=True):
         if not audit.exists(conn, settings):
             raise unknown
@@ -115,22 +123,42 @@ def revert(
     *,
     mapping: Mapping | None = None,
     confirm: Callable[[int], bool] | None = None,
+    dry_run: bool = False,
+    user: str | None = None,
 ) -> RevertOutcome:
+    """Put back what run `run_id` replaced (only `user`'s rows, when given); with `dry_run`,
+    say what that would do now and write nothing. A `user` the run never changed is bad input
+    (exit 2): an operator who typed a wrong key must hear so, not "nothing to revert"."""
     model = load_model(conn, settings, mapping)
     run = lookup(conn, settings, run_id)
     check_same_mapping(run, model.mapping, settings)
+    key = owner_key(conn, model, user) if user is not None else None
+    outcome = RevertOutcome(
+        run_id=None,
+        reverted_run_id=run_id,
+        already_reverted_by=run["reverted_by"],
+        dry_run=dry_run,
+        user=key,
+    )
+    if dry_run:
+        with rows_to_revert(conn, model, run_id, key) as written:
+            _dry_run(conn, model, written, outcome)
+        return outcome
     require_primary(conn)
     origin = audit.Origin.here()
     new_run = uuid.uuid4()
-    reverted_by = run["reverted_by"]
-    outcome = RevertOutcome(run_id=None, reverted_run_id=run_id, already_reverted_by=reverted_by)
     with WriterLease(conn, settings, command="revert", run_id=new_run, origin=origin) as lease:
-        written = run_changes(conn, model, run_id)
+        written = rows_to_revert(conn, model, run_id, key)
         if written.count and confirm is not None and not confirm(written.count):
+            written.close()
             raise Declined("nothing was reverted")
         if written.count == 0:
+            written.close()
             return outcome
         outcome.run_id = new_run
+        options: dict[str, Any] = {"run_id": str(run_id)}
+        if key is not None:
+            options["user"] = key
         try:
             audit.start_run(
                 conn,
@@ -138,7 +166,7 @@ def revert(
                 run_id=new_run,
                 command="revert",
                 origin=origin,
-                options={"run_id": str(run_id)},
+                options=options,
                 mapping=model.mapping,
                 reverts_run_id=run_id,
             )
@@ -167,30 +195,102 @@ def revert(
     return outcome
 
 
-def run_changes(conn: Connection, model: BalanceModel, run_id: uuid.UUID) -> Spool[_Written]:
-    """The audit rows of `run_id`, in key order (older layouts read as the default columns)."""
-    written: Spool[_Written] = Spool()
-    columns = default_mapping(model.settings).balance
-    params = {
-        "run_id": run_id,
-        "remaining": columns.write[0][0],
-        "used": columns.write[1][0],
-    }
+def owner_key(conn: Connection, model: BalanceModel, user: str) -> str:
+    """`user` as the database writes the key's type; one that does not cast is exit 2."""
     with transaction(conn, model.settings, read_only=True):
-        for row in conn.execute(audit.compose("run_changes", model.settings), params):
+        return keys.check(conn, [str(user)], model.shape.key)[0]
+
+
+def rows_to_revert(
+    conn: Connection, model: BalanceModel, run_id: uuid.UUID, key: str | None
+) -> Spool[_Written]:
+    """The run's audit rows (`key`'s only, when given: none of them is bad input)."""
+    written = run_changes(conn, model, run_id, key=key)
+    if key is not None and written.count == 0:
+        written.close()
+        raise BadInput(
+            f"run {run_id} did not change user {key}: nothing to revert",
+            hint=f"'tokenfix history {run_id}' lists the rows it changed",
+        )
+    return written
+
+
+def run_changes(
+    conn: Connection, model: BalanceModel, run_id: uuid.UUID, *, key: str | None = None
+) -> Spool[_Written]:
+    """The audit rows of `run_id` (of owner `key` alone, if given), in key order (older
+    layouts read as the default columns)."""
+    written: Spool[_Written] = Spool()
+    with transaction(conn, model.settings, read_only=True):
+        fragments = audit.read_fragments(conn, model.settings)
+        statement = queries.compose("run_changes", **fragments)
+        for row in conn.execute(
+            statement, {**legacy_columns(model.settings), "run_id": run_id, "key": key}
+        ):
             written.append(_Written(*row))
     return written
 
 
+def legacy_columns(settings: Settings) -> dict[str, str]:
+    """What audit rows of layouts before 2 hold (the default mapping's two columns), named."""
+    columns = default_mapping(settings).balance
+    return {"remaining": columns.write[0][0], "used": columns.write[1][0]}
+
+
+def _dry_run(
+    conn: Connection, model: BalanceModel, written: Spool[_Written], outcome: RevertOutcome
+) -> None:
+    """What the revert would do now with each row, by its own rules; read-only transactions
+    only, no locks (rows the app changes meanwhile may then be judged otherwise)."""
+    statement = queries.compose(
+        "revert_check",
+        key_type=model.key_type,
+        balance=model.balance_table,
+        key=model.key,
+        written=model.written_json(),
+        referenced=_referenced(conn, model),
+    )
+    view = written_view(model.mapping.balance)
+    for batch in written.batches(model.settings.batch_size):
+        with transaction(conn, model.settings, read_only=True):
+            found = {
+                str(row[0]): row for row in conn.execute(statement, _planned(batch)).fetchall()
+            }
+        for w in batch:
+            _, action, reason, current = found[w.key]
+            change = _result(w, action, reason, current, view, dry_run=True)
+            outcome.tally(change)
+            outcome.changes.append(change)
+
+
+def _planned(batch: list[_Written]) -> dict[str, Any]:
+    """revert_plan.sql's parameters: what to do with each row, and the values to compare."""
+    return {
+        "keys": [w.key for w in batch],
+        "hows": [_HOW[w.action] for w in batch],
+        "lefts": [Jsonb(w.after) if w.after is not None else None for w in batch],
+        "restores": [Jsonb(w.before) if w.before is not None else None for w in batch],
+        "full_rows": [Jsonb(w.full_row) if w.full_row is not None else None for w in batch],
+    }
+
+
 def _revert_statement(conn: Connection, model: BalanceModel) -> sql.Composed:
     """revert_batch with this database's foreign keys and insertable columns filled in."""
-    table = model.mapping.balance.table
-    quoted = table.identifier.as_string(conn)
+    quoted = model.mapping.balance.table.identifier.as_string(conn)
     with transaction(conn, model.settings, read_only=True):
-        references = conn.execute(queries.get("referencing_keys"), {"table": quoted}).fetchall()
         columns = [
             row[0] for row in conn.execute(queries.get("insertable_columns"), {"table": quoted})
         ]
+    return model.revert_batch(
+        audit.table(model.settings, "changes"), _referenced(conn, model), columns
+    )
+
+
+def _referenced(conn: Connection, model: BalanceModel) -> sql.Composable:
+    """Whether other rows reference balance row `b`, from this database's foreign keys."""
+    quoted = model.mapping.balance.table.identifier.as_string(conn)
+    with transaction(conn, model.settings, read_only=True):
+        references = conn.execute(queries.get("referencing_keys"), {"table": quoted}).fetchall()
     conditions: list[sql.Composable] = []
     for ref_schema, ref_table, ref_columns, key_columns, visible in references:
         if not visible:
@@ -205,9 +305,7 @@ def _revert_statement(conn: Connection, model: BalanceModel) -> sql.Composed:
             )
         )
     referenced = sql.SQL(" OR ").join(conditions) if conditions else sql.SQL("false")
-    return model.revert_batch(
-        audit.table(model.settings, "changes"), sql.SQL("({})").format(referenced), columns
-    )
+    return sql.SQL("({})").format(referenced)
 
 
 def _revert_batch(
@@ -226,11 +324,7 @@ def _revert_batch(
         ).fetchall()
         current = {str(row[0]): row[1] for row in locked}
         params = {
-            "keys": [w.key for w in batch],
-            "hows": [_HOW[w.action] for w in batch],
-            "lefts": [Jsonb(w.after) if w.after is not None else None for w in batch],
-            "restores": [Jsonb(w.before) if w.before is not None else None for w in batch],
-            "full_rows": [Jsonb(w.full_row) if w.full_row is not None else None for w in batch],
+            **_planned(batch),
             "run_id": lease.run_id,
             "tool_version": lease.origin.tool_version,
             "host": lease.origin.host,
@@ -238,14 +332,16 @@ def _revert_batch(
         }
         lease.renew(conn)  # the fence, in the writing transaction (see tokenfix.lease)
         done = {str(row[0]): row for row in conn.execute(statement, params).fetchall()}
-    view = _balance_view(model)
-    return [_result(w, done[w.key], current.get(w.key), view) for w in batch]
+    view = written_view(model.mapping.balance)
+    return [_result(w, done[w.key][1], done[w.key][2], current.get(w.key), view) for w in batch]
 
 
-def _balance_view(model: BalanceModel) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+View = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+def written_view(b: BalanceSide) -> View:
     """How to show a row's written columns: as tokens_remaining / tokens_used when the mapping
     reads its balance straight from two of them (the default mapping does), else by column."""
-    b = model.mapping.balance
     written = set(b.compared_columns)
     names = {
         "tokens_remaining": b.remaining.text if b.remaining else None,
@@ -265,24 +361,27 @@ def _balance_view(model: BalanceModel) -> Callable[[dict[str, Any] | None], dict
 
 def _result(
     written: _Written,
-    row: Any,
+    action: str | None,
+    reason: RevertSkip | None,
     current: dict[str, Any] | None,
-    view: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    view: View,
+    *,
+    dry_run: bool = False,
 ) -> RevertChange:
-    _, action, verifiable, referenced = row
-    skipped: Literal["changed_since", "referenced", "unverifiable"] | None = None
+    """One row's outcome: `action` is what was written (a dry run: what would be), `reason`
+    revert_plan.sql's word for a row left alone. Decided but not written means the row
+    changed between the decision and the write (a key inserted meanwhile)."""
+    skipped: RevertSkip | None = None
     if action is None:
-        skipped = "changed_since"
-        if not verifiable:
-            skipped = "unverifiable"
-        elif referenced:
-            skipped = "referenced"
+        skipped = reason or "changed_since"
+    elif dry_run:
+        skipped = "dry_run"
     return RevertChange(
         key=written.key,
         action=_DONE[_HOW[written.action]],
         run_left=view(written.after),
         current=view(current),
         restore_to=view(written.before),
-        applied=action is not None,
+        applied=action is not None and not dry_run,
         skipped=skipped,
     )

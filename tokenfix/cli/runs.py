@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,16 +23,53 @@ from tokenfix.cli.options import (
 )
 from tokenfix.errors import BadInput
 from tokenfix.exitcodes import ExitCode
+from tokenfix.words import plural
+
+if TYPE_CHECKING:
+    import uuid
+
+    from tokenfix.mapping import Mapping
+    from tokenfix.settings import Settings
+
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        metavar="KEY",
+        help="One owner (a user id by default; the mapping's key otherwise).",
+        show_default=False,
+    ),
+]
 
 
 @app.command(
     epilog=examples(
         "tokenfix history",
         "tokenfix history --limit 5 --json | jq '.runs[0].run_id'",
+        "tokenfix history --user $USER_ID          # every change to one user, newest first",
+        "tokenfix history $RUN_ID --json | jq '.changes[].user_id'",
     ),
 )
 def history(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs to list.")] = 20,
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN_ID]",
+            help="Show the rows this run wrote (with --user: that owner's only).",
+            show_default=False,
+        ),
+    ] = None,
+    user: UserOption = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="How many runs to list (default 20); with RUN_ID or --user, how many rows "
+            "(default all).",
+            show_default=False,
+        ),
+    ] = None,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
@@ -40,30 +77,109 @@ def history(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """List past writing runs (reconcile and revert), newest first, from the audit trail."""
-    enable_debug(debug)
-    from tokenfix import audit, db
+    """List past writing runs (reconcile and revert), newest first, from the audit trail.
 
-    settings, _, _ = inputs(mapping, database_url=database_url, env_file=env_file)
+    With --user, every change the tool made to that owner instead, newest first, reverts
+    included: run, when, the written columns before and after, and which revert put it back.
+    With RUN_ID, the rows that run wrote. Read-only (a standby serves it). Exit 0; 2 for a
+    malformed key or run id, or an unknown run.
+    """
+    enable_debug(debug)
+    from tokenfix import db
+
+    target = None
+    if run_id is not None:
+        from tokenfix.reverting import parse_run_id
+
+        target = parse_run_id(run_id)
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
+    if target is not None:
+        _run_history(settings, the_mapping, target, user, limit, json_output, quiet)
+    elif user is not None:
+        _owner_history(settings, the_mapping, user, limit, json_output, quiet)
+    else:
+        from tokenfix import audit
+
+        with db.connect(settings) as conn:
+            runs = audit.history(conn, settings, limit or 20)
+        if json_output:
+            from tokenfix.cli.envelope import envelope
+            from tokenfix.render import json
+
+            sys.stdout.write(json.dumps(json.history(runs, envelope())) + "\n")
+        elif not quiet:
+            from tokenfix.render.console import make_consoles
+            from tokenfix.render.runs import render_history
+
+            render_history(make_consoles()[0], runs)
+    raise typer.Exit(ExitCode.OK)
+
+
+def _owner_history(
+    settings: Settings,
+    the_mapping: Mapping,
+    user: str,
+    limit: int | None,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    from tokenfix import db
+    from tokenfix.lookups import owner_history
+
     with db.connect(settings) as conn:
-        runs = audit.history(conn, settings, limit)
+        found = owner_history(conn, settings, user, mapping=the_mapping, limit=limit)
+    if found.elsewhere and not quiet:
+        shown = ", ".join(f"{table} ({count})" for table, count in found.elsewhere.items())
+        note_line(
+            f"changes to key {found.key} in other balance tables are not shown: {shown}; "
+            "they are another owner's (see them with --mapping)"
+        )
     if json_output:
         from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        sys.stdout.write(json.dumps(json.history(runs, envelope())) + "\n")
+        json.write_owner_history(sys.stdout, found, envelope())
     elif not quiet:
         from tokenfix.render.console import make_consoles
-        from tokenfix.render.runs import render_history
+        from tokenfix.render.runs import render_owner_history
 
-        render_history(make_consoles()[0], runs)
-    raise typer.Exit(ExitCode.OK)
+        render_owner_history(make_consoles()[0], found)
+
+
+def _run_history(
+    settings: Settings,
+    the_mapping: Mapping,
+    run_id: uuid.UUID,
+    user: str | None,
+    limit: int | None,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    from tokenfix import db
+    from tokenfix.lookups import run_history
+
+    with db.connect(settings) as conn:
+        found = run_history(conn, settings, run_id, user=user, mapping=the_mapping, limit=limit)
+    try:
+        if json_output:
+            from tokenfix.cli.envelope import envelope
+            from tokenfix.render import json
+
+            json.write_run_history(sys.stdout, found, envelope())
+        elif not quiet:
+            from tokenfix.render.console import make_consoles
+            from tokenfix.render.runs import render_run_history
+
+            render_run_history(make_consoles()[0], found)
+    finally:
+        found.close()
 
 
 @app.command(
     epilog=examples(
         "tokenfix revert 0b9d5c1e-…  # asks first on a terminal",
-        "tokenfix revert $RUN_ID --yes --json",
+        "tokenfix revert $RUN_ID --dry-run          # what it would put back, and leave alone",
+        "tokenfix revert $RUN_ID --user $USER_ID --yes --json",
     ),
 )
 def revert(
@@ -71,6 +187,15 @@ def revert(
         str, typer.Argument(metavar="RUN_ID", help="A run id from 'tokenfix history'.")
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Revert without asking.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show what would be put back and what left alone (and why); write nothing, "
+            "take no lock (works on a standby).",
+        ),
+    ] = False,
+    user: UserOption = None,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
@@ -81,8 +206,10 @@ def revert(
     """Put back the values a run replaced, where the rows still hold what it wrote.
 
     Rows changed since the run are reported and left alone; a profile the run created is
-    deleted under the same rule. The revert is itself audited. Exit 0 when every row was
-    reverted, 1 when some were left alone, 2 for an unknown run, 3 for database trouble.
+    deleted under the same rule. The revert is itself audited. --user reverts one owner's
+    rows only (an owner the run never changed: exit 2). --dry-run applies the same checks
+    read-only. Exit 0 when every row was (or would be) reverted, 1 when some were (or would
+    be) left alone, 2 for an unknown run, 3 for database trouble.
     """
     enable_debug(debug)
     from tokenfix import db
@@ -90,17 +217,27 @@ def revert(
     from tokenfix.reverting import revert as run_revert
 
     target = parse_run_id(run_id)
-    if not yes and not stdin_is_interactive():
-        raise BadInput("refusing to write without --yes when not on a terminal")
+    if not dry_run and not yes and not stdin_is_interactive():
+        raise BadInput(
+            "refusing to write without --yes when not on a terminal"
+            " (--dry-run shows what it would do)"
+        )
     settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
 
     def confirm(rows: int) -> bool:
-        sys.stderr.write(f"Run {target} wrote {rows:,} rows.\n")
+        whose = f" of user {user}" if user is not None else ""
+        sys.stderr.write(f"Run {target} wrote {plural(rows, 'row')}{whose}.\n")
         return ask("Put back the values it replaced?", timeout=settings.prompt_timeout)
 
     with db.connect(settings) as conn:
         outcome = run_revert(
-            conn, settings, target, mapping=the_mapping, confirm=None if yes else confirm
+            conn,
+            settings,
+            target,
+            mapping=the_mapping,
+            confirm=None if yes or dry_run else confirm,
+            dry_run=dry_run,
+            user=user,
         )
     if outcome.already_reverted_by and not quiet:
         note_line(f"run {target} was already reverted by run {outcome.already_reverted_by}")

@@ -1,7 +1,8 @@
 -- The latest writing runs, newest first, with what each wrote, counted from its audit rows
 -- (a failed run wrote its earlier batches). A run still marked running whose lease is gone,
 -- expired or held by another run is abandoned: its process died without recording its end.
--- "Reverted by" names the latest completed revert that restored something.
+-- "Reverted by" names the latest completed revert of the whole run (not of one owner's rows,
+-- `revert --user`) that restored something. %(run_id)s: that run alone (NULL: every run).
 SELECT r.run_id, r.command, r.reverts_run_id,
        CASE WHEN r.status = 'running' AND NOT EXISTS (
                 SELECT FROM {lease} AS l
@@ -12,7 +13,7 @@ SELECT r.run_id, r.command, r.reverts_run_id,
        r.users_deferred, r.users_changed, r.error,
        w.rows_written, w.rows_updated, w.rows_inserted, w.rows_deleted,
        (SELECT v.run_id FROM {runs} AS v
-        WHERE v.reverts_run_id = r.run_id AND v.status = 'completed'
+        WHERE v.reverts_run_id = r.run_id AND v.status = 'completed' AND NOT v.options ? 'user'
           AND EXISTS (SELECT FROM {changes} AS c WHERE c.run_id = v.run_id)
         ORDER BY v.started_at DESC LIMIT 1) AS reverted_by
 FROM {runs} AS r
@@ -24,5 +25,6 @@ CROSS JOIN LATERAL (
     FROM {changes} AS c
     WHERE c.run_id = r.run_id
 ) AS w
+WHERE %(run_id)s::uuid IS NULL OR r.run_id = %(run_id)s
 ORDER BY r.started_at DESC, r.run_id
 LIMIT %(limit)s

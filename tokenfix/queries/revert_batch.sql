@@ -1,48 +1,36 @@
--- Put back what a run replaced, with compare-and-set, on balance rows already locked by this
--- transaction: a row is restored only if its written columns still hold exactly what the run
--- left; a row the run created is deleted only if the whole row is still exactly what the run
--- wrote and no other row references it; a row the run deleted is re-created as it was.
--- Every row written is recorded in the audit trail by the same statement.
-WITH planned AS (
-    SELECT *
-    FROM unnest(%(keys)s::text[]::{key_type}[], %(hows)s::text[], %(lefts)s::jsonb[],
-                %(restores)s::jsonb[], %(full_rows)s::jsonb[])
-        AS t (tf_key, tf_how, tf_left, tf_restore, tf_full_row)
-), created AS (  -- rows the run created: may they go?
-    SELECT pl.tf_key,
-           pl.tf_full_row IS NOT NULL AS verifiable,
-           to_jsonb(b.*) = pl.tf_full_row AS untouched,
-           {referenced} AS referenced
-    FROM planned AS pl
-    JOIN {balance} AS b ON b.{key} = pl.tf_key
-    WHERE pl.tf_how = 'delete'
-), restored AS (
+-- Put back what a run replaced, on balance rows already locked by this transaction, as
+-- revert_plan.sql decides (the rules a dry run shows too): restore with compare-and-set,
+-- delete a created row, re-create a deleted one as it was. Every row written is recorded in
+-- the audit trail by the same statement.
+WITH
+\ir revert_plan.sql
+, restored AS (
     UPDATE {balance} AS b
     SET {restore_assignments}
-    FROM planned AS pl
-    WHERE pl.tf_how = 'restore'
+    FROM decided AS pl
+    WHERE pl.tf_action = 'restore'
       AND b.{key} = pl.tf_key
-      AND {written} = pl.tf_left
+      AND {written} = pl.tf_left  -- the compare-and-set (locked rows: it agrees with decided)
     RETURNING b.{key} AS tf_key, 'restore' AS action, {written} AS after, NULL::jsonb AS full_row
 ), deleted AS (
     DELETE FROM {balance} AS b
-    USING created AS c
-    WHERE b.{key} = c.tf_key AND c.verifiable AND c.untouched AND NOT c.referenced
+    USING decided AS pl
+    WHERE pl.tf_action = 'delete' AND b.{key} = pl.tf_key
     RETURNING b.{key}, 'delete' AS action, NULL::jsonb, to_jsonb(b.*)
 ), recreated AS (
     INSERT INTO {balance} AS b ({insert_columns})
     SELECT {restore_columns}
-    FROM planned AS pl
+    FROM decided AS pl
     CROSS JOIN LATERAL jsonb_populate_record(NULL::{balance}, pl.tf_full_row) AS r
-    WHERE pl.tf_how = 'recreate' AND pl.tf_full_row IS NOT NULL
+    WHERE pl.tf_action = 'insert' AND pl.tf_full_row IS NOT NULL
     ON CONFLICT ({key}) DO NOTHING
     RETURNING b.{key}, 'insert' AS action, {written}, to_jsonb(b.*)
 ), recreated_legacy AS (  -- deleted by a run of an older tokenfix: only the balance is known
     INSERT INTO {balance} AS b ({key}, {written_columns})
     SELECT pl.tf_key, {written_from_restore}
-    FROM planned AS pl
+    FROM decided AS pl
     CROSS JOIN LATERAL jsonb_populate_record(NULL::{balance}, pl.tf_restore) AS r
-    WHERE pl.tf_how = 'recreate' AND pl.tf_full_row IS NULL
+    WHERE pl.tf_action = 'insert' AND pl.tf_full_row IS NULL
     ON CONFLICT ({key}) DO NOTHING
     RETURNING b.{key}, 'insert' AS action, {written}, to_jsonb(b.*)
 ), written AS (
@@ -57,7 +45,6 @@ WITH planned AS (
     FROM written AS w
     JOIN planned AS pl ON pl.tf_key = w.tf_key
 )
-SELECT pl.tf_key::text, w.action, coalesce(c.verifiable, true), coalesce(c.referenced, false)
-FROM planned AS pl
+SELECT pl.tf_key::text, w.action, pl.tf_reason
+FROM decided AS pl
 LEFT JOIN written AS w ON w.tf_key = pl.tf_key
-LEFT JOIN created AS c ON c.tf_key = pl.tf_key

@@ -1,18 +1,10 @@
--- The rows a run wrote, in key order: the written columns as it left them (after) and as it
--- found them (before), and the full row it created or deleted; NULL means "no row" (a created
--- or a deleted balance row). Rows of audit layouts before 2 hold the two default columns,
--- named here %(remaining)s and %(used)s.
+-- The rows a run wrote (all of them, or one owner's: %(key)s, NULL for all), in key order:
+-- what revert puts back, and the full row it created or deleted.
 SELECT coalesce(c.key, c.user_id::text) AS key,
        c.action,
-       CASE WHEN c.key IS NOT NULL THEN c.before
-            WHEN c.action = 'insert' THEN NULL
-            ELSE jsonb_build_object(%(remaining)s::text, c.before_remaining,
-                                    %(used)s::text, c.before_used) END AS before,
-       CASE WHEN c.key IS NOT NULL THEN c.after
-            WHEN c.action = 'delete' THEN NULL
-            ELSE jsonb_build_object(%(remaining)s::text, c.after_remaining,
-                                    %(used)s::text, c.after_used) END AS after,
+\ir audit_columns.sql
        c.full_row
 FROM {changes} AS c
 WHERE c.run_id = %(run_id)s
+  AND (%(key)s::text IS NULL OR coalesce(c.key, c.user_id::text) = %(key)s)
 ORDER BY 1, c.id

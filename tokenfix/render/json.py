@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import simplejson
 
-from tokenfix.records import Change, Pair, RevertChange
+from tokenfix.records import AuditedChange, Change, Pair, RevertChange
 
 
 def plain(value: Any) -> Any:
@@ -213,21 +213,49 @@ def error(message: str, exit_code: int, envelope: dict[str, Any], *, line: bool)
 
 
 def history(runs: Iterable[Any], envelope: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {**(envelope or {}), "runs": [run_entry(run) for run in runs]}
+
+
+def run_entry(run: Any) -> dict[str, Any]:
+    """One run as `history --json` lists it."""
     return {
-        **(envelope or {}),
-        "runs": [
-            {key: value if isinstance(value, int | None) else plain(value)
-             for key, value in dataclasses.asdict(run).items()}
-            for run in runs
-        ]
-    }  # fmt: skip
+        key: value if isinstance(value, int | None) else plain(value)
+        for key, value in dataclasses.asdict(run).items()
+    }
+
+
+def audited_change(c: AuditedChange) -> dict[str, Any]:
+    """One row the tool wrote (`history --user`, `history RUN_ID`)."""
+    return {
+        "run_id": str(c.run_id),
+        "command": c.command,
+        "user_id": c.key,
+        "action": c.action,
+        "changed_at": plain(c.changed_at),
+        "before": c.before,
+        "after": c.after,
+        "reverts_run_id": str(c.reverts_run_id) if c.reverts_run_id else None,
+        "reverted_by": str(c.reverted_by) if c.reverted_by else None,
+    }
+
+
+def write_owner_history(stream: TextIO, h: Any, envelope: dict[str, Any]) -> None:
+    head = {**envelope, "user_id": h.key}
+    write_object(stream, head, "changes", (audited_change(c) for c in h.changes))
+
+
+def write_run_history(stream: TextIO, h: Any, envelope: dict[str, Any]) -> None:
+    head = {**envelope, "run": run_entry(h.run), "user_id": h.key}
+    write_object(stream, head, "changes", (audited_change(c) for c in h.changes))
 
 
 def revert_head(o: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         **(envelope or {}),
         "run_id": str(o.run_id) if o.run_id else None,
+        "dry_run": o.dry_run,
         "reverted_run_id": str(o.reverted_run_id),
+        "user_id": o.user,
         "rows_restored": o.rows_restored,
         "profiles_deleted": o.profiles_deleted,
         "profiles_recreated": o.profiles_recreated,

@@ -9,14 +9,18 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenfix.audit import RunSummary
+from tokenfix.lookups import OwnerHistory, RunHistory
+from tokenfix.records import AuditedChange
 from tokenfix.reverting import RevertOutcome
 from tokenfix.words import plural
 
 LEFT_ALONE = {
     "changed_since": "left alone: changed since the run",
+    "already_restored": "left alone: already holds the values from before the run",
     "referenced": "left alone: other rows reference it",
     "unverifiable": "left alone: written by an older tokenfix that kept no full row",
 }
+WOULD = {"restore": "would restore", "delete": "would delete", "insert": "would re-create"}
 
 
 def _written(run: RunSummary) -> str:
@@ -64,27 +68,99 @@ def render_revert(console: Console, outcome: RevertOutcome) -> None:
     for name in ("user_id", "action", "run left", "now", "restore to", "result"):
         table.add_column(name, no_wrap=True)
     for change in outcome.changes:
+        if change.applied:
+            result = Text("done", style="green")
+        elif change.skipped == "dry_run":
+            result = Text(WOULD[change.action], style="green")
+        else:
+            left = LEFT_ALONE[change.skipped or "changed_since"]
+            result = Text(f"would be {left}" if outcome.dry_run else left, style="yellow")
         table.add_row(
             change.key,
             change.action,
             _values(change.run_left),
             _values(change.current),
             _values(change.restore_to),
-            Text("done", style="green")
-            if change.applied
-            else Text(LEFT_ALONE[change.skipped or "changed_since"], style="yellow"),
+            result,
         )
     if outcome.changes.count:
         console.print(table)
     done = outcome.rows_restored + outcome.profiles_deleted + outcome.profiles_recreated
+    rows = f" of user {outcome.user}" if outcome.user else ""
+    counts = (
+        f"{outcome.rows_restored} restored, {outcome.profiles_deleted} created profiles deleted,"
+        f" {outcome.profiles_recreated} re-created"
+    )
+    if outcome.dry_run:
+        console.print(
+            f"Dry run: would revert {plural(done, 'row')}{rows} of run {outcome.reverted_run_id}"
+            f" ({counts}); {outcome.rows_left_alone} would be left alone. Nothing was written.",
+            soft_wrap=True,
+        )
+        return
     line = (
-        f"Reverted {plural(done, 'row')} of run {outcome.reverted_run_id}"
-        f" ({outcome.rows_restored} restored, {outcome.profiles_deleted} created profiles deleted,"
-        f" {outcome.profiles_recreated} re-created); {outcome.rows_left_alone} left alone."
+        f"Reverted {plural(done, 'row')}{rows} of run {outcome.reverted_run_id}"
+        f" ({counts}); {outcome.rows_left_alone} left alone."
     )
     if outcome.run_id:
         line += f" This revert is run {outcome.run_id}."
-    console.print(line)
+    console.print(line, soft_wrap=True)
+
+
+def render_owner_history(console: Console, history: OwnerHistory) -> None:
+    if not history.changes:
+        console.print(f"No changes recorded for user {history.key}.")
+        return
+    table = Table(show_edge=False, title=f"Changes to user {history.key}, newest first")
+    for name in ("changed", "run_id", "command", "action", "before", "after", "note"):
+        table.add_column(name, no_wrap=name != "note")
+    for change in history.changes:
+        table.add_row(
+            change.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(change.run_id),
+            change.command,
+            change.action,
+            _values(change.before),
+            _values(change.after),
+            _note(change),
+        )
+    console.print(table)
+
+
+def render_run_history(console: Console, history: RunHistory) -> None:
+    run = history.run
+    rows = f" for user {history.key}" if history.key else ""
+    console.print(
+        f"Run {run.run_id}: {run.command}, {run.status}, started"
+        f" {run.started_at.strftime('%Y-%m-%d %H:%M:%S')} by {run.db_role}@{run.host};"
+        f" {_written(run)}."
+        + (f" It reverts run {run.reverts_run_id}." if run.reverts_run_id else ""),
+        soft_wrap=True,
+    )
+    if not history.changes.count:
+        console.print(f"No rows written{rows}.")
+        return
+    table = Table(show_edge=False)
+    for name in ("user_id", "action", "before", "after", "note"):
+        table.add_column(name, no_wrap=name != "note")
+    for change in history.changes:
+        table.add_row(
+            change.key,
+            change.action,
+            _values(change.before),
+            _values(change.after),
+            f"reverted by {change.reverted_by}" if change.reverted_by else "",
+        )
+    console.print(table)
+
+
+def _note(change: AuditedChange) -> str:
+    notes = []
+    if change.reverts_run_id:
+        notes.append(f"reverts {change.reverts_run_id}")
+    if change.reverted_by:
+        notes.append(f"reverted by {change.reverted_by}")
+    return "; ".join(notes)
 
 
 def _values(state: dict[str, Any] | None) -> str:

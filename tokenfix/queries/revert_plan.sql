@@ -1,0 +1,46 @@
+-- What revert does with each audit row of a batch, decided on the balance rows as they are
+-- now (SPEC §7): revert's rules, in one text. revert_batch.sql writes what this decides (on
+-- rows its transaction has locked); revert_check.sql only shows it (a dry run reads).
+-- Not a statement: CTEs (planned … decided), included after a WITH.
+--   restore  (a row the run changed): only if its written columns still hold exactly what
+--            the run left;
+--   delete   (a row the run created): only if the whole row is still exactly what the run
+--            wrote (the audit keeps it) and no other row references it;
+--   recreate (a row the run deleted): only if no row has its key.
+-- A row left alone says why (tf_reason): unverifiable (created by a tokenfix that kept no full
+-- row), referenced, already_restored (it already holds what the revert would put back: an
+-- earlier revert did, or the app), or changed_since.
+planned AS (
+    SELECT *
+    FROM unnest(%(keys)s::text[]::{key_type}[], %(hows)s::text[], %(lefts)s::jsonb[],
+                %(restores)s::jsonb[], %(full_rows)s::jsonb[])
+        AS t (tf_key, tf_how, tf_left, tf_restore, tf_full_row)
+), found AS (
+    SELECT pl.*,
+           b.{key} IS NOT NULL AS tf_exists,
+           CASE WHEN b.{key} IS NOT NULL THEN {written} END AS tf_current,
+           CASE WHEN b.{key} IS NOT NULL THEN to_jsonb(b.*) END AS tf_row,
+           CASE WHEN pl.tf_how = 'delete' AND b.{key} IS NOT NULL THEN {referenced}
+                ELSE false END AS tf_referenced
+    FROM planned AS pl
+    LEFT JOIN {balance} AS b ON b.{key} = pl.tf_key
+), judged AS (
+    SELECT f.*,
+           CASE
+               WHEN f.tf_how = 'restore' AND f.tf_current = f.tf_left THEN NULL
+               WHEN f.tf_how = 'delete' AND NOT f.tf_exists THEN 'already_restored'
+               WHEN f.tf_how = 'delete' AND f.tf_full_row IS NULL THEN 'unverifiable'
+               WHEN f.tf_how = 'delete' AND f.tf_referenced THEN 'referenced'
+               WHEN f.tf_how = 'delete' AND f.tf_row = f.tf_full_row THEN NULL
+               WHEN f.tf_how = 'recreate' AND NOT f.tf_exists THEN NULL
+               WHEN f.tf_current = f.tf_restore THEN 'already_restored'
+               ELSE 'changed_since'
+           END AS tf_reason
+    FROM found AS f
+), decided AS (  -- tf_action: what the revert writes; NULL: the row is left alone
+    SELECT j.*,
+           CASE WHEN j.tf_reason IS NULL
+                THEN CASE j.tf_how WHEN 'recreate' THEN 'insert' ELSE j.tf_how END
+           END AS tf_action
+    FROM judged AS j
+)
