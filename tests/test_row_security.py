@@ -54,6 +54,16 @@ def grant_plain_access(conn: psycopg.Connection[Any], role: str) -> None:
     )
 
 
+def grant_audit_access(conn: psycopg.Connection[Any], role: str) -> None:
+    """The audit trail a revert reads and writes, made by the owner's earlier run."""
+    conn.execute(
+        sql.SQL(
+            "GRANT USAGE ON SCHEMA tokenfix TO {role};"
+            " GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tokenfix TO {role}"
+        ).format(role=sql.Identifier(role))
+    )
+
+
 @pytest.fixture
 def users(ledger: Ledger) -> tuple[uuid.UUID, uuid.UUID]:
     """A drifting user the policy shows and an in-step user it hides."""
@@ -128,6 +138,35 @@ def test_a_write_run_refuses_before_the_lease_the_audit_or_any_write(
     assert (ledger.cached(visible), ledger.cached(hidden)) == ((5, 0), (-30, 30))
     # The audit schema is made on a run's first write: no schema, so no run row and no lease.
     assert conn.execute("SELECT to_regnamespace('tokenfix')").fetchone() == (None,)
+
+
+def test_a_revert_refuses_before_the_lease_or_any_write(
+    cli: CliRunner,
+    conn: psycopg.Connection[Any],
+    app_url: str,
+    ledger: Ledger,
+    users: tuple[uuid.UUID, uuid.UUID],
+) -> None:
+    # The owner fixed both users; under the policy the hidden user's row would read as
+    # deleted since the run, so the app's role must not revert at all.
+    run = cli("reconcile", "--all", "--yes", "--settle", "0", "--json").json()["run_id"]
+    grant_audit_access(conn, APP)
+    result = cli("revert", run, "--yes", "-d", app_url)
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == REFUSED
+    assert (ledger.cached(users[0]), ledger.cached(users[1])) == ((-40, 40), (-30, 30))
+    runs = conn.execute("SELECT command FROM tokenfix.runs ORDER BY started_at").fetchall()
+    assert runs == [("reconcile",)]
+
+
+def test_a_revert_dry_run_warns_on_stderr_and_still_reads(
+    cli: CliRunner, conn: psycopg.Connection[Any], app_url: str, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    run = cli("reconcile", "--all", "--yes", "--settle", "0", "--json").json()["run_id"]
+    grant_audit_access(conn, APP)
+    result = cli("revert", run, "--dry-run", "--json", "-d", app_url)
+    assert result.stderr == warning(APP, "user_profiles") + "\n"
+    assert result.json()["dry_run"] is True
 
 
 def test_a_write_through_the_python_api_refuses_too(

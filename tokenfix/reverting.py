@@ -20,7 +20,7 @@ from typing import Any, Literal
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tokenfix import audit, keys, queries
+from tokenfix import audit, keys, queries, visibility
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.errors import BadInput, Declined
 from tokenfix.lease import WriterLease
@@ -54,6 +54,8 @@ class RevertOutcome:
     profiles_deleted: int = 0
     profiles_recreated: int = 0
     rows_left_alone: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """For a dry run: row-level security hides rows from the tool's role (see visibility)."""
     changes: Spool[RevertChange] = field(default_factory=Spool, repr=False)
 
     def tally(self, change: RevertChange) -> None:
@@ -141,10 +143,13 @@ def revert(
         user=key,
     )
     if dry_run:
+        outcome.warnings = visibility.read_warnings(conn, settings, model.mapping)
         with rows_to_revert(conn, model, run_id, key) as written:
             _dry_run(conn, model, written, outcome)
         return outcome
     require_primary(conn)
+    # A row hidden by a policy would read as deleted since the run: refuse before the lease.
+    visibility.require_every_row(conn, settings, model.mapping)
     origin = audit.Origin.here()
     new_run = uuid.uuid4()
     with WriterLease(conn, settings, command="revert", run_id=new_run, origin=origin) as lease:

@@ -20,6 +20,7 @@ from tokenfix.cli.options import (
     inputs,
     note_line,
     stdin_is_interactive,
+    warning_line,
 )
 from tokenfix.errors import BadInput
 from tokenfix.exitcodes import ExitCode
@@ -239,6 +240,8 @@ def revert(
             dry_run=dry_run,
             user=user,
         )
+    for warning in outcome.warnings:
+        warning_line(warning)
     if outcome.already_reverted_by and not quiet:
         note_line(f"run {target} was already reverted by run {outcome.already_reverted_by}")
     if json_output:
