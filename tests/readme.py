@@ -87,16 +87,19 @@ def environment(url: str) -> dict[str, str]:
     return env
 
 
-def latest_run(url: str) -> str:
+def latest_run(url: str) -> dict[str, str]:
+    """RUN_ID: the latest reconcile run; RUN_USER: the first owner it changed."""
     with psycopg.connect(url) as conn:
         exists = conn.execute("SELECT to_regclass('tokenfix.runs') IS NOT NULL").fetchone()
         if not exists or not exists[0]:
-            return ""
+            return {"RUN_ID": "", "RUN_USER": ""}
         row = conn.execute(
-            "SELECT run_id FROM tokenfix.runs WHERE command = 'reconcile'"
-            " ORDER BY started_at DESC LIMIT 1"
+            "SELECT r.run_id, (SELECT min(c.key) FROM tokenfix.changes c"
+            "                  WHERE c.run_id = r.run_id)"
+            " FROM tokenfix.runs r WHERE r.command = 'reconcile'"
+            " ORDER BY r.started_at DESC LIMIT 1"
         ).fetchone()
-    return str(row[0]) if row else ""
+    return {"RUN_ID": str(row[0]), "RUN_USER": str(row[1] or "")} if row else {}
 
 
 def run_commands(admin_url: str) -> list[str]:
@@ -107,7 +110,7 @@ def run_commands(admin_url: str) -> list[str]:
         for shared in ("sql", "examples"):
             (Path(workdir) / shared).symlink_to(ROOT / shared)
         for command in commands(README.read_text(encoding="utf-8")):
-            env = {**environment(url), "RUN_ID": latest_run(url)}
+            env = {**environment(url), **latest_run(url)}
             done = subprocess.run(
                 ["bash", "-c", command.text], cwd=workdir, env=env,
                 capture_output=True, text=True, timeout=120,
