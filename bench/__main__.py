@@ -24,12 +24,16 @@ import psycopg
 
 from bench import generate, report
 from bench.measure import Measurement, Run, repeat, run_process, timed
+from tokenfix.model import Selection
 from tokenfix.pgserver import Server, find_program, start_server
 from tokenfix.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = Path(__file__).resolve().parent / "sql"
 FLOOR = SQL / "floor.sql"
+FLOOR_SINCE = SQL / "floor_since.sql"
+FLOOR_TWO_SOURCES = SQL / "floor_two_sources.sql"
+TWO_SOURCES = Path(__file__).resolve().parent / "two_sources.toml"
 STARTING = generate.STARTING_BALANCE
 
 # Like the orientation figures of the performance issue: no parallel workers, so that the
@@ -64,6 +68,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-wide", action="store_true", help="skip the 10x-users memory check")
     parser.add_argument("--no-partitioned", action="store_true", help="skip the partitioned table")
+    parser.add_argument("--no-two-sources", action="store_true", help="skip the two-source mapping")
     return parser.parse_args(argv)
 
 
@@ -121,6 +126,9 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
         lambda: psql(url, SQL / "handwritten.sql", starting),
     )
 
+    log("measuring the causes of the drifting users (SPEC §12)…")
+    m["causes"] = _causes_in_process(url, n)
+
     sample = _sample_users(url, options.sample, options.users)
     log(f"measuring the per-user peers on {len(sample)} users…")
     m["psql_per_user"] = _psql_per_user(url, sample, options.users)
@@ -134,10 +142,18 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
         lambda: tool(url, "diagnose", str(sample[0]), "--json"),
     )
     m["since"] = repeat("tokenfix " + " ".join(since), n, lambda: tool(url, *since))
+    m["floor_since"] = repeat(
+        "floor of --since 1h (those users' history by the index, psql)",
+        n,
+        lambda: psql(url, FLOOR_SINCE),
+    )
     log("the covering index doctor suggests for a large ledger…")
     _create_covering_index(url)
     m["since_covering"] = repeat(
         "the same --since 1h, with the covering user_id index", n, lambda: tool(url, *since)
+    )
+    m["floor_since_covering"] = repeat(
+        "floor of --since 1h, with the covering index", n, lambda: psql(url, FLOOR_SINCE)
     )
     m["write"] = _write_runs(url, n)
 
@@ -152,6 +168,20 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
         )
         m["floor_partitioned"] = repeat(
             "floor on the partitioned table", n, lambda: _floor_partitioned(url)
+        )
+    if not options.no_two_sources:
+        log(f"a second ledger source ({options.rows:,} credit transactions) and its wallets…")
+        generate.two_sources(url, TWO_SOURCES, users=options.users, rows=options.rows)
+        mapped = (*dry_run, "--mapping", str(TWO_SOURCES))
+        m["tool_two_sources"] = repeat(
+            "tool with a two-source mapping (credits + usage, bench/two_sources.toml)",
+            n,
+            lambda: tool(url, *mapped),
+        )
+        m["floor_two_sources"] = repeat(
+            "floor of the two sources (a bare GROUP BY key over each)",
+            n,
+            lambda: psql(url, FLOOR_TWO_SOURCES),
         )
     if not options.no_wide:
         wide_users = options.users * 10
@@ -260,6 +290,39 @@ def _diagnose_in_process(url: str, sample: list[uuid.UUID]) -> Measurement:
         diagnose(conn, settings, sample[0])
         for user in sample:
             measurement.runs.append(timed(partial(diagnose, conn, settings, user)))
+    return measurement
+
+
+def _causes_in_process(url: str, times: int) -> Measurement:
+    """The cause codes of the drifting users (SPEC §12), as a dry run computes them: the
+    plan's candidates, a batch at a time (planning.causes), on a warm connection. What the
+    dry run pays for them; the rest of the dry run is the tool's time minus this."""
+    from tokenfix import db
+    from tokenfix.model import load
+    from tokenfix.planning import CAUSE_BATCH, Request, causes, plan
+
+    settings = Settings.model_validate(
+        {"database_url": url, "starting_balance": generate.STARTING_BALANCE}
+    )
+    with db.connect(settings) as conn:
+        model = load(conn, settings)
+        the_plan = plan(conn, model, Request(selection=Selection()))
+        candidates = list(the_plan.candidates)
+        the_plan.close()
+        batches = [
+            candidates[start : start + CAUSE_BATCH]
+            for start in range(0, len(candidates), CAUSE_BATCH)
+        ]
+        explained: dict[str, tuple[str, ...]] = {}
+
+        def all_batches() -> None:
+            for batch in batches:
+                explained.update(causes(conn, model, batch))
+
+        measurement = repeat("", times, lambda: timed(all_batches))
+    drifting = sum(1 for c in candidates if c.has_profile)
+    measurement.name = f"causes of the {drifting:,} drifting users (in-process, warm connection)"
+    measurement.note = f"{len(batches)} batch(es) of up to {CAUSE_BATCH:,}"
     return measurement
 
 

@@ -9,6 +9,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from tokenfix.mapping_file import load_file
+from tokenfix.model import Selection
+from tokenfix.model import load as load_model
 from tokenfix.resources import sql_file
 from tokenfix.sample import set_caches_from_ledger
 from tokenfix.settings import Settings
@@ -58,6 +61,35 @@ def generate(url: str, *, users: int, rows: int, log: Any = print) -> float:
 def _set_caches(conn: psycopg.Connection[Any], url: str) -> None:
     settings = Settings.model_validate({"database_url": url, "starting_balance": STARTING_BALANCE})
     set_caches_from_ledger(conn, settings)
+
+
+def two_sources(url: str, mapping: Path, *, users: int, rows: int) -> float:
+    """credit_transactions and bench_wallets (bench/sql/generate_credits.sql): the wallets set
+    from both sources by the tool's own model under `mapping`, then 1% wrong."""
+    started = time.perf_counter()
+    params = {"users": users, "rows": rows}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET work_mem = '256MB'")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        for statement in _statements(HERE / "sql" / "generate_credits.sql"):
+            conn.execute(statement, params)
+        conn.execute("ANALYZE credit_transactions, bench_wallets")
+        settings = Settings.model_validate(
+            {"database_url": url, "starting_balance": STARTING_BALANCE}
+        )
+        model = load_model(conn, settings, load_file(mapping))
+        balances, balance_params = model.balances(Selection())
+        conn.execute(
+            sql.SQL(
+                "UPDATE bench_wallets AS w SET credits_remaining = b.expected_remaining,"
+                " credits_used = b.expected_used FROM ({}) AS b WHERE w.user_id = b.key"
+            ).format(balances),
+            balance_params,
+        )
+        for statement in _statements(HERE / "sql" / "finish_credits.sql"):
+            conn.execute(statement, params)
+        conn.execute("VACUUM (ANALYZE) credit_transactions, bench_wallets")
+    return time.perf_counter() - started
 
 
 def partitioned_copy(url: str, partitions: int = 8) -> float:

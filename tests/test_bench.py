@@ -32,10 +32,16 @@ def test_the_benchmark_runs_and_reports_every_target(pg_server: Server, tmp_path
         "looped in one session",
         "diagnose, database time",
         "--since 1h",
+        "floor of --since 1h",
+        "causes of the",
         "fixing the 1% drift",
         "hash-partitioned",
+        "two-source mapping",
+        "floor of the two sources",
         "tool with 3,000 users (same rows)",
         "| tool ÷ physical floor |",
+        "| causes ÷ the dry run without them (§12) |",
+        "| two-source mapping ÷ the sum of each source's floor |",
         "| peak RSS with 10× users ÷ peak RSS |",
     ):
         assert line in report, line
