@@ -52,9 +52,9 @@ _EXPORTS = {
     "revert": "tokenfix.reverting",
     "RevertOutcome": "tokenfix.reverting",
     # doctor
-    "doctor": "tokenfix.health",
-    "Report": "tokenfix.health",
-    "Check": "tokenfix.health",
+    "doctor": "tokenfix.health.doctor",
+    "Report": "tokenfix.health.doctor",
+    "Check": "tokenfix.health.doctor",
     # the records
     "Amount": "tokenfix.records",
     "Pair": "tokenfix.records",
@@ -153,8 +153,8 @@ if TYPE_CHECKING:
         exit_code_for,
     )
     from tokenfix.exitcodes import ExitCode
-    from tokenfix.health import Check, Report
-    from tokenfix.health import run_doctor as doctor
+    from tokenfix.health.doctor import Check, Report
+    from tokenfix.health.doctor import run_doctor as doctor
     from tokenfix.lookups import OwnerHistory, RunHistory, owner_history, run_history
     from tokenfix.mapping import Mapping, default_mapping
     from tokenfix.mapping_file import load_file as load_mapping

@@ -1,15 +1,12 @@
 """The mapping file (SPEC §10): TOML, parsed with tomllib and validated with pydantic models,
-so a bad key or value is reported with the file, the line and the key.
-
-Where it comes from: --mapping PATH, else TOKENFIX_MAPPING, else ./tokenfix.toml if present
-(named on stderr), else the §6 settings (the default mapping).
+so a bad key or value is reported with the file, the line and the key; and written back as
+TOML (`tokenfix mapping`). Which file is in effect is `tokenfix.mapping_choice`'s question.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,21 +18,8 @@ from tokenfix.mapping import (
     Expr,
     LedgerSource,
     Mapping,
-    default_mapping,
 )
 from tokenfix.settings import QualifiedName, Settings
-
-LOCAL_FILE = "tokenfix.toml"
-# §6 settings a mapping file replaces: setting one beside a mapping is a contradiction.
-MAPPED_SETTINGS = (
-    "usage_table",
-    "profiles_table",
-    "overrides_table",
-    "remaining_column",
-    "used_column",
-    "grant_action",
-    "deduct_action",
-)
 
 
 def _table(value: Any) -> QualifiedName:
@@ -200,42 +184,6 @@ def _locate(text: str, loc: tuple[Any, ...]) -> str:
         if item and in_table and item.group(1).strip('"') == key:
             return f", line {number}"
     return f", line {found_table_line}" if found_table_line else ""
-
-
-def explicit_settings(settings: Settings) -> list[str]:
-    """The §6 table/column/action settings given explicitly (environment, .env, flags)."""
-    return [name for name in MAPPED_SETTINGS if name in settings.model_fields_set]
-
-
-def resolve(settings: Settings, flag: Path | None, *, note: Any = None) -> Mapping:
-    """The mapping in effect: --mapping, TOKENFIX_MAPPING, ./tokenfix.toml, else the §6
-    settings. `note` is called with a one-line note when ./tokenfix.toml is picked up."""
-    path, source = None, ""
-    if flag is not None:
-        path, source = flag, "--mapping"
-    elif settings.mapping is not None:
-        path, source = settings.mapping, "TOKENFIX_MAPPING"
-    elif Path(LOCAL_FILE).is_file():
-        path, source = Path(LOCAL_FILE), f"./{LOCAL_FILE}"
-        if note is not None:
-            note(f"using the mapping in ./{LOCAL_FILE} (found in the working directory)")
-    if path is None:
-        return default_mapping(settings)
-    clashing = explicit_settings(settings)
-    if clashing:
-        names = ", ".join(f"TOKENFIX_{name.upper()}" for name in clashing)
-        raise BadInput(
-            f"a mapping ({source} {path}) and {names} both say where the balances are; "
-            "give one of them",
-            hint="move the setting into the mapping file, or drop the mapping",
-        )
-    loaded = load_file(path)
-    default = default_mapping(settings)
-    if loaded.signature() == default.signature():
-        # The default mapping written out (`tokenfix mapping > tokenfix.toml`): the same
-        # mapping, so the same statements (values bound as parameters) and the same checks.
-        return replace(default, origin=loaded.origin)
-    return loaded
 
 
 # -- writing a mapping as TOML (`tokenfix mapping`) ----------------------------------------

@@ -15,7 +15,6 @@ from typing import Any
 from tokenfix import audit, visibility
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.errors import BadInput, DatabaseProblem, Declined
-from tokenfix.health.mint import ledger_mint_risks, mint_warning
 from tokenfix.lease import WriterLease
 from tokenfix.mapping import Mapping
 from tokenfix.model import Selection
@@ -155,6 +154,9 @@ def reconcile(
 
 def _mint_warnings(conn: Connection, settings: Settings, mapping: Mapping) -> list[str]:
     """SPEC §11: before writing, the cheap catalog look at who else can write the ledger."""
+    # Imported here: dry runs and diagnose never ask, and start-up counts (SPEC §8).
+    from tokenfix.health.mint import ledger_mint_risks, mint_warning
+
     with transaction(conn, settings, read_only=True):
         warning = mint_warning(ledger_mint_risks(conn, settings, mapping))
     return [warning] if warning else []

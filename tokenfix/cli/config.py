@@ -47,7 +47,7 @@ def config(
     enable_debug(debug)
     from tokenfix import db
     from tokenfix.errors import BadInput
-    from tokenfix.mapping_file import LOCAL_FILE
+    from tokenfix.mapping_choice import LOCAL_FILE
     from tokenfix.settings import Origin, SettingInEffect, in_effect
 
     settings = load(env_file=env_file, database_url=database_url, mapping=mapping)

@@ -55,7 +55,7 @@ def doctor(
     is ok, 1 with warnings only, 3 when a check failed.
     """
     enable_debug(debug)
-    from tokenfix.health import run_doctor
+    from tokenfix.health.doctor import run_doctor
 
     settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
     report = run_doctor(settings, probe=probe, mapping=the_mapping)

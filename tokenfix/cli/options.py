@@ -100,7 +100,7 @@ def inputs(mapping: Path | None, starting_balance: str | None = None, **flags: A
     """Settings, the mapping in effect and the --starting-balance override, from the flags."""
     from tokenfix.db import connection_note
     from tokenfix.errors import BadInput
-    from tokenfix.mapping_file import resolve
+    from tokenfix.mapping_choice import resolve
     from tokenfix.settings import exact_amount
 
     settings = load(**flags)
