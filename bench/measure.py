@@ -57,6 +57,16 @@ def repeat(name: str, times: int, once: Callable[[], Run], *, note: str = "") ->
     return measurement
 
 
+def interleaved(times: int, **pairs: tuple[str, Callable[[], Run]]) -> dict[str, Measurement]:
+    """Several measurements taken in turn (a, b, a, b, ...): on a shared machine a slow
+    minute then slows each of them alike, so their ratio is fair."""
+    measurements = {key: Measurement(name=name) for key, (name, _) in pairs.items()}
+    for _ in range(times):
+        for key, (_, once) in pairs.items():
+            measurements[key].runs.append(once())
+    return measurements
+
+
 def timed(action: Callable[[], object]) -> Run:
     started = time.perf_counter()
     action()
