@@ -142,3 +142,19 @@ def test_the_package_installs_with_its_license_and_its_sql(tmp_path: Path) -> No
     assert where.stdout.startswith(str(site / "tokenfix" / "_sql" / "scripts"))
     licenses = list(site.glob("tokenfix-*.dist-info/licenses/LICENSE"))
     assert licenses and "MIT License" in licenses[0].read_text()
+
+
+def test_the_quick_exit_still_runs_atexit_handlers_and_keeps_every_byte_and_the_code() -> None:
+    # entry.main skips the interpreter's teardown (os._exit); what a run printed, still in
+    # stdout's buffer (7 KB: less than one), and its exit code must not depend on it.
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, "sql", "fix-user-token-balance"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert done.stdout.rstrip().endswith("COMMIT;") and len(done.stdout) > 7000
+    assert "tokenfix" in json.loads(done.stderr.strip().splitlines()[-1])  # the atexit handler
+    unknown = subprocess.run(
+        [sys.executable, "-m", "tokenfix", "sql", "no-such-file"], capture_output=True, text=True
+    )
+    assert (unknown.returncode, unknown.stderr.count("\n"), unknown.stdout) == (2, 1, "")

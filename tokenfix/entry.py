@@ -27,4 +27,31 @@ def main() -> None:  # never returns (sys.exit); no typing import on the way to 
     except signals.Interrupted as exc:  # during start-up, before the CLI could catch it
         sys.stderr.write(f"error: {exc}\n")
         code = exc.exit_code
-    sys.exit(code)
+    _end(code)
+
+
+def _end(code: int) -> None:
+    """Exit without the interpreter's teardown when nothing needs it.
+
+    Tearing down ~470 modules (pydantic, psycopg, asyncio, Typer) takes 0.1-0.2 s on a small
+    VM: a tenth of a `--since` run from cron (SPEC §8). By now the command has closed its
+    connections, released its lease and written its files (atomically, and closed); the
+    atexit handlers (logging's flush, any a library registered) still run and the standard
+    streams are flushed. A thread still alive, which the ordinary exit would wait for, gets
+    the ordinary exit.
+    """
+    import atexit
+    import contextlib
+    import os
+
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+    except OSError:  # a closed pipe: what run() reports for one
+        code = code or 141
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
+    os._exit(code)
