@@ -122,9 +122,10 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
     starting = f"starting_balance={generate.STARTING_BALANCE}"
 
     log("measuring the tool, the floor and the hand-written statement…")
-    m["tool"] = repeat("tokenfix " + " ".join(dry_run), n, lambda: tool(url, *dry_run))
-    m["floor"] = repeat(
-        "physical floor (psql, seq scan + hash aggregate)", n, lambda: psql(url, FLOOR)
+    m |= interleaved(
+        n,
+        tool=("tokenfix " + " ".join(dry_run), lambda: tool(url, *dry_run)),
+        floor=("physical floor (psql, seq scan + hash aggregate)", lambda: psql(url, FLOOR)),
     )
     m["handwritten"] = repeat(
         "hand-written statement (LATERAL override lookup, psql)",
@@ -190,15 +191,16 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
         log(f"a second ledger source ({options.rows:,} credit transactions) and its wallets…")
         generate.two_sources(url, TWO_SOURCES, users=options.users, rows=options.rows)
         mapped = (*dry_run, "--mapping", str(TWO_SOURCES))
-        m["tool_two_sources"] = repeat(
-            "tool with a two-source mapping (credits + usage, bench/two_sources.toml)",
+        m |= interleaved(
             n,
-            lambda: tool(url, *mapped),
-        )
-        m["floor_two_sources"] = repeat(
-            "floor of the two sources (a bare GROUP BY key over each)",
-            n,
-            lambda: psql(url, FLOOR_TWO_SOURCES),
+            tool_two_sources=(
+                "tool with a two-source mapping (credits + usage, bench/two_sources.toml)",
+                lambda: tool(url, *mapped),
+            ),
+            floor_two_sources=(
+                "floor of the two sources (a bare GROUP BY key over each)",
+                lambda: psql(url, FLOOR_TWO_SOURCES),
+            ),
         )
     if not options.no_wide:
         wide_users = options.users * 10
