@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,8 +15,16 @@ from typing import Any
 import psycopg
 
 
+def default_signals() -> None:
+    """The child's SIGINT and SIGHUP as a terminal would give them. A test run started in
+    the background (`cmd &`, nohup, some CI runners) hands its children both ignored, and
+    tokenfix rightly keeps an inherited ignore: the signal tests would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def start(
-    db_url: str, *args: str, preexec_fn: Callable[[], Any] | None = None, **env: str
+    db_url: str, *args: str, preexec_fn: Callable[[], Any] = default_signals, **env: str
 ) -> subprocess.Popen[str]:
     environment = {**os.environ, "TOKENFIX_DATABASE_URL": db_url, **env}
     return subprocess.Popen(
