@@ -70,6 +70,13 @@ class BalanceModel:
             return self.starting_override
         return self.settings.starting_balance
 
+    def _starting_expression(self) -> sql.Composable:
+        """The mapping's per-row starting expression; NULL (so `starting_balance`, a bound
+        parameter, applies) when there is none or --starting-balance overrides it."""
+        if self.starting_override is not None:
+            return sql.SQL("NULL::numeric")
+        return _e(self.mapping.balance.starting, sql.SQL("NULL::numeric"))
+
     # -- the pieces -------------------------------------------------------------------
 
     @property
@@ -232,11 +239,6 @@ class BalanceModel:
                 )
             )
         b = self.mapping.balance
-        starting = (
-            sql.SQL("NULL::numeric")
-            if self.starting_override is not None
-            else _e(b.starting, sql.SQL("NULL::numeric"))
-        )
         statement = queries.compose(
             "balances",
             sources=sql.SQL(",\n").join(sources),
@@ -245,7 +247,7 @@ class BalanceModel:
             # A side the mapping does not read is a typed NULL: no comparison, no arithmetic.
             remaining=_e(b.remaining, sql.SQL("NULL::numeric")),
             used=_e(b.used, sql.SQL("NULL::numeric")),
-            starting=starting,
+            starting=self._starting_expression(),
             tolerance=_e(b.tolerance, sql.SQL("0")),
             balance=self.balance_table,
             balance_where=self.balance_where(),
@@ -495,11 +497,6 @@ class BalanceModel:
         """The causes' evidence (SPEC §12) for a batch of drifting owners, in one statement."""
         classified, params = self.classified(batch=True)
         b = self.mapping.balance
-        starting = (
-            sql.SQL("NULL::numeric")
-            if self.starting_override is not None
-            else _e(b.starting, sql.SQL("NULL::numeric"))
-        )
         statement = queries.compose(
             "fleet_evidence",
             classified=classified,
@@ -510,7 +507,7 @@ class BalanceModel:
             created_at=sql.SQL("({})::timestamptz").format(b.created_at.sql)
             if b.created_at is not None
             else sql.SQL("NULL::timestamptz"),
-            starting=starting,
+            starting=self._starting_expression(),
         )
         return statement, {**self.params(), **params}
 
