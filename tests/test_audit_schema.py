@@ -79,17 +79,23 @@ def create_layout_0(conn: psycopg.Connection) -> None:
     )
 
 
+def recorded_run(conn: psycopg.Connection) -> uuid.UUID:
+    """A completed reconcile run as the first release (0.1.0) recorded it."""
+    run_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO tokenfix.runs (run_id, command, status, tool_version, host, pid)"
+        " VALUES (%s, 'reconcile', 'completed', '0.1.0', 'old-host', 1)",
+        (run_id,),
+    )
+    return run_id
+
+
 def test_a_layout_0_schema_is_migrated_under_the_lease_and_its_old_runs_revert(
     cli: CliRunner, conn: psycopg.Connection, ledger: Ledger, drifting: uuid.UUID
 ) -> None:
     create_layout_0(conn)
-    old_run = uuid.uuid4()
     # What the first release wrote for a run that fixed `drifting` from (0, 0) to (-25, 25).
-    conn.execute(
-        "INSERT INTO tokenfix.runs (run_id, command, status, tool_version, host, pid)"
-        " VALUES (%s, 'reconcile', 'completed', '0.1.0', 'old-host', 1)",
-        (old_run,),
-    )
+    old_run = recorded_run(conn)
     conn.execute(
         "INSERT INTO tokenfix.changes (run_id, user_id, action, before_remaining, before_used,"
         " after_remaining, after_used, tool_version, host)"
@@ -137,12 +143,7 @@ def test_a_layout_1_schema_is_migrated_and_its_old_runs_revert_created_rows_too(
     schema = sql.Identifier("tokenfix")
     conn.execute(compose("audit_layout_1", schema=schema))
     conn.execute("INSERT INTO tokenfix.layout (version, tool_version) VALUES (1, '0.1.0')")
-    old_run = uuid.uuid4()
-    conn.execute(
-        "INSERT INTO tokenfix.runs (run_id, command, status, tool_version, host, pid)"
-        " VALUES (%s, 'reconcile', 'completed', '0.1.0', 'old-host', 1)",
-        (old_run,),
-    )
+    old_run = recorded_run(conn)
     # What layout 1 recorded: an update (balance columns) and a created profile (full row).
     conn.execute(
         "UPDATE user_profiles SET vibe_assistant_tokens_remaining = -25,"

@@ -88,6 +88,15 @@ def app_url(db_url: str, conn: psycopg.Connection[Any], users: tuple[uuid.UUID, 
     return as_role(db_url, APP)
 
 
+@pytest.fixture
+def owners_run(cli: CliRunner, conn: psycopg.Connection[Any], app_url: str) -> str:
+    """A run by the table owner that fixed both users, its audit trail open to the app's role,
+    so that only row-level security can stop the app's role from reverting it."""
+    run: str = cli("reconcile", "--all", "--yes", "--settle", "0", "--json").json()["run_id"]
+    grant_audit_access(conn, APP)
+    return run
+
+
 def test_diagnose_warns_first_on_stderr_naming_the_role_and_the_table(
     cli: CliRunner, app_url: str, users: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
@@ -146,12 +155,10 @@ def test_a_revert_refuses_before_the_lease_or_any_write(
     app_url: str,
     ledger: Ledger,
     users: tuple[uuid.UUID, uuid.UUID],
+    owners_run: str,
 ) -> None:
-    # The owner fixed both users; under the policy the hidden user's row would read as
-    # deleted since the run, so the app's role must not revert at all.
-    run = cli("reconcile", "--all", "--yes", "--settle", "0", "--json").json()["run_id"]
-    grant_audit_access(conn, APP)
-    result = cli("revert", run, "--yes", "-d", app_url)
+    # Under the policy the hidden user's row would read as deleted since the run.
+    result = cli("revert", owners_run, "--yes", "-d", app_url)
     assert (result.exit_code, result.stdout) == (3, "")
     assert result.stderr == REFUSED
     assert (ledger.cached(users[0]), ledger.cached(users[1])) == ((-40, 40), (-30, 30))
@@ -160,11 +167,9 @@ def test_a_revert_refuses_before_the_lease_or_any_write(
 
 
 def test_a_revert_dry_run_warns_on_stderr_and_still_reads(
-    cli: CliRunner, conn: psycopg.Connection[Any], app_url: str, users: tuple[uuid.UUID, uuid.UUID]
+    cli: CliRunner, app_url: str, owners_run: str
 ) -> None:
-    run = cli("reconcile", "--all", "--yes", "--settle", "0", "--json").json()["run_id"]
-    grant_audit_access(conn, APP)
-    result = cli("revert", run, "--dry-run", "--json", "-d", app_url)
+    result = cli("revert", owners_run, "--dry-run", "--json", "-d", app_url)
     assert result.stderr == warning(APP, "user_profiles") + "\n"
     assert result.json()["dry_run"] is True
 
