@@ -170,8 +170,28 @@ def test_a_revert_dry_run_warns_on_stderr_and_still_reads(
     cli: CliRunner, app_url: str, owners_run: str
 ) -> None:
     result = cli("revert", owners_run, "--dry-run", "--json", "-d", app_url)
-    assert result.stderr == warning(APP, "user_profiles") + "\n"
+    assert result.stderr == (
+        f"warning: row-level security applies to role {APP} on user_profiles: tokenfix sees "
+        "only the rows its policies allow, so the rows it reports as deleted or changed since "
+        f"may be false; {FIX}; see 'tokenfix doctor'\n"
+    )
     assert result.json()["dry_run"] is True
+
+
+def test_a_revert_reads_no_ledger_so_a_policy_on_the_ledger_does_not_stop_it(
+    cli: CliRunner, conn: psycopg.Connection[Any], db_url: str, ledger: Ledger
+) -> None:
+    user = ledger.profile(ledger.user(), remaining=5)
+    ledger.row(user, 40, at=HOUR_AGO)
+    ensure_role(conn, APP)
+    grant_plain_access(conn, APP)
+    conn.execute("ALTER TABLE token_usage ENABLE ROW LEVEL SECURITY")  # no policy: no rows
+    run = cli("reconcile", "--all", "--yes", "--settle", "0", "--json").json()["run_id"]
+    grant_audit_access(conn, APP)
+    result = cli("revert", run, "--yes", "-d", as_role(db_url, APP))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert ledger.cached(user) == (5, 0)
 
 
 def test_a_write_through_the_python_api_refuses_too(

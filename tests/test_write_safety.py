@@ -287,6 +287,31 @@ def test_a_role_with_update_but_no_insert_fixes_balances_and_only_create_missing
     assert ledger.cached(missing) is None
 
 
+def test_a_role_with_update_but_no_delete_reverts_updates_and_only_created_rows_need_it(
+    cli: CliRunner, db_url: str, ledger: Ledger, drifting: uuid.UUID
+) -> None:
+    missing = ledger.user()
+    ledger.row(missing, 10, at=datetime.now(UTC) - timedelta(hours=1))
+    fix = cli("reconcile", str(drifting), "--yes", "--json").json()["run_id"]
+    create = cli("reconcile", str(missing), "--yes", "--create-missing", "--json").json()["run_id"]
+    ensure_role(ledger.conn, "tokenfix_reverter", "LOGIN")
+    ledger.conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_reverter")
+    ledger.conn.execute("GRANT UPDATE ON user_profiles TO tokenfix_reverter")
+    ledger.conn.execute(
+        "GRANT USAGE ON SCHEMA tokenfix TO tokenfix_reverter;"
+        " GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tokenfix"
+        " TO tokenfix_reverter"
+    )
+    url = make_conninfo(db_url, user="tokenfix_reverter")
+    reverted = cli("revert", fix, "--yes", "-d", url)
+    assert reverted.exit_code == 0, reverted.stderr
+    assert ledger.cached(drifting) == (0, 0)
+    refused = cli("revert", create, "--yes", "-d", url)  # deleting the created row needs DELETE
+    assert refused.exit_code == 3
+    assert "permission denied for table user_profiles" in refused.stderr
+    assert ledger.cached(missing) == (-10, 10)
+
+
 def test_a_check_constraint_rejecting_a_write_names_the_user_and_rolls_back_the_batch(
     cli: CliRunner, ledger: Ledger
 ) -> None:

@@ -400,8 +400,15 @@ class BalanceModel:
         )
 
     def revert_batch(
-        self, changes: sql.Composable, referenced: sql.Composable, insertable: Sequence[str]
+        self,
+        changes: sql.Composable,
+        referenced: sql.Composable,
+        insertable: Sequence[str],
+        *,
+        undoes_creates: bool,
     ) -> sql.Composed:
+        """The revert of one batch; `undoes_creates`: it has created rows to delete or deleted
+        rows to re-create (else the statement names neither DELETE nor INSERT on the table)."""
         b = self.mapping.balance
         compared = b.compared_columns
         restore = sql.SQL(
@@ -414,6 +421,24 @@ class BalanceModel:
         bookkeeping = [
             sql.SQL("{} = ({})").format(sql.Identifier(c), e.sql) for c, e in b.bookkeeping
         ]
+        undo_creates = (
+            queries.compose(
+                "revert_batch_creates",
+                balance=self.balance_table,
+                key=self.key,
+                written=self.written_json(),
+                insert_columns=sql.SQL(", ").join(sql.Identifier(c) for c in insertable),
+                restore_columns=sql.SQL(", ").join(
+                    sql.SQL("r.{}").format(sql.Identifier(c)) for c in insertable
+                ),
+                written_columns=sql.SQL(", ").join(sql.Identifier(c) for c in compared),
+                written_from_restore=sql.SQL(", ").join(
+                    sql.SQL("r.{}").format(sql.Identifier(c)) for c in compared
+                ),
+            )
+            if undoes_creates
+            else sql.SQL(", written AS (SELECT * FROM restored)")
+        )
         return queries.compose(
             "revert_batch",
             key_type=self.key_type,
@@ -422,14 +447,7 @@ class BalanceModel:
             referenced=referenced,
             restore_assignments=sql.SQL(", ").join([restore, *bookkeeping]),
             written=self.written_json(),
-            insert_columns=sql.SQL(", ").join(sql.Identifier(c) for c in insertable),
-            restore_columns=sql.SQL(", ").join(
-                sql.SQL("r.{}").format(sql.Identifier(c)) for c in insertable
-            ),
-            written_columns=sql.SQL(", ").join(sql.Identifier(c) for c in compared),
-            written_from_restore=sql.SQL(", ").join(
-                sql.SQL("r.{}").format(sql.Identifier(c)) for c in compared
-            ),
+            undo_creates=undo_creates,
             changes=changes,
         )
 

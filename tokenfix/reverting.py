@@ -143,13 +143,15 @@ def revert(
         user=key,
     )
     if dry_run:
-        outcome.warnings = visibility.read_warnings(conn, settings, model.mapping)
+        outcome.warnings = visibility.read_warnings(
+            conn, settings, model.mapping, balance_only=True
+        )
         with rows_to_revert(conn, model, run_id, key) as written:
             _dry_run(conn, model, written, outcome)
         return outcome
     require_primary(conn)
     # A row hidden by a policy would read as deleted since the run: refuse before the lease.
-    visibility.require_every_row(conn, settings, model.mapping)
+    visibility.require_every_row(conn, settings, model.mapping, balance_only=True)
     origin = audit.Origin.here()
     new_run = uuid.uuid4()
     with WriterLease(conn, settings, command="revert", run_id=new_run, origin=origin) as lease:
@@ -175,8 +177,10 @@ def revert(
                 mapping=model.mapping,
                 reverts_run_id=run_id,
             )
-            statement = _revert_statement(conn, model)
+            statements = _revert_statements(conn, model)
             for batch in written.batches(settings.batch_size):
+                undoes_creates = any(w.action in ("insert", "delete") for w in batch)
+                statement = statements[undoes_creates]
                 for change in _revert_batch(conn, model, statement, lease, batch):
                     outcome.tally(change)
                     outcome.changes.append(change)
@@ -279,16 +283,19 @@ def _planned(batch: list[_Written]) -> dict[str, Any]:
     }
 
 
-def _revert_statement(conn: Connection, model: BalanceModel) -> sql.Composed:
-    """revert_batch with this database's foreign keys and insertable columns filled in."""
+def _revert_statements(conn: Connection, model: BalanceModel) -> dict[bool, sql.Composed]:
+    """revert_batch with this database's foreign keys and insertable columns filled in, for
+    batches of updates alone (False) and for batches that also undo creates or deletes."""
     quoted = model.mapping.balance.table.identifier.as_string(conn)
     with transaction(conn, model.settings, read_only=True):
         columns = [
             row[0] for row in conn.execute(queries.get("insertable_columns"), {"table": quoted})
         ]
-    return model.revert_batch(
-        audit.table(model.settings, "changes"), _referenced(conn, model), columns
-    )
+    changes, referenced = audit.table(model.settings, "changes"), _referenced(conn, model)
+    return {
+        creates: model.revert_batch(changes, referenced, columns, undoes_creates=creates)
+        for creates in (False, True)
+    }
 
 
 def _referenced(conn: Connection, model: BalanceModel) -> sql.Composable:

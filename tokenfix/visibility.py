@@ -43,17 +43,20 @@ class RowSecurity:
         )
 
 
-def tables(mapping: Mapping) -> list[QualifiedName]:
-    """Every table a reconcile reads: the balances, each ledger source, the prices."""
+def tables(mapping: Mapping, *, balance_only: bool = False) -> list[QualifiedName]:
+    """Every table a reconcile reads: the balances, each ledger source, the prices (a revert
+    reads the balances alone: `balance_only`)."""
+    if balance_only:
+        return [mapping.balance.table]
     names = [mapping.balance.table, *(source.table for source in mapping.ledgers)]
     if mapping.pricing is not None:
         names.append(mapping.pricing)
     return list({str(name): name for name in names}.values())
 
 
-def row_security(conn: Connection, mapping: Mapping) -> RowSecurity:
+def row_security(conn: Connection, mapping: Mapping, *, balance_only: bool = False) -> RowSecurity:
     """The one catalog query, in the caller's transaction (doctor's checks run in theirs)."""
-    names = tables(mapping)
+    names = tables(mapping, balance_only=balance_only)
     quoted = [name.identifier.as_string(conn) for name in names]
     row = conn.execute(queries.get("row_security"), {"tables": quoted}).fetchone()
     assert row is not None  # an aggregate without GROUP BY: always one row
@@ -65,9 +68,11 @@ def row_security(conn: Connection, mapping: Mapping) -> RowSecurity:
     )
 
 
-def _inspect(conn: Connection, settings: Settings, mapping: Mapping | None) -> RowSecurity:
+def _inspect(
+    conn: Connection, settings: Settings, mapping: Mapping | None, balance_only: bool
+) -> RowSecurity:
     with transaction(conn, settings, read_only=True):
-        return row_security(conn, mapping or default_mapping(settings))
+        return row_security(conn, mapping or default_mapping(settings), balance_only=balance_only)
 
 
 def _unreadable(found: RowSecurity) -> DatabaseProblem:
@@ -79,25 +84,42 @@ def _unreadable(found: RowSecurity) -> DatabaseProblem:
 
 
 def read_warnings(
-    conn: Connection, settings: Settings, mapping: Mapping | None = None
+    conn: Connection,
+    settings: Settings,
+    mapping: Mapping | None = None,
+    *,
+    balance_only: bool = False,
 ) -> list[str]:
-    """For diagnose and dry runs: the warning to show before reading ([] when every row is
-    visible). A role that cannot read at all (row_security off) is refused, exit 3."""
-    found = _inspect(conn, settings, mapping)
+    """For diagnose and dry runs (a revert's: `balance_only`): the warning to show before
+    reading ([] when every row is visible). A role that cannot read at all (row_security off)
+    is refused, exit 3."""
+    found = _inspect(conn, settings, mapping, balance_only)
     if not found.partial:
         return []
     if not found.row_security:
         raise _unreadable(found)
+    misread = (
+        "rows it reports as deleted or changed since"
+        if balance_only
+        else "missing profiles and drift it reports"
+    )
     return [
-        f"{found.finding}: tokenfix sees only the rows its policies allow, so the missing "
-        f"profiles and drift it reports may be false; {FIX}; see 'tokenfix doctor'"
+        f"{found.finding}: tokenfix sees only the rows its policies allow, so the {misread} "
+        f"may be false; {FIX}; see 'tokenfix doctor'"
     ]
 
 
-def require_every_row(conn: Connection, settings: Settings, mapping: Mapping | None = None) -> None:
-    """For every write run (reconcile, revert), before its lease, audit row or first write:
-    refuse (exit 3) unless the role sees every row of every table the run reads."""
-    found = _inspect(conn, settings, mapping)
+def require_every_row(
+    conn: Connection,
+    settings: Settings,
+    mapping: Mapping | None = None,
+    *,
+    balance_only: bool = False,
+) -> None:
+    """For every write run (reconcile; revert, which reads the balances alone:
+    `balance_only`), before its lease, audit row or first write: refuse (exit 3) unless the
+    role sees every row of every table the run reads."""
+    found = _inspect(conn, settings, mapping, balance_only)
     if not found.partial:
         return
     if not found.row_security:
