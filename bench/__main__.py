@@ -25,9 +25,9 @@ import psycopg
 
 from bench import generate, report
 from bench.measure import Measurement, Run, interleaved, repeat, run_process, timed
-from tokenfix.model import Selection
-from tokenfix.pgserver import Server, find_program, start_server
-from tokenfix.settings import Settings
+from tokenfix.config.settings import Settings
+from tokenfix.demo.pgserver import Server, find_program, start_server
+from tokenfix.ledger.model import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = Path(__file__).resolve().parent / "sql"
@@ -298,14 +298,14 @@ def _loop_per_user(url: str, sample: list[uuid.UUID], users: int) -> Measurement
 
 
 def _diagnose_in_process(url: str, sample: list[uuid.UUID]) -> Measurement:
-    from tokenfix import db
-    from tokenfix.diagnosis import diagnose
+    from tokenfix.db import session
+    from tokenfix.diagnosis.report import diagnose
 
     settings = Settings.model_validate(
         {"database_url": url, "starting_balance": generate.STARTING_BALANCE}
     )
     measurement = Measurement(name="diagnose, database time (warm connection, median of 20 users)")
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         diagnose(conn, settings, sample[0])
         for user in sample:
             measurement.runs.append(timed(partial(diagnose, conn, settings, user)))
@@ -316,14 +316,14 @@ def _causes_in_process(url: str, times: int) -> Measurement:
     """The cause codes of the drifting users (SPEC §12), as a dry run computes them: the
     plan's candidates, a batch at a time (planning.causes), on a warm connection. What the
     dry run pays for them; the rest of the dry run is the tool's time minus this."""
-    from tokenfix import db
-    from tokenfix.model import load
-    from tokenfix.planning import CAUSE_BATCH, Request, causes, plan
+    from tokenfix.db import session
+    from tokenfix.ledger.model import load
+    from tokenfix.reconciliation.plan import CAUSE_BATCH, Request, causes, plan
 
     settings = Settings.model_validate(
         {"database_url": url, "starting_balance": generate.STARTING_BALANCE}
     )
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         model = load(conn, settings)
         the_plan = plan(conn, model, Request(selection=Selection()))
         candidates = list(the_plan.candidates)

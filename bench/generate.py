@@ -9,12 +9,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tokenfix.mapping_file import load_file
-from tokenfix.model import Selection
-from tokenfix.model import load as load_model
-from tokenfix.resources import sql_file
-from tokenfix.sample import set_caches_from_ledger
-from tokenfix.settings import Settings
+from tokenfix.base.resources import sql_file
+from tokenfix.config.settings import Settings
+from tokenfix.demo.sample import set_caches_from_ledger
+from tokenfix.ledger.model import Selection
+from tokenfix.ledger.model import load as load_model
+from tokenfix.mapping.file import load_file
 
 HERE = Path(__file__).resolve().parent
 STARTING_BALANCE = 1000

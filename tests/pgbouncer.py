@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tokenfix.pgserver import free_port, unprivileged_prefix
+from tokenfix.demo.pgserver import free_port, unprivileged_prefix
 
 INSTALL_HINT = "PgBouncer is not installed: 'apt-get install pgbouncer' (.ci/run does this)"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tokenfix.pgserver import find_program
+from tokenfix.demo.pgserver import find_program
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -54,7 +54,7 @@ def commands(readme: str) -> list[Command]:
 
 
 def variables() -> dict[str, str]:
-    from tokenfix.sample import telling_users
+    from tokenfix.demo.sample import telling_users
 
     telling = telling_users()
     return {
@@ -71,8 +71,8 @@ def demo_database(admin_url: str) -> str:
 
 
 def environment(url: str) -> dict[str, str]:
-    from tokenfix.pgserver import find_program
-    from tokenfix.sample import STARTING_BALANCE
+    from tokenfix.demo.pgserver import find_program
+    from tokenfix.demo.sample import STARTING_BALANCE
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENFIX_")}
     psql = find_program("psql")
@@ -173,7 +173,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def normalize(text: str, sample_users: set[str]) -> str:
     """Mask what differs between two honest runs: run ids, 'now', host, server version, widths."""
-    from tokenfix.sample import BASE
+    from tokenfix.demo.sample import BASE
 
     def when(match: re.Match[str]) -> str:
         return "<now>" if match.group(0)[:10] >= BASE.date().isoformat() else match.group(0)
@@ -205,7 +205,7 @@ def check(admin_url: str) -> list[str]:
 
 
 def main() -> int:
-    from tokenfix.pgserver import start_server
+    from tokenfix.demo.pgserver import start_server
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["commands", "check", "update"])

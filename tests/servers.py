@@ -1,6 +1,6 @@
 """Test-only server machinery: TLS servers with a self-signed certificate, hot standbys.
 
-The shipped package keeps what `tokenfix demo` needs (tokenfix.pgserver); these build on it.
+The shipped package keeps what `tokenfix demo` needs (tokenfix.demo.pgserver); these build on it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from tokenfix.pgserver import (
+from tokenfix.demo.pgserver import (
     THROWAWAY_SERVER_OPTIONS,
     LocalCluster,
     NoServerAvailable,

@@ -12,7 +12,7 @@ from psycopg import sql
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.supabase import make_supabase_like
-from tokenfix import audit
+from tokenfix.audit import trail
 from tokenfix.queries import compose
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
@@ -56,7 +56,7 @@ def test_a_new_audit_schema_is_closed_to_the_api_roles_and_records_its_layout(
     for role in ("anon", "authenticated", "public"):
         for table in ("runs", "changes", "lease", "layout"):
             assert not privilege(conn, role, f"tokenfix.{table}"), (role, table)
-    assert conn.execute("SELECT max(version) FROM tokenfix.layout").fetchone() == (audit.LAYOUT,)
+    assert conn.execute("SELECT max(version) FROM tokenfix.layout").fetchone() == (trail.LAYOUT,)
 
 
 def test_an_empty_schema_an_admin_made_is_used_and_its_grants_left_alone(
@@ -111,7 +111,7 @@ def test_a_layout_0_schema_is_migrated_under_the_lease_and_its_old_runs_revert(
     ledger.row(other, 5, at=HOUR_AGO)
     assert cli("reconcile", "--all", "--yes").exit_code == 0  # writes, migrating first
     layouts = conn.execute("SELECT version FROM tokenfix.layout ORDER BY 1").fetchall()
-    assert layouts == [(n,) for n in range(1, audit.LAYOUT + 1)]
+    assert layouts == [(n,) for n in range(1, trail.LAYOUT + 1)]
     history = cli("history", "--json").json()["runs"]
     assert [r["run_id"] for r in history][-1] == str(old_run)
     assert cli("revert", str(old_run), "--yes").exit_code == 0
@@ -125,13 +125,13 @@ def test_a_newer_layout_than_the_tools_refuses_writes_but_history_reads(
     assert cli("reconcile", "--all", "--yes").exit_code == 0
     conn.execute(
         "INSERT INTO tokenfix.layout (version, tool_version) VALUES (%s, '9.0')",
-        (audit.LAYOUT + 1,),
+        (trail.LAYOUT + 1,),
     )
     ledger.conn.execute("UPDATE user_profiles SET vibe_assistant_tokens_remaining = 7")
     result = cli("reconcile", "--all", "--yes")
     assert result.exit_code == 3
-    assert f"layout {audit.LAYOUT + 1}" in result.stderr
-    assert f"layout {audit.LAYOUT})" in result.stderr
+    assert f"layout {trail.LAYOUT + 1}" in result.stderr
+    assert f"layout {trail.LAYOUT})" in result.stderr
     assert ledger.cached(drifting) == (7, 25)
     assert cli("history").exit_code == 0
 
@@ -168,7 +168,7 @@ def test_a_layout_1_schema_is_migrated_and_its_old_runs_revert_created_rows_too(
     ledger.row(other, 9, at=HOUR_AGO)
     assert cli("reconcile", "--all", "--yes").exit_code == 0  # migrates 1 -> LAYOUT, writes
     layouts = conn.execute("SELECT version FROM tokenfix.layout ORDER BY 1").fetchall()
-    assert layouts == [(n,) for n in range(1, audit.LAYOUT + 1)]
+    assert layouts == [(n,) for n in range(1, trail.LAYOUT + 1)]
     result = cli("revert", str(old_run), "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     assert (result.json()["rows_restored"], result.json()["profiles_deleted"]) == (1, 1)

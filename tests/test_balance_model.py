@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from tests.builders import BASE_TIME, Ledger
-from tokenfix.diagnosis import Diagnosis, diagnose
-from tokenfix.settings import Settings
+from tokenfix.config.settings import Settings
+from tokenfix.diagnosis.report import Diagnosis, diagnose
 
 
 def check(conn: psycopg.Connection, settings: Settings, user: uuid.UUID) -> Diagnosis:

@@ -13,7 +13,7 @@ import psycopg
 from bench.__main__ import main
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
-from tokenfix.pgserver import Server
+from tokenfix.demo.pgserver import Server
 
 
 def test_the_benchmark_runs_and_reports_every_target(pg_server: Server, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.clirunner import CliRunner
-from tokenfix.settings import Settings
+from tokenfix.config.settings import Settings
 
 # No test database: config connects to nothing.
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.clirunner import CliRunner
-from tokenfix.sample import STARTING_BALANCE, build_sample, telling_users
+from tokenfix.demo.sample import STARTING_BALANCE, build_sample, telling_users
 
 # Run ids (and user ids: the samples share theirs) and times are masked alike on both sides.
 RUN_IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -11,10 +11,10 @@ import tempfile
 import psycopg
 import pytest
 
-from tokenfix.diagnosis import diagnose
-from tokenfix.model import Selection
-from tokenfix.reconciliation import Request, reconcile
-from tokenfix.sample import STARTING_BALANCE, build_sample, sample_settings, telling_users
+from tokenfix.demo.sample import STARTING_BALANCE, build_sample, sample_settings, telling_users
+from tokenfix.diagnosis.report import diagnose
+from tokenfix.ledger.model import Selection
+from tokenfix.reconciliation.run import Request, reconcile
 
 
 def tokenfix(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

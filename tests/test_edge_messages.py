@@ -13,7 +13,7 @@ from psycopg import errors as pg_errors
 
 from tests.builders import Ledger
 from tests.clirunner import CliRunner, Result
-from tokenfix.errors import from_database_error
+from tokenfix.base.errors import from_database_error
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests import reference
 from tests.builders import BASE_TIME
-from tokenfix.diagnosis import diagnose
-from tokenfix.settings import Settings
+from tokenfix.config.settings import Settings
+from tokenfix.diagnosis.report import diagnose
 
 minutes = st.integers(min_value=0, max_value=60)
 models = st.sampled_from([None, "gpt-4", "claude"])

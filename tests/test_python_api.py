@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tokenfix
 from tests.builders import Ledger
-from tokenfix.records import Change
+from tokenfix.base.records import Change
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_STACK = ("rich", "typer", "click")

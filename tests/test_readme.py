@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import readme
-from tokenfix.pgserver import Server, start_server
+from tokenfix.demo.pgserver import Server, start_server
 
 
 @pytest.fixture(scope="module")

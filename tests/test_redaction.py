@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.clirunner import CliRunner
-from tokenfix.redact import redact, scrub
+from tokenfix.config.redact import redact, scrub
 
 # (connection string, the secret pieces that must never be shown)
 MALFORMED = [

@@ -11,9 +11,9 @@ import pytest
 
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
-from tokenfix.db import describe_target, redact
-from tokenfix.errors import BadInput
-from tokenfix.settings import Origin, load_settings
+from tokenfix.base.errors import BadInput
+from tokenfix.config.settings import Origin, load_settings
+from tokenfix.db.session import describe_target, redact
 
 
 @pytest.fixture

@@ -223,7 +223,7 @@ def test_a_signal_during_revert_marks_it_interrupted(
 # A finalizer that is running when the signal comes: the handler's exception cannot leave it.
 IN_A_FINALIZER = """
 import sys, time
-from tokenfix import signals
+from tokenfix.base import signals
 signals.install()
 class Slow:
     def __del__(self):

@@ -10,8 +10,8 @@ import pytest
 
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
-from tokenfix.pgserver import find_program
-from tokenfix.resources import SQL_FILES
+from tokenfix.base.resources import SQL_FILES
+from tokenfix.demo.pgserver import find_program
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ import pytest
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tokenfix import __version__
-from tokenfix.pgserver import INSTALL_HINT
+from tokenfix.demo.pgserver import INSTALL_HINT
 
 ROOT = Path(__file__).resolve().parent.parent
 # What `tokenfix ARGS` loaded by the time it exited, printed on stderr as JSON.
@@ -113,7 +113,7 @@ def test_the_embedded_route_lets_no_third_party_warning_through() -> None:
     env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
     done = subprocess.run(
         [sys.executable, "-W", "default", "-c",
-         "from tokenfix.pgserver import find_embedded_bindir; print(find_embedded_bindir())"],
+         "from tokenfix.demo.pgserver import find_embedded_bindir; print(find_embedded_bindir())"],
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert done.returncode == 0

@@ -23,7 +23,7 @@ from tests.clirunner import CliRunner
 from tests.gate import GATE, backend_at_the_gate, closed_gate, install_gate
 from tests.processes import finish, run_waiting_on, start, wait_until
 from tests.servers import server_binaries
-from tokenfix.pgserver import LocalCluster, Server
+from tokenfix.demo.pgserver import LocalCluster, Server
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
@@ -174,14 +174,14 @@ def test_a_killed_run_is_shown_as_abandoned_once_its_lease_lapses(
 def test_every_transaction_sets_the_idle_timeout_and_the_connection_keepalives(
     db_url: str,
 ) -> None:
-    from tokenfix import db
-    from tokenfix.settings import Settings
+    from tokenfix.config.settings import Settings
+    from tokenfix.db import session
 
     settings = Settings(database_url=db_url, idle_timeout="7s")
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         assert conn.info.get_parameters()["keepalives"] == "1"
         for read_only in (True, False):
-            with db.transaction(conn, settings, read_only=read_only):
+            with session.transaction(conn, settings, read_only=read_only):
                 row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
                 assert row == ("7s",)
         assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone() == ("0",)

@@ -21,7 +21,7 @@ from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.processes import wait_until
 from tests.servers import ExtraCluster, server_binaries
-from tokenfix.pgserver import Server
+from tokenfix.demo.pgserver import Server
 
 SCHEMA = Path(__file__).resolve().parent.parent / "sql" / "schema.sql"
 

@@ -19,7 +19,7 @@ from tests.clirunner import CliRunner
 from tests.processes import wait_until
 from tests.servers import ExtraCluster, server_binaries, supports_tls
 from tests.supabase import create_api_roles, make_supabase_like
-from tokenfix.pgserver import Server
+from tokenfix.demo.pgserver import Server
 
 SCHEMA = "sql/schema.sql"
 

@@ -17,8 +17,8 @@ import pytest
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 from tests.supabase import attack, lock_down_ledger, make_supabase_like, mint_grant
+from tokenfix.config.settings import Settings
 from tokenfix.health.mint import MintRisk, ledger_mint_risks, mint_warning
-from tokenfix.settings import Settings
 
 CHARGE_ONLY = (
     "CREATE POLICY own_charges_insert ON token_usage FOR INSERT TO authenticated"

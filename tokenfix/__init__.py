@@ -20,110 +20,65 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from tokenfix.base.version import __version__
 
 _EXPORTS = {
     # settings, connections, the mapping
-    "Settings": "tokenfix.settings",
-    "load_settings": "tokenfix.settings",
-    "Connection": "tokenfix.db",
-    "connect": "tokenfix.db",
-    "transaction": "tokenfix.db",
-    "Mapping": "tokenfix.mapping",
-    "default_mapping": "tokenfix.mapping",
-    "load_mapping": "tokenfix.mapping_file",
+    "Settings": "tokenfix.config.settings",
+    "load_settings": "tokenfix.config.settings",
+    "Connection": "tokenfix.db.session",
+    "connect": "tokenfix.db.session",
+    "transaction": "tokenfix.db.session",
+    "Mapping": "tokenfix.mapping.types",
+    "default_mapping": "tokenfix.mapping.types",
+    "load_mapping": "tokenfix.mapping.file",
     # diagnose
-    "diagnose": "tokenfix.diagnosis",
-    "Diagnosis": "tokenfix.diagnosis",
+    "diagnose": "tokenfix.diagnosis.report",
+    "Diagnosis": "tokenfix.diagnosis.report",
     # reconcile: plan, dry run, write
-    "reconcile": "tokenfix.reconciliation",
-    "plan": "tokenfix.reconciliation",
-    "Request": "tokenfix.planning",
-    "Plan": "tokenfix.planning",
-    "Outcome": "tokenfix.planning",
-    "Selection": "tokenfix.model",
+    "reconcile": "tokenfix.reconciliation.run",
+    "plan": "tokenfix.reconciliation.run",
+    "Request": "tokenfix.reconciliation.plan",
+    "Plan": "tokenfix.reconciliation.plan",
+    "Outcome": "tokenfix.reconciliation.plan",
+    "Selection": "tokenfix.ledger.model",
     # history and revert
-    "history": "tokenfix.audit",
-    "RunSummary": "tokenfix.audit",
-    "owner_history": "tokenfix.lookups",
-    "OwnerHistory": "tokenfix.lookups",
-    "run_history": "tokenfix.lookups",
-    "RunHistory": "tokenfix.lookups",
-    "revert": "tokenfix.reverting",
-    "RevertOutcome": "tokenfix.reverting",
+    "history": "tokenfix.audit.trail",
+    "RunSummary": "tokenfix.audit.trail",
+    "owner_history": "tokenfix.audit.history",
+    "OwnerHistory": "tokenfix.audit.history",
+    "run_history": "tokenfix.audit.history",
+    "RunHistory": "tokenfix.audit.history",
+    "revert": "tokenfix.audit.revert",
+    "RevertOutcome": "tokenfix.audit.revert",
     # doctor
-    "doctor": "tokenfix.health.doctor",
-    "Report": "tokenfix.health.doctor",
-    "Check": "tokenfix.health.doctor",
+    "doctor": "tokenfix.health.run",
+    "Report": "tokenfix.health.run",
+    "Check": "tokenfix.health.run",
     # the records
-    "Amount": "tokenfix.records",
-    "Pair": "tokenfix.records",
-    "Candidate": "tokenfix.records",
-    "Change": "tokenfix.records",
-    "Counts": "tokenfix.records",
-    "RevertChange": "tokenfix.records",
-    "AuditedChange": "tokenfix.records",
+    "Amount": "tokenfix.base.records",
+    "Pair": "tokenfix.base.records",
+    "Candidate": "tokenfix.base.records",
+    "Change": "tokenfix.base.records",
+    "Counts": "tokenfix.base.records",
+    "RevertChange": "tokenfix.base.records",
+    "AuditedChange": "tokenfix.base.records",
     # errors and exit codes
-    "TokenfixError": "tokenfix.errors",
-    "BadInput": "tokenfix.errors",
-    "DatabaseProblem": "tokenfix.errors",
-    "MissingObject": "tokenfix.errors",
-    "LockHeld": "tokenfix.errors",
-    "LeaseLost": "tokenfix.errors",
-    "Declined": "tokenfix.errors",
-    "exit_code_for": "tokenfix.errors",
-    "Interrupted": "tokenfix.signals",
-    "ExitCode": "tokenfix.exitcodes",
+    "TokenfixError": "tokenfix.base.errors",
+    "BadInput": "tokenfix.base.errors",
+    "DatabaseProblem": "tokenfix.base.errors",
+    "MissingObject": "tokenfix.base.errors",
+    "LockHeld": "tokenfix.base.errors",
+    "LeaseLost": "tokenfix.base.errors",
+    "Declined": "tokenfix.base.errors",
+    "exit_code_for": "tokenfix.base.errors",
+    "Interrupted": "tokenfix.base.signals",
+    "ExitCode": "tokenfix.base.exitcodes",
 }
 _RENAMED = {"load_mapping": "load_file", "doctor": "run_doctor"}
 
-__all__ = [
-    "Amount",
-    "AuditedChange",
-    "BadInput",
-    "Candidate",
-    "Change",
-    "Check",
-    "Connection",
-    "Counts",
-    "DatabaseProblem",
-    "Declined",
-    "Diagnosis",
-    "ExitCode",
-    "Interrupted",
-    "LeaseLost",
-    "LockHeld",
-    "Mapping",
-    "MissingObject",
-    "Outcome",
-    "OwnerHistory",
-    "Pair",
-    "Plan",
-    "Report",
-    "Request",
-    "RevertChange",
-    "RevertOutcome",
-    "RunHistory",
-    "RunSummary",
-    "Selection",
-    "Settings",
-    "TokenfixError",
-    "__version__",
-    "connect",
-    "default_mapping",
-    "diagnose",
-    "doctor",
-    "exit_code_for",
-    "history",
-    "load_mapping",
-    "load_settings",
-    "owner_history",
-    "plan",
-    "reconcile",
-    "revert",
-    "run_history",
-    "transaction",
-]
+# The public names: the keys above, written once.
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
@@ -139,10 +94,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from tokenfix.audit import RunSummary, history
-    from tokenfix.db import Connection, connect, transaction
-    from tokenfix.diagnosis import Diagnosis, diagnose
-    from tokenfix.errors import (
+    from tokenfix.audit.history import OwnerHistory, RunHistory, owner_history, run_history
+    from tokenfix.audit.revert import RevertOutcome, revert
+    from tokenfix.audit.trail import RunSummary, history
+    from tokenfix.base.errors import (
         BadInput,
         DatabaseProblem,
         Declined,
@@ -152,16 +107,8 @@ if TYPE_CHECKING:
         TokenfixError,
         exit_code_for,
     )
-    from tokenfix.exitcodes import ExitCode
-    from tokenfix.health.doctor import Check, Report
-    from tokenfix.health.doctor import run_doctor as doctor
-    from tokenfix.lookups import OwnerHistory, RunHistory, owner_history, run_history
-    from tokenfix.mapping import Mapping, default_mapping
-    from tokenfix.mapping_file import load_file as load_mapping
-    from tokenfix.model import Selection
-    from tokenfix.planning import Outcome, Plan, Request
-    from tokenfix.reconciliation import plan, reconcile
-    from tokenfix.records import (
+    from tokenfix.base.exitcodes import ExitCode
+    from tokenfix.base.records import (
         Amount,
         AuditedChange,
         Candidate,
@@ -170,6 +117,14 @@ if TYPE_CHECKING:
         Pair,
         RevertChange,
     )
-    from tokenfix.reverting import RevertOutcome, revert
-    from tokenfix.settings import Settings, load_settings
-    from tokenfix.signals import Interrupted
+    from tokenfix.base.signals import Interrupted
+    from tokenfix.config.settings import Settings, load_settings
+    from tokenfix.db.session import Connection, connect, transaction
+    from tokenfix.diagnosis.report import Diagnosis, diagnose
+    from tokenfix.health.run import Check, Report
+    from tokenfix.health.run import run_doctor as doctor
+    from tokenfix.ledger.model import Selection
+    from tokenfix.mapping.file import load_file as load_mapping
+    from tokenfix.mapping.types import Mapping, default_mapping
+    from tokenfix.reconciliation.plan import Outcome, Plan, Request
+    from tokenfix.reconciliation.run import plan, reconcile

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from tokenfix import signals
+from tokenfix.base import signals
 
 
 def main() -> None:  # never returns (sys.exit); no typing import on the way to the handlers

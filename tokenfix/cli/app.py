@@ -14,9 +14,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from tokenfix import __version__
+from tokenfix.base.exitcodes import ExitCode
+from tokenfix.base.signals import Interrupted
 from tokenfix.cli import envelope
-from tokenfix.exitcodes import ExitCode
-from tokenfix.signals import Interrupted
 
 app = typer.Typer(
     name="tokenfix",
@@ -153,7 +153,7 @@ def _usage_error(exc: BaseException) -> int:
 def _failure(exc: Exception) -> int:
     import psycopg
 
-    from tokenfix.errors import TokenfixError, exit_code_for, from_database_error
+    from tokenfix.base.errors import TokenfixError, exit_code_for, from_database_error
 
     shown: Exception = from_database_error(exc) if isinstance(exc, psycopg.Error) else exc
     if _state["debug"]:

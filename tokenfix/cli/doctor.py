@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug, error_line
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -18,7 +19,6 @@ from tokenfix.cli.options import (
     examples,
     inputs,
 )
-from tokenfix.exitcodes import ExitCode
 
 EXIT_FOR = {"ok": ExitCode.OK, "warn": ExitCode.ATTENTION, "fail": ExitCode.ENVIRONMENT}
 
@@ -55,7 +55,7 @@ def doctor(
     is ok, 1 with warnings only, 3 when a check failed.
     """
     enable_debug(debug)
-    from tokenfix.health.doctor import run_doctor
+    from tokenfix.health.run import run_doctor
 
     settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
     report = run_doctor(settings, probe=probe, mapping=the_mapping)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenfix import __version__
+
+if TYPE_CHECKING:
+    from tokenfix.config.settings import Settings
 
 _run: dict[str, Any] = {"started": time.monotonic(), "target": None, "mode": None}
 
@@ -35,10 +38,10 @@ def mode() -> str | None:
     return _run["mode"]  # type: ignore[no-any-return]
 
 
-def remember_target(settings: Any) -> None:
+def remember_target(settings: Settings) -> None:
     """The database the command talks to, once its settings are known."""
-    from tokenfix.db import describe_target, target
-    from tokenfix.errors import BadInput
+    from tokenfix.base.errors import BadInput
+    from tokenfix.db.session import describe_target, target
 
     try:
         # The URL, or libpq's PG* variables and service file when no URL is given.

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from tokenfix.base.errors import BadInput
+from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -19,8 +21,6 @@ from tokenfix.cli.options import (
     load,
     note_line,
 )
-from tokenfix.errors import BadInput
-from tokenfix.exitcodes import ExitCode
 
 
 @app.command(
@@ -42,7 +42,7 @@ def mapping_command(
     settings), with comments saying where it came from. Needs no database.
     """
     enable_debug(debug)
-    from tokenfix.mapping_file import to_toml
+    from tokenfix.mapping.file import to_toml
 
     settings, the_mapping, _ = inputs(mapping, env_file=env_file)
     sys.stdout.write(to_toml(the_mapping, settings))
@@ -77,13 +77,13 @@ def init(
     Exit 0 with a draft, 1 when no plausible balance table exists, 2 if --output exists.
     """
     enable_debug(debug)
-    from tokenfix import db
-    from tokenfix.drafting import draft
+    from tokenfix.db import session
+    from tokenfix.mapping.draft import draft
 
     if output is not None and output.exists() and not force:
         raise BadInput(f"{output} exists; pass --force to overwrite it")
     settings = load(env_file=env_file, database_url=database_url)
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         found = draft(conn, settings)
     if found is None:
         sys.stderr.write(

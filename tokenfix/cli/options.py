@@ -5,9 +5,14 @@ from __future__ import annotations
 import select
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from tokenfix.base.records import Amount
+    from tokenfix.config.settings import Settings
+    from tokenfix.mapping.types import Mapping
 
 DatabaseUrlOption = Annotated[
     str | None,
@@ -65,7 +70,7 @@ def stdin_is_interactive() -> bool:
 
 def ask(question: str, *, timeout: float) -> bool:
     """A yes/no question on the terminal; no answer within `timeout` seconds is a no."""
-    from tokenfix.errors import Declined
+    from tokenfix.base.errors import Declined
 
     sys.stderr.write(f"{question} [y/N]: ")
     sys.stderr.flush()
@@ -76,10 +81,10 @@ def ask(question: str, *, timeout: float) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def load(env_file: list[Path] | None = None, **flags: Any) -> Any:
+def load(env_file: list[Path] | None = None, **flags: Any) -> Settings:
     """Settings from the flags, the environment and the env files (./.env by default)."""
     from tokenfix.cli.envelope import remember_target
-    from tokenfix.settings import load_settings
+    from tokenfix.config.settings import load_settings
 
     settings = load_settings(env_files=env_file, given_as="flag", **flags)
     remember_target(settings)
@@ -96,12 +101,14 @@ def warning_line(message: str) -> None:
     sys.stderr.flush()
 
 
-def inputs(mapping: Path | None, starting_balance: str | None = None, **flags: Any) -> Any:
+def inputs(
+    mapping: Path | None, starting_balance: str | None = None, **flags: Any
+) -> tuple[Settings, Mapping, Amount | None]:
     """Settings, the mapping in effect and the --starting-balance override, from the flags."""
-    from tokenfix.db import connection_note
-    from tokenfix.errors import BadInput
-    from tokenfix.mapping_choice import resolve
-    from tokenfix.settings import exact_amount
+    from tokenfix.base.errors import BadInput
+    from tokenfix.config.settings import exact_amount
+    from tokenfix.db.session import connection_note
+    from tokenfix.mapping.choice import resolve
 
     settings = load(**flags)
     note = connection_note(settings)

@@ -7,10 +7,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tokenfix.base.errors import BadInput
+from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -26,8 +28,10 @@ from tokenfix.cli.options import (
     stdin_is_interactive,
     warning_line,
 )
-from tokenfix.errors import BadInput
-from tokenfix.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from tokenfix.reconciliation.exit_policy import ExitPolicy
+    from tokenfix.reconciliation.plan import Outcome, Plan
 
 
 class OutputFormat(StrEnum):
@@ -194,8 +198,8 @@ def reconcile(
     another run holding the write lock).
     """
     enable_debug(debug)
-    from tokenfix.policy import ExitPolicy
-    from tokenfix.settings import exact_amount
+    from tokenfix.config.settings import exact_amount
+    from tokenfix.reconciliation.exit_policy import ExitPolicy
 
     # From here on every way the run ends, bad input included, is in the metrics (SPEC §12).
     metrics = _Metrics(metrics_file)
@@ -249,13 +253,13 @@ class _Args:
     env_file: list[Path] | None
 
 
-def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
-    from tokenfix import db
-    from tokenfix.durations import parse_duration, parse_since
-    from tokenfix.keys import BadKey
-    from tokenfix.model import Selection
-    from tokenfix.reconciliation import Request
-    from tokenfix.reconciliation import reconcile as run_reconcile
+def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
+    from tokenfix.config.durations import parse_duration, parse_since
+    from tokenfix.db import session
+    from tokenfix.ledger.keys import BadKey
+    from tokenfix.ledger.model import Selection
+    from tokenfix.reconciliation.run import Request
+    from tokenfix.reconciliation.run import reconcile as run_reconcile
 
     settings, the_mapping, starting = inputs(
         args.mapping,
@@ -284,7 +288,7 @@ def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
         quiet=args.quiet or args.fmt is OutputFormat.jsonl,
         dry_run=args.dry_run,
     )
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         try:
             outcome = run_reconcile(
                 conn,
@@ -326,9 +330,9 @@ class _Metrics:
         self.path = path
         self.started = time.monotonic()
 
-    def done(self, code: int, outcome: Any) -> None:
+    def done(self, code: int, outcome: Outcome | None) -> None:
         if self.path is not None:
-            from tokenfix import metrics
+            from tokenfix.render import metrics
 
             duration = time.monotonic() - self.started
             metrics.write(self.path, exit_code=code, duration_s=duration, outcome=outcome)
@@ -337,15 +341,15 @@ class _Metrics:
     def failed(self, exc: BaseException) -> None:
         if self.path is None:
             return
-        from tokenfix import metrics
-        from tokenfix.errors import exit_code_for
+        from tokenfix.base.errors import exit_code_for
+        from tokenfix.render import metrics
 
         code = int(exc.exit_code) if isinstance(exc, typer.Exit) else exit_code_for(exc)
         duration = time.monotonic() - self.started
         metrics.write(self.path, exit_code=code, duration_s=duration)
 
 
-def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
+def _print(outcome: Outcome, fmt: OutputFormat, quiet: bool) -> None:
     # rich only for people: cron's JSON and CSV paths never load it.
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
         from tokenfix.cli.envelope import envelope
@@ -394,7 +398,7 @@ class _Feedback:
         if not self.quiet:
             warning_line(warning)
 
-    def planned(self, plan: Any) -> None:
+    def planned(self, plan: Plan) -> None:
         if self.status is not None:
             self.status.stop()
         if not self.quiet:
@@ -425,10 +429,10 @@ class _Feedback:
         if self.progress is not None:
             self.progress.stop()
 
-    def confirm(self, plan: Any, planned: int) -> bool:
-        from tokenfix.db import database_url, describe_target
+    def confirm(self, plan: Plan, planned: int) -> bool:
+        from tokenfix.base.words import plural
+        from tokenfix.db.session import database_url, describe_target
         from tokenfix.render.console import make_consoles
-        from tokenfix.words import plural
 
         self.err = self.err or make_consoles()[1]
         if self.progress is not None:

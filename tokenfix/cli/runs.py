@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tokenfix.base.errors import BadInput
+from tokenfix.base.exitcodes import ExitCode
+from tokenfix.base.words import plural
 from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -22,15 +25,12 @@ from tokenfix.cli.options import (
     stdin_is_interactive,
     warning_line,
 )
-from tokenfix.errors import BadInput
-from tokenfix.exitcodes import ExitCode
-from tokenfix.words import plural
 
 if TYPE_CHECKING:
     import uuid
 
-    from tokenfix.mapping import Mapping
-    from tokenfix.settings import Settings
+    from tokenfix.config.settings import Settings
+    from tokenfix.mapping.types import Mapping
 
 UserOption = Annotated[
     str | None,
@@ -86,11 +86,11 @@ def history(
     malformed key or run id, or an unknown run.
     """
     enable_debug(debug)
-    from tokenfix import db
+    from tokenfix.db import session
 
     target = None
     if run_id is not None:
-        from tokenfix.reverting import parse_run_id
+        from tokenfix.audit.revert import parse_run_id
 
         target = parse_run_id(run_id)
     settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
@@ -99,10 +99,10 @@ def history(
     elif user is not None:
         _owner_history(settings, the_mapping, user, limit, json_output, quiet)
     else:
-        from tokenfix import audit
+        from tokenfix.audit import trail
 
-        with db.connect(settings) as conn:
-            runs = audit.history(conn, settings, limit or 20)
+        with session.connect(settings) as conn:
+            runs = trail.history(conn, settings, limit or 20)
         if json_output:
             from tokenfix.cli.envelope import envelope
             from tokenfix.render import json
@@ -124,10 +124,10 @@ def _owner_history(
     json_output: bool,
     quiet: bool,
 ) -> None:
-    from tokenfix import db
-    from tokenfix.lookups import owner_history
+    from tokenfix.audit.history import owner_history
+    from tokenfix.db import session
 
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         found = owner_history(conn, settings, user, mapping=the_mapping, limit=limit)
     if found.elsewhere and not quiet:
         shown = ", ".join(f"{table} ({count})" for table, count in found.elsewhere.items())
@@ -156,10 +156,10 @@ def _run_history(
     json_output: bool,
     quiet: bool,
 ) -> None:
-    from tokenfix import db
-    from tokenfix.lookups import run_history
+    from tokenfix.audit.history import run_history
+    from tokenfix.db import session
 
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         found = run_history(conn, settings, run_id, user=user, mapping=the_mapping, limit=limit)
     try:
         if json_output:
@@ -213,9 +213,9 @@ def revert(
     be) left alone, 2 for an unknown run, 3 for database trouble.
     """
     enable_debug(debug)
-    from tokenfix import db
-    from tokenfix.reverting import parse_run_id
-    from tokenfix.reverting import revert as run_revert
+    from tokenfix.audit.revert import parse_run_id
+    from tokenfix.audit.revert import revert as run_revert
+    from tokenfix.db import session
 
     target = parse_run_id(run_id)
     if not dry_run and not yes and not stdin_is_interactive():
@@ -230,7 +230,7 @@ def revert(
         sys.stderr.write(f"Run {target} wrote {plural(rows, 'row')}{whose}.\n")
         return ask("Put back the values it replaced?", timeout=settings.prompt_timeout)
 
-    with db.connect(settings) as conn:
+    with session.connect(settings) as conn:
         outcome = run_revert(
             conn,
             settings,

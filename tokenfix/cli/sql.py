@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import DebugOption, examples
-from tokenfix.exitcodes import ExitCode
 
 
 @app.command(
@@ -39,8 +39,8 @@ def sql(
     piped to `psql -f -`. Unknown NAME: exit 2.
     """
     enable_debug(debug)
-    from tokenfix.errors import BadInput
-    from tokenfix.resources import SQL_FILES, find_sql, standalone_text
+    from tokenfix.base.errors import BadInput
+    from tokenfix.base.resources import SQL_FILES, find_sql, standalone_text
 
     if name is None:
         width = max(len(item.name) for item in SQL_FILES)

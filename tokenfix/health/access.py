@@ -11,10 +11,11 @@ from typing import Any
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from tokenfix import audit, queries
-from tokenfix.health.checks import Check, Context, fail, ok, warn
-from tokenfix.settings import QualifiedName
-from tokenfix.visibility import row_security
+from tokenfix import queries
+from tokenfix.audit import trail
+from tokenfix.base.identifiers import QualifiedName
+from tokenfix.health.report import Check, Context, fail, ok, warn
+from tokenfix.ledger.visibility import row_security
 
 
 def _access(context: Context, table: QualifiedName) -> dict[str, Any] | None:
@@ -91,7 +92,7 @@ def privileges(context: Context) -> list[Check]:
 def _audit_access(context: Context) -> tuple[list[str], list[str]]:
     s = context.settings
     schema = sql.Identifier(s.audit_schema)
-    tables = [audit.table(s, name).as_string(context.conn) for name in ("runs", "changes", "lease")]
+    tables = [trail.table(s, name).as_string(context.conn) for name in ("runs", "changes", "lease")]
     row = context.conn.execute(
         queries.get("doctor_audit_access"),
         {"schema": schema.as_string(context.conn), "tables": tables},

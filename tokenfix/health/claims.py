@@ -4,8 +4,8 @@ policy that reads it lets every user grant themselves whatever it checks for."""
 
 from __future__ import annotations
 
-from tokenfix.health.checks import Check, Context, fail, ok
 from tokenfix.health.grants import policies
+from tokenfix.health.report import Check, Context, fail, ok
 from tokenfix.health.roles import api_roles, supabase_shaped
 from tokenfix.health.target import trust_target
 

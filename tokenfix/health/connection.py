@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tokenfix import queries
-from tokenfix.health.checks import Check, Context, Tables, ok, warn
+from tokenfix.health.report import Check, Context, Tables, ok, warn
 
 
 def connection(context: Context) -> list[Check]:

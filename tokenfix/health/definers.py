@@ -12,11 +12,11 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tokenfix import queries
-from tokenfix.health.checks import Check, Context, ok, warn
+from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.grants import PUBLIC, shown
+from tokenfix.health.report import Check, Context, ok, warn
 from tokenfix.health.roles import api_roles, judged, supabase_shaped
 from tokenfix.health.target import TrustTarget, trust_target
-from tokenfix.settings import QualifiedName
 
 NAME = "security_definer_callable"
 

@@ -12,8 +12,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 
-from tokenfix import catalog, queries
-from tokenfix.settings import QualifiedName
+from tokenfix import queries
+from tokenfix.base.identifiers import QualifiedName
+from tokenfix.ledger import catalog
 
 Command = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
 PUBLIC = "public"

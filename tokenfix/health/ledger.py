@@ -5,9 +5,9 @@ from __future__ import annotations
 from psycopg import sql
 
 from tokenfix import queries
-from tokenfix.health.checks import Check, Context, ok, warn
-from tokenfix.model import load as load_model
-from tokenfix.words import plural
+from tokenfix.base.words import plural
+from tokenfix.health.report import Check, Context, ok, warn
+from tokenfix.ledger.model import load as load_model
 
 
 def ambiguous_overrides(context: Context) -> list[Check]:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tokenfix.health.checks import Check, Context, fail, ok, warn
 from tokenfix.health.grants import PUBLIC, Exposure, columns_of, sees_rows, shown
 from tokenfix.health.ledger_probe import Operation, Probed, probe_ledger, probe_pricing
 from tokenfix.health.mint import TableExposure, table_exposures
 from tokenfix.health.raise_probe import BalanceRow, first_row
+from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
 from tokenfix.health.target import LedgerTarget, TrustTarget, trust_target
 from tokenfix.health.trust import WHO, skip_reason

@@ -12,10 +12,10 @@ import psycopg
 from psycopg import sql
 
 from tokenfix import queries
+from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.grants import RoleAccess
 from tokenfix.health.probe import Claims, Outcome, Write, attempt
 from tokenfix.health.target import LedgerShape, LedgerTarget, PricingTarget, TrustTarget
-from tokenfix.settings import QualifiedName
 
 # The action a probe's charge row carries when the ledger holds no charge row to copy.
 PROBE_ACTION = "tokenfix_probe"

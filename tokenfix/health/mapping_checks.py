@@ -9,10 +9,11 @@ import re
 import psycopg
 from psycopg import sql
 
-from tokenfix import catalog, queries
-from tokenfix.health.checks import Check, Context, fail, ok, warn
-from tokenfix.mapping import Expr, LedgerSource
-from tokenfix.settings import QualifiedName
+from tokenfix import queries
+from tokenfix.base.identifiers import QualifiedName
+from tokenfix.health.report import Check, Context, fail, ok, warn
+from tokenfix.ledger import catalog
+from tokenfix.mapping.types import Expr, LedgerSource
 
 NUMBER = ("smallint", "integer", "bigint", "numeric", "real", "double precision")
 FAMILIES = {

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import psycopg
 
+from tokenfix.base.identifiers import QualifiedName
+from tokenfix.config.settings import Settings
 from tokenfix.health.grants import (
     Command,
     Exposure,
@@ -25,8 +27,7 @@ from tokenfix.health.grants import (
 )
 from tokenfix.health.roles import api_roles, judged
 from tokenfix.health.target import TrustTarget, trust_target
-from tokenfix.mapping import Mapping
-from tokenfix.settings import QualifiedName, Settings
+from tokenfix.mapping.types import Mapping
 
 Kind = Literal["ledger", "pricing"]
 

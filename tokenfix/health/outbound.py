@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from tokenfix import queries
-from tokenfix.settings import QualifiedName
+from tokenfix.base.identifiers import QualifiedName
 
 # dblink_exec(...), http_post(...), http(...) of the http extension, net.http_post(...) of
 # pg_net; and functions named like them (Supabase's supabase_functions.http_request).

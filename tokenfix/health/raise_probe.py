@@ -11,10 +11,10 @@ import psycopg
 from psycopg import sql
 
 from tokenfix import queries
+from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.grants import RoleAccess, columns_of
 from tokenfix.health.probe import Claims, Outcome, Write, attempt
 from tokenfix.health.target import TrustTarget
-from tokenfix.settings import QualifiedName
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tokenfix import queries
+from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.grants import PUBLIC
-from tokenfix.settings import QualifiedName
 
 PROBED = ("anon", "authenticated")
 

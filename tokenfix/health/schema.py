@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from tokenfix import catalog, queries
-from tokenfix.catalog import Table
-from tokenfix.health.checks import Check, Context, fail, ok, warn
+from tokenfix import queries
+from tokenfix.health.report import Check, Context, fail, ok, warn
+from tokenfix.ledger import catalog
+from tokenfix.ledger.catalog import Table
 
 # Types are judged by family (SPEC §10): any integer or numeric amount is exact; a key or an
 # id may be of any type; a timestamp without time zone is read as UTC (said in a note).

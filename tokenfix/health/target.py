@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tokenfix.mapping import Expr, Mapping
-from tokenfix.settings import QualifiedName, Settings
+from tokenfix.base.identifiers import QualifiedName
+from tokenfix.config.settings import Settings
+from tokenfix.mapping.types import Expr, Mapping
 
 _COLUMN = re.compile(r'^\s*"?([A-Za-z_][A-Za-z0-9_$]*)"?\s*$')
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from tokenfix.health.checks import Check, Context, fail, ok, warn
+from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.definers import definer_writers
 from tokenfix.health.grants import (
     PUBLIC,
@@ -29,9 +29,9 @@ from tokenfix.health.grants import (
 from tokenfix.health.outbound import outbound_triggers, skip_note
 from tokenfix.health.probe import Outcome
 from tokenfix.health.raise_probe import RaiseProbes, probe_raises
+from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.health.roles import ApiRole, api_roles, judged, rls_bypassers, supabase_shaped
 from tokenfix.health.target import TrustTarget, trust_target
-from tokenfix.settings import QualifiedName
 
 WHO = {"anon": "anyone with the anon key", "authenticated": "any signed-in user"}
 

@@ -15,14 +15,14 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix import queries
-from tokenfix.health.checks import Check, Context, fail, ok
+from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.grants import RoleAccess, role_access, shown
 from tokenfix.health.ledger_probe import Probed, probe_ledger, probe_pricing
 from tokenfix.health.raise_probe import BalanceRow, first_row, probe_raises
+from tokenfix.health.report import Check, Context, fail, ok
 from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
 from tokenfix.health.target import LedgerShape, TrustTarget, trust_target
 from tokenfix.health.trust import WHO, skip_reason
-from tokenfix.settings import QualifiedName
 
 NAME = "writable_views"
 UPDATE, INSERT, DELETE = 4, 8, 16

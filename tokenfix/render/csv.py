@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from tokenfix.records import Change
+from tokenfix.base.records import Change
 
 COLUMNS = (
     "user_id",

@@ -10,9 +10,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tokenfix.diagnosis import Diagnosis, Usage
-from tokenfix.records import Pair
-from tokenfix.words import plural
+from tokenfix.base.records import Pair
+from tokenfix.base.words import plural
+from tokenfix.diagnosis.report import Diagnosis, Usage
 
 STATUS_STYLE = {
     "ok": "bold green",

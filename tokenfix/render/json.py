@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import simplejson
 
-from tokenfix.records import AuditedChange, Change, Pair, RevertChange
+from tokenfix.base.records import AuditedChange, Change, Pair, RevertChange
 
 
 def plain(value: Any) -> Any:

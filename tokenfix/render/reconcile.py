@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tokenfix.records import Change, Pair
-from tokenfix.words import plural
+from tokenfix.base.records import Change, Pair
+from tokenfix.base.words import plural
 
 if TYPE_CHECKING:
-    from tokenfix.planning import Outcome
+    from tokenfix.reconciliation.plan import Outcome
 
 TABLE_CHUNK = 500
 SKIP_WORDS = {

@@ -8,11 +8,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tokenfix.audit import RunSummary
-from tokenfix.lookups import OwnerHistory, RunHistory
-from tokenfix.records import AuditedChange
-from tokenfix.reverting import RevertOutcome
-from tokenfix.words import plural
+from tokenfix.audit.history import OwnerHistory, RunHistory
+from tokenfix.audit.revert import RevertOutcome
+from tokenfix.audit.trail import RunSummary
+from tokenfix.base.records import AuditedChange
+from tokenfix.base.words import plural
 
 LEFT_ALONE = {
     "changed_since": "left alone: changed since the run",

@@ -1,0 +1,606 @@
+"""The balance model of SPEC §3 and §10, compiled for one mapping on one database.
+
+One implementation for every command: reconcile's all-owners pass, each batch's recompute
+under lock, diagnose's per-owner detail, the writes and the reverts are all composed here
+from the mapping's expressions, the types the database gave them (shape.py) and the override
+prices (pricing.py). Statements are composed with psycopg.sql: identifiers quoted, values
+bound, and the mapping's expressions inserted as the SQL the operator wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from tokenfix import queries
+from tokenfix.base.errors import BadInput, DatabaseProblem, first_line
+from tokenfix.base.records import Amount
+from tokenfix.config.settings import Settings
+from tokenfix.db.session import Connection, transaction
+from tokenfix.ledger import catalog, pricing
+from tokenfix.ledger.shape import Shape, describe
+from tokenfix.mapping.types import Expr, LedgerSource, Mapping, default_mapping
+
+NULL = sql.SQL("NULL")
+TRUE = sql.SQL("true")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which owners a run checks: all, a list of keys, and/or those active since a time."""
+
+    keys: tuple[str, ...] | None = None
+    since: datetime | timedelta | None = None
+    excluded: tuple[str, ...] = ()
+
+
+def _e(expr: Expr | None, default: sql.Composable = NULL) -> sql.Composable:
+    return sql.SQL("({})").format(expr.sql) if expr is not None else default
+
+
+def _type(name: str) -> sql.SQL:
+    # A type name exactly as the database's format_type() printed it for one of its own
+    # columns or expressions (quoted by PostgreSQL where needed): catalog output, not input.
+    return sql.SQL(name)
+
+
+@dataclass(frozen=True)
+class BalanceModel:
+    settings: Settings
+    mapping: Mapping
+    shape: Shape
+    prices: pricing.Pricing = field(default_factory=lambda: pricing.Pricing(()))
+    starting_override: Amount | None = None
+    """--starting-balance: replaces the mapping's starting expression for every owner."""
+
+    # -- parameters -------------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        return {**self.mapping.params(), "starting_balance": self.starting_balance}
+
+    @property
+    def starting_balance(self) -> Amount:
+        """What an owner starts with where the mapping gives no starting expression."""
+        if self.starting_override is not None:
+            return self.starting_override
+        return self.settings.starting_balance
+
+    def _starting_expression(self) -> sql.Composable:
+        """The mapping's per-row starting expression; NULL (so `starting_balance`, a bound
+        parameter, applies) when there is none or --starting-balance overrides it."""
+        if self.starting_override is not None:
+            return sql.SQL("NULL::numeric")
+        return _e(self.mapping.balance.starting, sql.SQL("NULL::numeric"))
+
+    # -- the pieces -------------------------------------------------------------------
+
+    @property
+    def key_type(self) -> sql.SQL:
+        return _type(self.shape.key)
+
+    @property
+    def key(self) -> sql.Identifier:
+        return sql.Identifier(self.mapping.balance.key)
+
+    @property
+    def balance_table(self) -> sql.Composable:
+        return self.mapping.balance.table.identifier
+
+    def balance_where(self) -> sql.Composable:
+        return _e(self.mapping.balance.where, TRUE)
+
+    def _source_key(self, index: int) -> sql.Composable:
+        """A source's key as the balance key's type (cast only when the types differ)."""
+        source, shape = self.mapping.ledgers[index], self.shape.source(index)
+        if shape.key == self.shape.key:
+            return _e(source.key)
+        return sql.SQL("({})::{}").format(source.key.sql, self.key_type)
+
+    def _keys_param(self, name: str, type_name: str) -> sql.Composable:
+        # The parameter is cast to the column's type, never the column: filters stay on the
+        # index (SPEC §10).
+        return sql.SQL("%({})s::text[]::{}[]").format(sql.SQL(name), _type(type_name))
+
+    def _price(
+        self, source: LedgerSource, prefix: str = ""
+    ) -> tuple[sql.Composable, dict[str, Any]]:
+        if not self.prices or source.action is None:
+            cast = pricing.PRICE_CASTS[self.prices.cast]
+            return sql.SQL("NULL::{}").format(cast), {}
+        action: sql.Composable
+        model: sql.Composable
+        at: sql.Composable
+        if prefix:  # over a row already read as the mapping says (alias `prefix`)
+            action, model, at = (sql.SQL(f"{prefix}.{c}") for c in ("action", "model", "at"))
+        else:
+            action, model, at = _e(source.action), _e(source.model), _e(source.at)
+        # Overrides never price a row that is no charge: leave those actions out of the CASE.
+        prices = self.prices.without(source.unpriced_actions)
+        return pricing.compile_price(prices, action, model, at)
+
+    def _kind_code(self, source: LedgerSource) -> sql.Composable:
+        """0 no effect (invalid, failed, zero, ignored), 1 grant, 2 deduct, 3 charge."""
+        if source.kind_code is not None:  # the class as a number, without text comparisons
+            return sql.SQL(
+                "CASE WHEN NOT coalesce({counted} AND {amount} > 0, false) THEN 0 ELSE {code} END"
+            ).format(
+                counted=_e(source.counted), amount=_e(source.amount), code=source.kind_code.sql
+            )
+        return sql.SQL(
+            "CASE WHEN NOT coalesce({counted} AND {amount} > 0, false) THEN 0"
+            " ELSE CASE ({kind})::text WHEN 'grant' THEN 1 WHEN 'deduct' THEN 2"
+            " WHEN 'charge' THEN 3 ELSE 0 END END"
+        ).format(counted=_e(source.counted), amount=_e(source.amount), kind=_e(source.kind))
+
+    # -- the all-owners comparison ----------------------------------------------------
+
+    def _selection(self, index: int, selection: Selection) -> tuple[sql.Composable, dict[str, Any]]:
+        source, shape = self.mapping.ledgers[index], self.shape.source(index)
+        conditions: list[sql.Composable] = []
+        params: dict[str, Any] = {}
+        if selection.keys is not None:
+            params["keys"] = list(selection.keys)
+            conditions.append(
+                sql.SQL("{} = ANY({})").format(_e(source.key), self._keys_param("keys", shape.key))
+            )
+        if selection.since is not None:
+            params["since"] = selection.since
+            conditions.append(
+                sql.SQL("{} = ANY(({})::{}[])").format(
+                    _e(source.key),
+                    self._active_keys(_since(selection.since), ">="),
+                    _type(shape.key),
+                )
+            )
+        if selection.excluded:
+            params["excluded"] = list(selection.excluded)
+            conditions.append(
+                sql.SQL("NOT ({} = ANY({}))").format(
+                    _e(source.key), self._keys_param("excluded", shape.key)
+                )
+            )
+        return sql.SQL(" AND ").join(conditions) if conditions else TRUE, params
+
+    def _balance_selection(self, selection: Selection) -> sql.Composable:
+        conditions: list[sql.Composable] = []
+        key = sql.SQL("b.{}").format(self.key)
+        if selection.keys is not None:
+            conditions.append(
+                sql.SQL("{} = ANY({})").format(key, self._keys_param("keys", self.shape.key))
+            )
+        if selection.since is not None:
+            active = self._active_keys(_since(selection.since), ">=")
+            conditions.append(sql.SQL("{} = ANY({})").format(key, active))
+        if selection.excluded:
+            conditions.append(
+                sql.SQL("NOT ({} = ANY({}))").format(
+                    key, self._keys_param("excluded", self.shape.key)
+                )
+            )
+        return sql.SQL(" AND ").join(conditions) if conditions else TRUE
+
+    def _active_keys(self, moment: sql.Composable, comparison: str) -> sql.Composable:
+        """ARRAY of the owners (balance key type) with ledger rows after `moment` (the settle
+        window) or at or after it (--since), found through each source's time index. An
+        array from an init plan, not IN (subquery): the planner then reads those owners'
+        rows by the key index instead of scanning the ledger."""
+        parts = [
+            sql.SQL("SELECT {key} FROM {table} AS l WHERE {where} AND {at} {op} {moment}").format(
+                key=self._source_key(index),
+                table=source.table.identifier,
+                where=_e(source.where, TRUE),
+                at=_e(source.at),
+                op=sql.SQL(comparison),
+                moment=moment,
+            )
+            for index, source in enumerate(self.mapping.ledgers)
+        ]
+        return sql.SQL("ARRAY({})").format(sql.SQL(" UNION ").join(parts))
+
+    def balances(self, selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
+        """The expected-vs-cached comparison of the selected owners, and its parameters."""
+        params = self.params()
+        sources: list[sql.Composable] = []
+        for index, source in enumerate(self.mapping.ledgers):
+            condition, selection_params = self._selection(index, selection)
+            params |= selection_params
+            price, price_params = self._price(source)
+            params |= price_params
+            rows = queries.compose(
+                "source_rows",
+                key=self._source_key(index),
+                kind_code=self._kind_code(source),
+                amount=_e(source.amount),
+                price=price,
+                table=source.table.identifier,
+                where=_e(source.where, TRUE),
+                selection=condition,
+            )
+            effective = (
+                sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
+            )
+            totals = queries.compose("source_totals", rows=rows, effective=effective)
+            sources.append(sql.SQL("source_{} AS (\n{}\n)").format(sql.SQL(str(index)), totals))
+        if len(sources) == 1:
+            ledger: sql.Composable = sql.SQL("SELECT * FROM source_0")
+        else:
+            ledger = sql.SQL(
+                "SELECT key, sum(remaining_delta) AS remaining_delta, sum(charged) AS charged"
+                " FROM ({}) AS s GROUP BY key"
+            ).format(
+                sql.SQL(" UNION ALL ").join(
+                    sql.SQL("SELECT * FROM source_{}").format(sql.SQL(str(i)))
+                    for i in range(len(sources))
+                )
+            )
+        b = self.mapping.balance
+        statement = queries.compose(
+            "balances",
+            sources=sql.SQL(",\n").join(sources),
+            ledger=ledger,
+            key=self.key,
+            # A side the mapping does not read is a typed NULL: no comparison, no arithmetic.
+            remaining=_e(b.remaining, sql.SQL("NULL::numeric")),
+            used=_e(b.used, sql.SQL("NULL::numeric")),
+            starting=self._starting_expression(),
+            tolerance=_e(b.tolerance, sql.SQL("0")),
+            balance=self.balance_table,
+            balance_where=self.balance_where(),
+            balance_selection=self._balance_selection(selection),
+            remaining_off=self._off("remaining") if b.remaining is not None else sql.SQL("false"),
+            used_off=self._off("used") if b.used is not None else sql.SQL("false"),
+        )
+        return statement, params
+
+    @staticmethod
+    def _off(side: str) -> sql.Composable:
+        return sql.SQL(
+            "(e.current_{side} IS NULL"
+            " OR abs(e.current_{side} - e.expected_{side}) > e.tolerance)".replace("{side}", side)
+        )
+
+    def with_recent(
+        self, name: str, selection: Selection, settle: timedelta
+    ) -> tuple[sql.Composed, dict[str, Any]]:
+        """`candidates` or `recompute`: the comparison plus each owner's `recent` flag."""
+        balances, params = self.balances(selection)
+        # No settle window: NULL matches no row, whatever the clocks say.
+        params["settle"] = settle if settle > timedelta(0) else None
+        settle_start = sql.SQL("statement_timestamp() - %(settle)s::interval")
+        statement = queries.compose(
+            name, balances=balances, recent=self._active_keys(settle_start, ">")
+        )
+        return statement, params
+
+    def future_rows(self) -> tuple[sql.Composed, dict[str, Any]]:
+        parts = [
+            sql.SQL(
+                "SELECT {key} AS key, {at} AS at FROM {table} AS l WHERE {where}"
+                " AND {at} > statement_timestamp() + interval '1 minute'"
+            ).format(
+                key=self._source_key(index),
+                at=_e(source.at),
+                table=source.table.identifier,
+                where=_e(source.where, TRUE),
+            )
+            for index, source in enumerate(self.mapping.ledgers)
+        ]
+        rows = sql.SQL(" UNION ALL ").join(parts)
+        return queries.compose("future_rows", rows=rows), self.mapping.params()
+
+    def unknown_keys(self) -> sql.Composed:
+        no_rows = [
+            sql.SQL(
+                "NOT EXISTS (SELECT FROM {table} AS l WHERE {where} AND {key} = g.key::{t})"
+            ).format(
+                table=source.table.identifier,
+                where=_e(source.where, TRUE),
+                key=_e(source.key),
+                t=_type(self.shape.source(index).key),
+            )
+            for index, source in enumerate(self.mapping.ledgers)
+        ]
+        return queries.compose(
+            "unknown_keys",
+            key_type=self.key_type,
+            balance=self.balance_table,
+            key=self.key,
+            where=self.balance_where(),
+            no_ledger_rows=sql.SQL(" AND ").join(no_rows),
+        )
+
+    def ledger_health(self) -> tuple[sql.Composed, dict[str, Any]]:
+        """Invalid rows over every source, and owners with ledger rows but no balance row."""
+        parts = [
+            sql.SQL(
+                "SELECT {key} AS key, ({amount} IS NULL OR {amount} < 0 OR {counted} IS NULL"
+                " OR ({kind})::text NOT IN ('grant', 'deduct', 'charge')) AS invalid"
+                " FROM {table} AS l WHERE {where}"
+            ).format(
+                key=self._source_key(index),
+                amount=_e(source.amount),
+                counted=_e(source.counted),
+                kind=_e(source.kind),
+                table=source.table.identifier,
+                where=_e(source.where, TRUE),
+            )
+            for index, source in enumerate(self.mapping.ledgers)
+        ]
+        statement = queries.compose(
+            "doctor_ledger_health",
+            rows=sql.SQL(" UNION ALL ").join(parts),
+            balance=self.balance_table,
+            key=self.key,
+            where=self.balance_where(),
+        )
+        return statement, self.mapping.params()
+
+    # -- writes -----------------------------------------------------------------------
+
+    def written_json(self, alias: str = "b") -> sql.Composable:
+        """The compared written columns of a balance row as jsonb: what compare-and-set and
+        the audit trail compare and keep."""
+        columns = self.mapping.balance.compared_columns
+        return sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, {}.{}").format(
+                    sql.Literal(c), sql.Identifier(alias), sql.Identifier(c)
+                )
+                for c in columns
+            )
+        )
+
+    def lock(self, *, for_delete: bool = False) -> sql.Composed:
+        return queries.compose(
+            "lock_balances",
+            key=self.key,
+            written=self.written_json(),
+            balance=self.balance_table,
+            key_type=self.key_type,
+            where=self.balance_where(),
+            strength=sql.SQL("UPDATE" if for_delete else "NO KEY UPDATE"),
+        )
+
+    def write_batch(self, changes: sql.Composable, *, creates: bool) -> sql.Composed:
+        """The batch's compare-and-set write; `creates`: some of its profiles are missing."""
+        b = self.mapping.balance
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = ({})").format(sql.Identifier(c), e.sql) for c, e in b.write
+        )
+        stored = {
+            "balance": self.balance_table,
+            "key": self.key,
+            "written": self.written_json(),
+            "stored_remaining": _e(b.remaining, sql.SQL("NULL::numeric")),
+            "stored_used": _e(b.used, sql.SQL("NULL::numeric")),
+        }
+        if creates:
+            create = b.create or ((b.key, Expr(sql.SQL("key"), "key")),)
+            insert_missing = queries.compose(
+                "write_batch_insert",
+                create_columns=sql.SQL(", ").join(sql.Identifier(c) for c, _ in create),
+                create_values=sql.SQL(", ").join(sql.SQL("({})").format(e.sql) for _, e in create),
+                **stored,
+            )
+        else:
+            insert_missing = queries.compose("write_batch_no_insert")
+        return queries.compose(
+            "write_batch",
+            key_type=self.key_type,
+            assignments=assignments,
+            where=self.balance_where(),
+            insert_missing=insert_missing,
+            changes=changes,
+            **stored,
+        )
+
+    def revert_batch(
+        self,
+        changes: sql.Composable,
+        referenced: sql.Composable,
+        insertable: Sequence[str],
+        *,
+        undoes_creates: bool,
+    ) -> sql.Composed:
+        """The revert of one batch; `undoes_creates`: it has created rows to delete or deleted
+        rows to re-create (else the statement names neither DELETE nor INSERT on the table)."""
+        b = self.mapping.balance
+        compared = b.compared_columns
+        restore = sql.SQL(
+            "({}) = (SELECT {} FROM jsonb_populate_record(NULL::{}, pl.tf_restore) AS r)"
+        ).format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in compared),
+            sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in compared),
+            self.balance_table,
+        )
+        bookkeeping = [
+            sql.SQL("{} = ({})").format(sql.Identifier(c), e.sql) for c, e in b.bookkeeping
+        ]
+        undo_creates = (
+            queries.compose(
+                "revert_batch_creates",
+                balance=self.balance_table,
+                key=self.key,
+                written=self.written_json(),
+                insert_columns=sql.SQL(", ").join(sql.Identifier(c) for c in insertable),
+                restore_columns=sql.SQL(", ").join(
+                    sql.SQL("r.{}").format(sql.Identifier(c)) for c in insertable
+                ),
+                written_columns=sql.SQL(", ").join(sql.Identifier(c) for c in compared),
+                written_from_restore=sql.SQL(", ").join(
+                    sql.SQL("r.{}").format(sql.Identifier(c)) for c in compared
+                ),
+            )
+            if undoes_creates
+            else sql.SQL(", written AS (SELECT * FROM restored)")
+        )
+        return queries.compose(
+            "revert_batch",
+            key_type=self.key_type,
+            balance=self.balance_table,
+            key=self.key,
+            referenced=referenced,
+            restore_assignments=sql.SQL(", ").join([restore, *bookkeeping]),
+            written=self.written_json(),
+            undo_creates=undo_creates,
+            changes=changes,
+        )
+
+    # -- one owner (diagnose) ---------------------------------------------------------
+
+    def balance_row(self) -> sql.Composed:
+        b = self.mapping.balance
+        updated_at = sql.SQL("b.updated_at") if "updated_at" in self.shape.balance_columns else NULL
+        return queries.compose(
+            "balance_row",
+            remaining=_e(b.remaining),
+            used=_e(b.used),
+            created_at=_e(b.created_at),
+            updated_at=updated_at,
+            starting=_e(b.starting),
+            tolerance=_e(b.tolerance, sql.SQL("0")),
+            balance=self.balance_table,
+            key=self.key,
+            key_type=self.key_type,
+            where=self.balance_where(),
+        )
+
+    def classified(self, *, batch: bool = False) -> tuple[sql.Composable, dict[str, Any]]:
+        """Every source's rows of one owner (%(key)s) or a batch of owners (%(keys)s), read as
+        the mapping says, classified."""
+        parts = []
+        params: dict[str, Any] = {}
+        several = len(self.mapping.ledgers) > 1
+        for index, source in enumerate(self.mapping.ledgers):
+            price, price_params = self._price(source, prefix="n")
+            params |= price_params
+            ident = _e(source.id)
+            key_type = _type(self.shape.source(index).key)
+            key_filter = (
+                sql.SQL("{} = ANY(%(keys)s::text[]::{}[])")
+                if batch
+                else sql.SQL("{} = %(key)s::text::{}")
+            ).format(_e(source.key), key_type)
+            parts.append(
+                queries.compose(
+                    "owner_rows",
+                    owner=self._source_key(index),
+                    key_filter=key_filter,
+                    row_class=ROW_CLASS,
+                    price=price,
+                    source_name=sql.Literal(source.name),
+                    id=sql.SQL("({})::text").format(ident) if several else ident,
+                    at=_e(source.at),
+                    amount=_e(source.amount),
+                    kind=_e(source.kind),
+                    counted=_e(source.counted),
+                    action=_e(source.action),
+                    model=_e(source.model),
+                    table=source.table.identifier,
+                    where=_e(source.where, TRUE),
+                )
+            )
+        return sql.SQL("\nUNION ALL\n").join(parts), params
+
+    def owner_statement(self, name: str) -> tuple[sql.Composed, dict[str, Any]]:
+        classified, params = self.classified()
+        return queries.compose(name, classified=classified), {**self.params(), **params}
+
+    def fleet_evidence(self) -> tuple[sql.Composed, dict[str, Any]]:
+        """The causes' evidence (SPEC §12) for a batch of drifting owners, in one statement."""
+        classified, params = self.classified(batch=True)
+        b = self.mapping.balance
+        statement = queries.compose(
+            "fleet_evidence",
+            classified=classified,
+            balance=self.balance_table,
+            key=self.key,
+            key_type=self.key_type,
+            where=self.balance_where(),
+            created_at=sql.SQL("({})::timestamptz").format(b.created_at.sql)
+            if b.created_at is not None
+            else sql.SQL("NULL::timestamptz"),
+            starting=self._starting_expression(),
+        )
+        return statement, {**self.params(), **params}
+
+
+# The class of a row (SPEC §10), top-down, over a source's row as read (alias n).
+ROW_CLASS = sql.SQL(
+    "CASE WHEN n.amount IS NULL OR n.amount < 0 OR n.counted IS NULL"
+    " OR (n.kind IS NOT NULL AND n.kind NOT IN ('grant', 'deduct', 'charge')) THEN 'invalid'"
+    " WHEN NOT n.counted THEN 'failed'"
+    " WHEN n.amount = 0 THEN 'zero'"
+    " WHEN n.kind IS NULL THEN 'ignored'"
+    " ELSE n.kind END"
+)
+
+
+def _since(since: datetime | timedelta) -> sql.Composable:
+    # A duration stays a duration so the server's clock, not ours, decides what "ago" means.
+    if isinstance(since, timedelta):
+        return sql.SQL("statement_timestamp() - %(since)s::interval")
+    return sql.SQL("%(since)s::timestamptz")
+
+
+def load(
+    conn: Connection,
+    settings: Settings,
+    mapping: Mapping | None = None,
+    *,
+    starting_balance: Amount | None = None,
+) -> BalanceModel:
+    """The model of `mapping` (default: the §6 settings) on this database, checked."""
+    mapping = mapping or default_mapping(settings)
+    with transaction(conn, settings, read_only=True):
+        if mapping.from_settings:
+            catalog.require_default_schema(conn, settings)
+        shape = describe(conn, mapping)
+        prices = (
+            pricing.load(conn, mapping.pricing, shape.pricing_columns)
+            if mapping.pricing is not None
+            else pricing.Pricing(())
+        )
+    model = BalanceModel(settings, mapping, shape, prices, starting_balance)
+    _check_starting_balance(model)
+    return model
+
+
+def _check_starting_balance(model: BalanceModel) -> None:
+    """A starting balance the balance columns cannot hold is bad input (exit 2), not a
+    database error half-way through a run."""
+    value = model.starting_balance
+    for column, expr in model.mapping.balance.write:
+        type_name = model.shape.balance_columns.get(column)
+        if (
+            expr.text.strip() == "expected_remaining"
+            and type_name
+            and not catalog.fits(value, type_name)
+        ):
+            raise BadInput(
+                f"the starting balance {value} (--starting-balance or TOKENFIX_STARTING_BALANCE)"
+                f" does not fit {model.mapping.balance.table}.{column}, which is {type_name}"
+            )
+
+
+@contextmanager
+def out_of_range_names_the_tables(model: BalanceModel) -> Iterator[None]:
+    """A sum or a price too large for its type is reported with the tables it came from."""
+    try:
+        yield
+    except pg_errors.NumericValueOutOfRange as exc:
+        m = model.mapping
+        ledgers = ", ".join(str(s.table) for s in m.ledgers)
+        prices = f" (prices from {m.pricing})" if m.pricing is not None else ""
+        raise DatabaseProblem(
+            f"a value is out of range while computing balances from {ledgers}{prices}, "
+            f"balances in {m.balance.table}: {first_line(str(exc))}",
+            hint="an amount, an override price or a sum does not fit its type; check those "
+            "tables for extreme values ('tokenfix doctor')",
+        ) from None

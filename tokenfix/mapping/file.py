@@ -1,0 +1,252 @@
+"""The mapping file (SPEC §10): TOML, parsed with tomllib and validated with pydantic models,
+so a bad key or value is reported with the file, the line and the key; and written back as
+TOML (`tokenfix mapping`). Which file is in effect is `tokenfix.mapping.choice`'s question.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from tokenfix.base.errors import BadInput
+from tokenfix.base.identifiers import QualifiedName
+from tokenfix.config.settings import Settings
+from tokenfix.mapping.types import (
+    BalanceSide,
+    Expr,
+    LedgerSource,
+    Mapping,
+)
+
+
+def _table(value: Any) -> QualifiedName:
+    return QualifiedName.parse(str(value))
+
+
+def _column(value: Any) -> str:
+    return str(QualifiedName.parse(str(value), max_parts=1))
+
+
+def _expression(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty SQL expression (a TOML string)")
+    return value.strip()
+
+
+Table = Annotated[QualifiedName, BeforeValidator(_table)]
+Column = Annotated[str, BeforeValidator(_column)]
+Expression = Annotated[str, BeforeValidator(_expression)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class BalanceFile(_Strict):
+    table: Table
+    key: Column
+    where: Expression | None = None
+    remaining: Expression | None = None
+    used: Expression | None = None
+    starting: Expression | None = None
+    created_at: Expression | None = None
+    tolerance: Expression | None = None
+    subject: Expression | None = None
+    write: dict[Column, Expression] = Field(default_factory=dict)
+    create: dict[Column, Expression] | None = None
+
+
+class LedgerFile(_Strict):
+    name: str | None = None
+    table: Table
+    key: Expression
+    where: Expression | None = None
+    at: Expression
+    amount: Expression
+    kind: Expression
+    counted: Expression = "true"
+    action: Expression | None = None
+    model: Expression | None = None
+    id: Expression | None = None
+
+
+class PricingFile(_Strict):
+    overrides: Table
+
+
+class MappingFile(_Strict):
+    balance: BalanceFile
+    ledger: list[LedgerFile] = Field(min_length=1)
+    pricing: PricingFile | None = None
+
+
+def _raw(text: str | None) -> Expr | None:
+    return Expr.raw(text) if text is not None else None
+
+
+def to_mapping(document: MappingFile, origin: str) -> Mapping:
+    b = document.balance
+    if b.remaining is None and b.used is None:
+        raise ValueError("[balance] needs remaining, used, or both")
+    balance = BalanceSide(
+        table=b.table,
+        key=b.key,
+        remaining=_raw(b.remaining),
+        used=_raw(b.used),
+        write=tuple((c, Expr.raw(e)) for c, e in b.write.items()),
+        create=tuple((c, Expr.raw(e)) for c, e in b.create.items())
+        if b.create is not None
+        else None,
+        where=_raw(b.where),
+        starting=_raw(b.starting),
+        created_at=_raw(b.created_at),
+        tolerance=_raw(b.tolerance),
+        subject=_raw(b.subject),
+    )
+    ledgers = tuple(
+        LedgerSource(
+            name=source.name or source.table.table_name,
+            table=source.table,
+            key=Expr.raw(source.key),
+            at=Expr.raw(source.at),
+            amount=Expr.raw(source.amount),
+            kind=Expr.raw(source.kind),
+            counted=Expr.raw(source.counted),
+            where=_raw(source.where),
+            action=_raw(source.action),
+            model=_raw(source.model),
+            id=_raw(source.id),
+        )
+        for source in document.ledger
+    )
+    names = [s.name for s in ledgers]
+    if len(set(names)) != len(names):
+        raise ValueError("every [[ledger]] needs its own name (two have the same)")
+    pricing = document.pricing.overrides if document.pricing else None
+    return Mapping(balance, ledgers, pricing, origin=origin, from_settings=False)
+
+
+def load_file(path: Path) -> Mapping:
+    """The mapping in `path`; a bad file is bad input naming the file, line and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read the mapping file {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"the mapping file {path} is not valid TOML: {exc}") from None
+    try:
+        return to_mapping(MappingFile.model_validate(data), origin=f"the mapping file {path}")
+    except ValidationError as exc:
+        # A misspelt key explains the "missing" one beside it: tell the misspelling first.
+        errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+        error = errors[0]
+        loc = tuple(error.get("loc", ()))
+        where = _locate(text, loc)
+        key = ".".join(str(part) for part in loc) or "(the file)"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown key"
+        elif error.get("type") == "missing":
+            message = "missing (required)"
+        raise BadInput(f"the mapping file {path}{where}: {key}: {message}") from None
+    except ValueError as exc:
+        raise BadInput(f"the mapping file {path}: {exc}") from None
+
+
+_HEADER = re.compile(r"^\s*\[(\[)?\s*([A-Za-z0-9_.\s]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
+
+
+def _locate(text: str, loc: tuple[Any, ...]) -> str:
+    """`, line N` of the key at `loc` (('ledger', 1, 'amout') is in the second [[ledger]])."""
+    path = [str(p) for p in loc if not isinstance(p, int)]
+    index = next((p for p in loc if isinstance(p, int)), 0)
+    if not path:
+        return ""
+    table, key = ".".join(path[:-1]), path[-1]
+    current, seen = "", dict[str, int]()
+    found_table_line = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            current = header.group(2).replace(" ", "")
+            seen[current] = seen.get(current, -1) + 1
+            if current == (table or key) and seen[current] == index and found_table_line is None:
+                found_table_line = number
+            continue
+        item = _KEY.match(line)
+        in_table = current == table and seen.get(current, 0) == index
+        if item and in_table and item.group(1).strip('"') == key:
+            return f", line {number}"
+    return f", line {found_table_line}" if found_table_line else ""
+
+
+# -- writing a mapping as TOML (`tokenfix mapping`) ----------------------------------------
+
+
+def _string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _string(name)
+
+
+def _line(key: str, expr: Expr | None) -> list[str]:
+    return [f"{key} = {_string(expr.text)}"] if expr is not None else []
+
+
+def to_toml(mapping: Mapping, settings: Settings) -> str:
+    """The mapping as a TOML document, with comments saying where it came from."""
+    b = mapping.balance
+    starting = settings.starting_balance
+    lines = [
+        f"# The mapping in effect: {mapping.origin}.",
+        "# Expressions are SQL over the table's own columns (SPEC §10).",
+        "",
+        "[balance]",
+        f"table = {_string(str(b.table))}",
+        f"key = {_string(b.key)}",
+        *_line("where", b.where),
+        *_line("remaining", b.remaining),
+        *_line("used", b.used),
+        *(
+            _line("starting", b.starting)
+            if b.starting is not None
+            else [f"# starting: TOKENFIX_STARTING_BALANCE (now {starting}) for every owner"]
+        ),
+        *_line("created_at", b.created_at),
+        *_line("tolerance", b.tolerance),
+        *_line("subject", b.subject),
+        "",
+        "[balance.write]",
+        *(f"{_key(c)} = {_string(e.text)}" for c, e in b.write),
+    ]
+    if b.create is not None:
+        lines += ["", "[balance.create]"]
+        lines += [f"{_key(c)} = {_string(e.text)}" for c, e in b.create]
+    for source in mapping.ledgers:
+        lines += [
+            "",
+            "[[ledger]]",
+            f"name = {_string(source.name)}",
+            f"table = {_string(str(source.table))}",
+            *_line("key", source.key),
+            *_line("where", source.where),
+            *_line("at", source.at),
+            *_line("amount", source.amount),
+            *_line("kind", source.kind),
+            *_line("counted", source.counted),
+            *_line("action", source.action),
+            *_line("model", source.model),
+            *_line("id", source.id),
+        ]
+    if mapping.pricing is not None:
+        lines += ["", "[pricing]", f"overrides = {_string(str(mapping.pricing))}"]
+    return "\n".join(lines) + "\n"
