@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # tokenfix/
 
 
 def sql_file(relative: str) -> Path:
     """`sql/<relative>`: inside the wheel (tokenfix/_sql), or in a source checkout."""
-    for root in (HERE / "_sql", HERE.parent / "sql"):
+    for root in (PACKAGE / "_sql", PACKAGE.parent / "sql"):
         candidate = root / relative
         if candidate.exists():
             return candidate
