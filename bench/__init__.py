@@ -1,1 +1,1 @@
-"""The SPEC §8 benchmark: `python -m bench --help`."""
+"""The docs/performance.md benchmark: `python -m bench --help`."""

@@ -1,4 +1,4 @@
-"""Benchmark `tokenfix reconcile` against the physical floor and its peers (SPEC §8).
+"""Benchmark `tokenfix reconcile` against the physical floor and its peers (docs/performance.md).
 
     python -m bench                          # 100k users, 10M ledger rows (make bench-full)
     python -m bench --users 2000 --rows 200000   # a quick run (make bench)
@@ -133,7 +133,7 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
         lambda: psql(url, SQL / "handwritten.sql", starting),
     )
 
-    log("measuring the causes of the drifting users (SPEC §12)…")
+    log("measuring the causes of the drifting users (docs/monitoring.md)…")
     m["causes"] = _causes_in_process(url, n)
 
     sample = _sample_users(url, options.sample, options.users)
@@ -148,7 +148,8 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
         n,
         lambda: tool(url, "diagnose", str(sample[0]), "--json"),
     )
-    # About a second each: more runs, taken in turn with their floor (SPEC §8 compares them).
+    # About a second each: more runs, taken in turn with their floor (docs/performance.md compares
+    # them).
     quick = max(n, SINCE_REPEAT)
     m |= interleaved(
         quick,
@@ -313,7 +314,7 @@ def _diagnose_in_process(url: str, sample: list[uuid.UUID]) -> Measurement:
 
 
 def _causes_in_process(url: str, times: int) -> Measurement:
-    """The cause codes of the drifting users (SPEC §12), as a dry run computes them: the
+    """The cause codes of the drifting users (docs/monitoring.md), as a dry run computes them: the
     plan's candidates, a batch at a time (planning.causes), on a warm connection. What the
     dry run pays for them; the rest of the dry run is the tool's time minus this."""
     from tokenfix.db import session

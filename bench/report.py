@@ -1,4 +1,5 @@
-"""The benchmark's results as markdown: the machine, every measurement, the SPEC §8 ratios."""
+"""The benchmark's results as markdown: the machine, every measurement, the docs/performance.md
+ratios."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def _verdict(ok: bool) -> str:
     return "✅" if ok else "❌"
 
 
-STARTUP_ALLOWANCE = 0.5  # SPEC §8: --since may add this much process start-up to its floor
+# docs/performance.md: --since may add this much process start-up to its floor.
+STARTUP_ALLOWANCE = 0.5
 
 
 def _since(what: str, since: Measurement, floor: Measurement | None) -> tuple[str, str, str, bool]:
@@ -58,7 +60,7 @@ def _since(what: str, since: Measurement, floor: Measurement | None) -> tuple[st
 
 
 def ratios(m: dict[str, Measurement]) -> list[tuple[str, str, str, bool]]:
-    """(what, measured, SPEC target, met) for every target the run can judge (§8 unless
+    """(what, measured, documented target, met) for every target the run can judge (unless
     named)."""
     tool = m["tool"].seconds
     rows = [
@@ -80,9 +82,9 @@ def ratios(m: dict[str, Measurement]) -> list[tuple[str, str, str, bool]]:
         rows.append(_since("--since 1h (covering user_id index)", m["since_covering"],
                            m.get("floor_since_covering")))  # fmt: skip
     if "causes" in m:
-        # SPEC §12: what the causes add to a dry run, against the dry run without them.
+        # docs/monitoring.md: what the causes add to a dry run, against the dry run without them.
         added = m["causes"].seconds
-        rows.append(("causes ÷ the dry run without them (§12)",
+        rows.append(("causes ÷ the dry run without them (docs/monitoring.md)",
                      f"{100 * added / (tool - added):.1f} %", "≤ 25 %",
                      added <= 0.25 * (tool - added)))  # fmt: skip
     if "tool_two_sources" in m:
@@ -117,7 +119,7 @@ def render(results: dict[str, Any], options: argparse.Namespace) -> str:
         if measurement.extrapolated_from:
             note = f"{note}, timed on {measurement.extrapolated_from} users".strip(", ")
         lines.append(f"| {measurement.name} | {_seconds(measurement.seconds)} | {rss} | {note} |")
-    lines += ["", "| SPEC target (§8 unless named) | measured | target | met |"]
+    lines += ["", "| target (docs/performance.md unless named) | measured | target | met |"]
     lines += ["|---|---:|---:|:-:|"]
     for what, measured, target, met in ratios(m):
         lines.append(f"| {what} | {measured} | {target} | {_verdict(met)} |")

@@ -1,4 +1,4 @@
--- tokenfix: the data model of SPEC §2 with its default names.
+-- tokenfix: the data model of docs/balance-model.md with its default names.
 -- For tests, demos and new installs. Load into an empty database with:
 --   psql "$TOKENFIX_DATABASE_URL" -v ON_ERROR_STOP=1 -f sql/schema.sql
 -- Real databases may have more columns, other column orders, no valid_from/valid_until, or no

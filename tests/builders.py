@@ -1,4 +1,4 @@
-"""Real rows for tests: profiles, ledger rows and overrides under the §2 default schema."""
+"""Real rows for tests: profiles, ledger rows and overrides under the default schema."""
 
 from __future__ import annotations
 

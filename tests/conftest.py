@@ -73,7 +73,7 @@ def url_for(admin_url: str, dbname: str) -> str:
 
 @pytest.fixture
 def db_url(pg_server: Server, template_db: str) -> Iterator[str]:
-    """A fresh database with the §2 schema, dropped after the test."""
+    """A fresh database with the schema, dropped after the test."""
     name = f"tokenfix_t{os.getpid()}_{next(_database_numbers)}"
     janitor = _janitor(pg_server.url, name, template_dbname=template_db)
     janitor.init()

@@ -1,4 +1,4 @@
-"""A small pure-Python statement of SPEC §3, for differential tests against the SQL."""
+"""A small pure-Python statement of docs/balance-model.md, for differential tests against the SQL."""
 
 from __future__ import annotations
 

@@ -184,7 +184,7 @@ def mint_grant(
 
 
 def lock_down_ledger(conn: psycopg.Connection[Any]) -> None:
-    """The ledger and the price table as §11 wants them: RLS on, users read their own usage,
+    """The ledger and the price table as wants them: RLS on, users read their own usage,
     everyone signed in reads the prices, nobody but the server writes either."""
     conn.execute("ALTER TABLE token_usage ENABLE ROW LEVEL SECURITY")
     conn.execute(

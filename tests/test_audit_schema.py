@@ -1,4 +1,4 @@
-"""SPEC §7: the audit schema is the tool's own, versioned, and migrated additively."""
+"""docs/safety.md: the audit schema is the tool's own, versioned, and migrated additively."""
 
 from __future__ import annotations
 

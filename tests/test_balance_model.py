@@ -1,4 +1,4 @@
-"""SPEC §3 row by row, through the one SQL implementation every command uses."""
+"""docs/balance-model.md row by row, through the one SQL implementation every command uses."""
 
 from __future__ import annotations
 

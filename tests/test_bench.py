@@ -1,4 +1,4 @@
-"""`make bench` at a tiny scale: the benchmark runs end to end and reports every SPEC §8 figure.
+"""`make bench` at a tiny scale: the benchmark runs end to end and reports every docs/performance.md figure.
 
 Its numbers are not asserted here (performance is measured, not unit-tested); the full-scale
 figures live in BENCHMARKS.md.
@@ -40,7 +40,7 @@ def test_the_benchmark_runs_and_reports_every_target(pg_server: Server, tmp_path
         "floor of the two sources",
         "tool with 3,000 users (same rows)",
         "| tool ÷ physical floor |",
-        "| causes ÷ the dry run without them (§12) |",
+        "| causes ÷ the dry run without them (docs/monitoring.md) |",
         "| two-source mapping ÷ the sum of each source's floor |",
         "| peak RSS with 10× users ÷ peak RSS |",
     ):

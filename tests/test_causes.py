@@ -1,4 +1,4 @@
-"""Each §4 cause code is named when, and only when, it explains the whole drift."""
+"""Each cause code is named when, and only when, it explains the whole drift."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_libpqs_own_variables_are_shown_and_named_as_the_target(
     }  # fmt: skip
     assert data["connection"]["source"] == "libpq's PGHOST, PGUSER"
     assert data["connection"]["target"] == "ops@db.internal:5432/ops"
-    assert data["target"] == "ops@db.internal:5432/ops"  # the §12 envelope names it too
+    assert data["target"] == "ops@db.internal:5432/ops"  # the envelope names it too
     assert data["settings"]["database_url"]["value"] is None
     table = tokenfix("config").stdout
     assert "PGPASSWORD                  ***" in table and "s3cr3t" not in table

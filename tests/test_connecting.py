@@ -1,4 +1,4 @@
-"""SPEC §12, connecting the way the app does: env files, libpq's own variables and service
+"""docs/monitoring.md, connecting the way the app does: env files, libpq's own variables and service
 files, app-style URLs, and errors that name the place that gave the bad value."""
 
 from __future__ import annotations

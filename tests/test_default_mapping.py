@@ -1,4 +1,4 @@
-"""SPEC §10: the default mapping written out (`tokenfix mapping > m.toml`) is the same mapping:
+"""docs/mapping.md: the default mapping written out (`tokenfix mapping > m.toml`) is the same mapping:
 every command gives identical JSON with `--mapping m.toml` on the demo sample (the run's own
 ids and times apart)."""
 
@@ -43,7 +43,7 @@ def both(cli: CliRunner, first: str, second: str, mapping: Path, *args: str) -> 
 
 
 def same(text: str) -> str:
-    """Both sides with their runs' own ids and times, and the §12 envelope, masked alike."""
+    """Both sides with their runs' own ids and times, and the envelope, masked alike."""
     text = re.sub(r'"(generated_at|duration_s)": [^,\n]+', r'"\1": E', text)
     text = re.sub(r"tokenfix_t\d+_\d+|127\.0\.0\.1:\d+", "D", text)
     return TIMES.sub("T", RUN_IDS.sub("R", text))

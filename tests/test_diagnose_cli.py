@@ -1,4 +1,4 @@
-"""`tokenfix diagnose`: the §5 JSON contract, exit codes and the human layout."""
+"""`tokenfix diagnose`: the JSON contract, exit codes and the human layout."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_json_has_exactly_the_section_5_keys_and_numbers(cli: CliRunner, ledger:
         "overdrawn",
         "drift",
         "causes",
-        *("generated_at", "duration_s", "tool_version", "target"),  # SPEC §12's envelope
+        *("generated_at", "duration_s", "tool_version", "target"),  # docs/monitoring.md's envelope
     }
     assert set(data["usage"]) == USAGE_KEYS
     assert set(data["profile"]) == {"tokens_remaining", "tokens_used", "created_at", "updated_at"}
@@ -127,7 +127,7 @@ def test_an_unknown_user_is_not_found_and_exits_2(cli: CliRunner) -> None:
     result = cli("diagnose", str(user), "--json")
     assert result.exit_code == 2
     data = result.json()
-    for envelope in ("generated_at", "duration_s", "tool_version", "target"):  # SPEC §12
+    for envelope in ("generated_at", "duration_s", "tool_version", "target"):  # docs/monitoring.md
         data.pop(envelope)
     assert data == {"user_id": str(user), "status": "not_found"}
     assert "not found" in result.stderr

@@ -29,7 +29,7 @@ def doctor(cli: CliRunner, *args: str) -> tuple[Result, dict[str, dict]]:
 @pytest.fixture
 def supabase(conn: psycopg.Connection, ledger: Ledger) -> uuid.UUID:
     """Supabase's grants, RLS on, users may read their own profile; one profile row. The
-    ledger and the prices are closed to the API roles (SPEC §11), so these tests judge the
+    ledger and the prices are closed to the API roles (docs/doctor.md), so these tests judge the
     profile arrangement alone."""
     make_supabase_like(conn)
     lock_down_ledger(conn)
@@ -52,7 +52,7 @@ def test_a_healthy_supabase_database_is_all_ok(
         " vibe_assistant_tokens_remaining - amount, vibe_assistant_tokens_used ="
         " vibe_assistant_tokens_used + amount WHERE user_id = auth.uid() $$"
     )
-    # SPEC §11: a SECURITY DEFINER function that any user may call is a warning (a negative
+    # docs/doctor.md: a SECURITY DEFINER function that any user may call is a warning (a negative
     # amount raises a balance); the healthy form leaves it to the server.
     conn.execute(
         "REVOKE EXECUTE ON FUNCTION public.charge_tokens(integer) FROM PUBLIC, anon, authenticated"
@@ -215,7 +215,7 @@ def test_a_missing_table_fails_and_other_checks_still_run(
 def test_types_are_judged_by_family_and_naive_timestamps_are_a_note(
     cli: CliRunner, conn: psycopg.Connection
 ) -> None:
-    # SPEC §10: any integer or numeric amount, any key or id type; naive times read as UTC.
+    # docs/mapping.md: any integer or numeric amount, any key or id type; naive times read as UTC.
     conn.execute("ALTER TABLE token_usage ALTER COLUMN tokens_used TYPE bigint")
     conn.execute("ALTER TABLE token_usage ALTER COLUMN id DROP IDENTITY")
     conn.execute("ALTER TABLE token_usage ALTER COLUMN id TYPE text")

@@ -1,4 +1,4 @@
-"""Every failure a user can cause: one line on stderr, the §5 exit code, no traceback, no password."""
+"""Every failure a user can cause: one line on stderr, the exit code, no traceback, no password."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §10 "Arithmetic": exact amounts end to end, and owner keys of any type.
+"""docs/mapping.md "Arithmetic": exact amounts end to end, and owner keys of any type.
 
 The shipped schema with bigint and numeric balance and ledger columns, values past 2^31 and
 2^53 (where a float loses digits), keys that are text or bigint: diagnose, the dry run in

@@ -1,4 +1,4 @@
-"""SPEC §12 "Why, for the whole fleet": causes on every change, the fleet's starting balance,
+"""docs/monitoring.md "Why, for the whole fleet": causes on every change, the fleet's starting balance,
 and the run's summary, for a fleet whose every drifting user has one known cause."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The harness itself: a real server, a fresh database per test with the §2 schema."""
+"""The harness itself: a real server, a fresh database per test with the schema."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`tokenfix init` (SPEC §10): a draft mapping from the catalogs, every guess marked."""
+"""`tokenfix init` (docs/mapping.md): a draft mapping from the catalogs, every guess marked."""
 
 from __future__ import annotations
 

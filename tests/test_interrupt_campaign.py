@@ -1,4 +1,4 @@
-"""SPEC §7 under fire: SIGINT and SIGTERM at random moments of write runs while the app charges.
+"""docs/safety.md under fire: SIGINT and SIGTERM at random moments of write runs while the app charges.
 
 Half the signals land anywhere in a run, half once it has begun writing. After every signal:
 the lease is free within seconds, no run is left `running`, stderr is one line, and no charge
@@ -44,7 +44,7 @@ CREATE TRIGGER tests_log_write AFTER UPDATE ON user_profiles
     FOR EACH ROW EXECUTE FUNCTION tests_log_write();
 """
 
-# drift = cached - expected under §3 (no overrides, no grants: every row is a charge)
+# drift = cached - expected under (no overrides, no grants: every row is a charge)
 DRIFTS = """
 SELECT p.user_id, p.vibe_assistant_tokens_remaining - (0 - coalesce(sum(u.tokens_used), 0)),
        p.vibe_assistant_tokens_used - coalesce(sum(u.tokens_used), 0)

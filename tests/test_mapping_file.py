@@ -1,4 +1,4 @@
-"""SPEC §10: where the mapping comes from, and what a bad mapping file gets told."""
+"""docs/mapping.md: where the mapping comes from, and what a bad mapping file gets told."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §10 on four shapes of real billing schemas (examples/*): each built like the real thing
+"""docs/mapping.md on four shapes of real billing schemas (examples/*): each built like the real thing
 (a history, the app's own rule for its balance, injected drift), then: the dry run finds
 exactly the injected drift with exact expected values, a write run converges, revert restores
 every written column exactly, doctor passes the mapping and names a broken expression."""
@@ -35,7 +35,7 @@ class World:
     written: list[str]
     """The columns the mapping writes (compared): what revert must restore exactly."""
     drift: dict[str, dict[str, Any]]
-    """Each drifting owner's expected values, as the §5 JSON carries them."""
+    """Each drifting owner's expected values, as the JSON carries them."""
     missing: dict[str, dict[str, Any]]
     """Owners with ledger rows and no balance row (expected values)."""
 

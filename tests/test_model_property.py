@@ -1,4 +1,4 @@
-"""Random ledgers and overrides: the SQL model agrees with the pure-Python reference of §3."""
+"""Random ledgers and overrides: the SQL model agrees with the pure-Python reference of docs/balance-model.md."""
 
 from __future__ import annotations
 

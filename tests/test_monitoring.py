@@ -1,4 +1,4 @@
-"""SPEC §12 for cron and monitors: --format jsonl, the JSON error object, --metrics-file,
+"""docs/monitoring.md for cron and monitors: --format jsonl, the JSON error object, --metrics-file,
 --fail-on and --threshold, --exclude-file."""
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def test_bad_input_is_a_failure_in_the_metrics_too(cli: CliRunner, tmp_path: Pat
 @pytest.mark.parametrize(
     ("fail_on", "only_explained", "code"),
     [
-        (None, False, 0),  # §5: everything asked for was written
+        (None, False, 0),  # docs/output.md: everything asked for was written
         ("any", True, 1),
         ("unexplained", False, 1),
         ("unexplained", True, 0),

@@ -1,4 +1,4 @@
-"""`tokenfix reconcile`: selection, options, the §5 JSON, CSV, and exit codes."""
+"""`tokenfix reconcile`: selection, options, the JSON, CSV, and exit codes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
 
-ENVELOPE = {"generated_at", "duration_s", "tool_version", "target"}  # SPEC §12
+ENVELOPE = {"generated_at", "duration_s", "tool_version", "target"}  # docs/monitoring.md
 SUMMARY_KEYS = {
     "run_id",
     "dry_run",
@@ -23,8 +23,8 @@ SUMMARY_KEYS = {
     "profiles_created",
     "users_deferred",
     "users_changed",
-    "warnings",  # SPEC §11: what a write run should know (API roles minting ledger rows…)
-    "summary",  # SPEC §12
+    "warnings",  # docs/doctor.md: what a write run should know (API roles minting ledger rows…)
+    "summary",  # docs/monitoring.md
     "changes",
     *ENVELOPE,
 }
@@ -215,7 +215,7 @@ def test_the_table_lists_users_and_a_summary(cli: CliRunner, three_users: dict) 
 def test_bad_input_exits_2_with_one_line(cli: CliRunner, args: list[str], message: str) -> None:
     result = cli("reconcile", *args)
     assert result.exit_code == 2
-    if "--json" in args:  # §12: asked for JSON, a failure is a JSON error object too
+    if "--json" in args:  # docs/monitoring.md: asked for JSON, a failure is a JSON error object too
         assert result.json()["error"]["exit_code"] == 2
     else:
         assert result.stdout == ""

@@ -1,4 +1,4 @@
-"""Hundreds of random users: reconcile agrees with the pure-Python §3 reference, to the token.
+"""Hundreds of random users: reconcile agrees with the pure-Python reference, to the token.
 
 Dry run lists exactly the users the reference says are not ok, with its numbers; a write run
 makes every cache equal the reference; a second run finds nothing; revert puts back the exact

@@ -1,4 +1,4 @@
-"""SPEC §5: never a password, however malformed the connection string that carries it."""
+"""docs/output.md: never a password, however malformed the connection string that carries it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §7: revert never destroys what the app made; history says what really happened."""
+"""docs/safety.md: revert never destroys what the app made; history says what really happened."""
 
 from __future__ import annotations
 

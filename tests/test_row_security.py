@@ -1,4 +1,4 @@
-"""SPEC §12: a connection subject to row-level security sees only part of the tables. diagnose
+"""docs/monitoring.md: a connection subject to row-level security sees only part of the tables. diagnose
 and reconcile say so on stderr at once (and in the JSON warnings), and every write run refuses
 (exit 3) before it takes the lease, records a run or writes anything."""
 

@@ -1,4 +1,4 @@
-"""SPEC §6: environment, then .env, overridden by flags; names are identifiers; DSNs redacted."""
+"""docs/configuration.md: environment, then .env, overridden by flags; names are identifiers; DSNs redacted."""
 
 from __future__ import annotations
 

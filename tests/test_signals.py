@@ -1,4 +1,4 @@
-"""SPEC §7: SIGINT, SIGTERM and SIGHUP end a run cleanly, whenever they come.
+"""docs/safety.md: SIGINT, SIGTERM and SIGHUP end a run cleanly, whenever they come.
 
 Each test stops a write run at the worst moment (its batch holds the app's rows and the lease
 row, see tests/gate.py), signals it, and checks what the app and the next run find: the batch

@@ -25,7 +25,7 @@ def test_without_a_name_it_lists_every_file_with_its_purpose(tokenfix: CliRunner
     result = tokenfix("sql")
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
-        "schema                  the SPEC §2 tables with their default names, for a new install\n"
+        "schema                  the default schema's tables, with their default names, for a new install\n"
         "record_counts           one user's ledger rows and tokens, counted by row class\n"
         "current_balance         one user's cached balance (no row: the profile is missing)\n"
         "records_before_profile  one user's ledger rows written before their profile row existed\n"

@@ -1,4 +1,4 @@
-"""SPEC §7: no run holds the app's rows or its lease for long, however it ends.
+"""docs/safety.md: no run holds the app's rows or its lease for long, however it ends.
 
 A run stopped (SIGSTOP: Ctrl-Z, a laptop lid, a partition) loses its transaction to the idle
 timeout; a server restart mid-run ends in a failed run and a free lease; a heartbeat whose

@@ -1,4 +1,4 @@
-"""SPEC §7: a NULL cache is drift, and the audit holds what the database stored."""
+"""docs/safety.md: a NULL cache is drift, and the audit holds what the database stored."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §12 support lookups: `history --user KEY`, `history RUN_ID`, `revert RUN_ID --dry-run`
+"""docs/monitoring.md support lookups: `history --user KEY`, `history RUN_ID`, `revert RUN_ID --dry-run`
 and `revert RUN_ID --user KEY`, against real runs on a real server."""
 
 from __future__ import annotations

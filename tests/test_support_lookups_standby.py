@@ -1,4 +1,4 @@
-"""SPEC §12: `revert --dry-run` and the history lookups work on a real hot standby (read-only
+"""docs/monitoring.md: `revert --dry-run` and the history lookups work on a real hot standby (read-only
 server), where a writing revert is refused.
 
 A primary and a standby of their own: the runs written here must not change what the other

@@ -1,4 +1,4 @@
-"""On a terminal, writing asks first: 'no' writes nothing, 'yes' writes (SPEC §4)."""
+"""On a terminal, writing asks first: 'no' writes nothing, 'yes' writes (docs/commands.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §11, the balance side: can an API role raise a balance — directly, through a view, by a
+"""docs/doctor.md, the balance side: can an API role raise a balance — directly, through a view, by a
 policy that trusts user_metadata, through a SECURITY DEFINER function?
 
 Every test first finds the ground truth by attacking as the role itself, with the claims a real

@@ -1,4 +1,4 @@
-"""SPEC §11, the source of truth: can an API role mint a grant, erase a charge or set a price in
+"""docs/doctor.md, the source of truth: can an API role mint a grant, erase a charge or set a price in
 the tables reconcile computes balances from? And the write run's cheap catalog look first
 (`ledger_mint_risks`), and doctor leaving the database exactly as it found it.
 

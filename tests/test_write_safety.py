@@ -1,4 +1,4 @@
-"""SPEC §7 on a live database: the app keeps writing while reconcile runs."""
+"""docs/safety.md on a live database: the app keeps writing while reconcile runs."""
 
 from __future__ import annotations
 

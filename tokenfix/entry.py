@@ -34,7 +34,8 @@ def _end(code: int) -> None:
     """Exit without the interpreter's teardown when nothing needs it.
 
     Tearing down ~470 modules (pydantic, psycopg, asyncio, Typer) takes 0.1-0.2 s on a small
-    VM: a tenth of a `--since` run from cron (SPEC §8). By now the command has closed its
+    VM: a tenth of a `--since` run from cron (docs/performance.md). By now the command has closed
+    its
     connections, released its lease and written its files (atomically, and closed); the
     atexit handlers (logging's flush, any a library registered) still run and the standard
     streams are flushed. A thread still alive, which the ordinary exit would wait for, gets

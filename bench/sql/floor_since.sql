@@ -1,4 +1,4 @@
--- The floor of --since 1h (SPEC §8): the recently active users' whole history, summed per user,
+-- The floor of --since 1h (docs/performance.md): the recently active users' whole history, summed per user,
 -- through the index (the array from an init plan, as the tool reads it), nothing else.
 set work_mem = '64MB';
 select user_id, sum(tokens_used), count(*) from token_usage

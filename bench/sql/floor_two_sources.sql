@@ -1,4 +1,4 @@
--- The floor of a two-source mapping (SPEC §8): a bare GROUP BY key over each source, one
+-- The floor of a two-source mapping (docs/performance.md): a bare GROUP BY key over each source, one
 -- sequential scan and one hash aggregate each, nothing else.
 set work_mem = '64MB';
 select user_id, sum(tokens_used), count(*) from token_usage group by user_id;

@@ -1,4 +1,4 @@
--- The statement a DBA would write for the same drift list: §3 classes as CASE sums, the
+-- The statement a DBA would write for the same drift list: classes as CASE sums, the
 -- override found per row with a LATERAL ... ORDER BY ... LIMIT 1 subquery.
 set work_mem = '64MB';
 with ledger as (

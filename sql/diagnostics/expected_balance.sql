@@ -1,4 +1,4 @@
--- What the balance should be, from the whole ledger, under SPEC §3 with the default names:
+-- What the balance should be, from the whole ledger, under docs/balance-model.md with the default names:
 -- failed, zero-token and invalid rows count for nothing; grants add to remaining; deducts
 -- take from it; every other row is a charge priced by its best matching override
 -- (model-specific first, then the latest valid_from, then the highest id), else tokens_used.

@@ -1,4 +1,4 @@
--- The incident write-up's first check, counted by SPEC §3 row class: how many ledger rows the
+-- The incident write-up's first check, counted by docs/balance-model.md row class: how many ledger rows the
 -- user has, how many tokens they log, and how many rows cannot move the balance.
 -- (The write-up counted `success = false` rows as failed even when tokens_used was NULL or
 -- negative; here such rows are `invalid`, as tokenfix counts them, so the numbers agree.)

@@ -1,5 +1,5 @@
 -- Runbook fallback: reconcile ONE user's cached balance with nothing but psql.
--- Same SPEC §3 model as `tokenfix reconcile` (default names), in one transaction:
+-- Same docs/balance-model.md model as `tokenfix reconcile` (default names), in one transaction:
 -- lock the profile row, recompute from the whole ledger, print before/expected, update.
 --
 --   psql -v user_id=<uuid> -f sql/scripts/fix-user-token-balance.sql

@@ -100,15 +100,11 @@ def test_grants_and_deducts_move_remaining_only() -> None:
 
 
 def test_starting_balance_missing_from_the_cache() -> None:
-    assert codes(replace(QUIET, drift_remaining=-100, starting_balance=100)) == [
-        "starting_balance"
-    ]
+    assert codes(replace(QUIET, drift_remaining=-100, starting_balance=100)) == ["starting_balance"]
 
 
 def test_several_hypotheses_that_each_explain_the_whole_drift_are_all_named() -> None:
-    evidence = replace(
-        QUIET, drift_remaining=-100, starting_balance=100, granted=100, deducted=0
-    )
+    evidence = replace(QUIET, drift_remaining=-100, starting_balance=100, granted=100, deducted=0)
     assert codes(evidence) == ["grants_not_applied", "starting_balance"]
 
 

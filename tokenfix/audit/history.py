@@ -1,4 +1,5 @@
-"""Support lookups (SPEC §12): every change the tool made to one owner, and one run's rows.
+"""Support lookups (docs/monitoring.md): every change the tool made to one owner, and one run's
+rows.
 
 Read-only, from the audit trail alone (a standby serves them too). An owner is matched
 through the mapping in effect: only runs that wrote its balance table by its key count, since

@@ -1,4 +1,4 @@
-"""The single-writer lease (SPEC §7).
+"""The single-writer lease (docs/safety.md).
 
 A row in the audit schema names the writing run (host, pid, start) and expires unless its
 holder renews it. Session advisory locks do not survive a transaction-mode pooler (each

@@ -1,4 +1,4 @@
-"""The audit trail (SPEC §7): its schema, the runs, and `history`."""
+"""The audit trail (docs/safety.md): its schema, the runs, and `history`."""
 
 from __future__ import annotations
 

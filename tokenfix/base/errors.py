@@ -1,4 +1,4 @@
-"""Errors a user can cause or meet, each carrying its §5 exit code and a one-line message."""
+"""Errors a user can cause or meet, each carrying its exit code and a one-line message."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Declined(TokenfixError):
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The §5 exit code for an exception that ended a command (the one table of them).
+    """The exit code for an exception that ended a command (the one table of them).
 
     Our own errors carry their code, a signal is 128 + its number; anything else that
     escapes a command (a database error we did not anticipate, an OS error) is trouble with

@@ -1,4 +1,5 @@
-"""Exit codes (SPEC §5). The one mapping from an exception to its code is errors.exit_code_for."""
+"""Exit codes (docs/output.md). The one mapping from an exception to its code is
+errors.exit_code_for."""
 
 from __future__ import annotations
 

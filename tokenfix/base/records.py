@@ -66,7 +66,7 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One `changes` entry of reconcile (SPEC §5): an owner not ok, and what the run did."""
+    """One `changes` entry of reconcile (docs/output.md): an owner not ok, and what the run did."""
 
     key: str
     status: Status

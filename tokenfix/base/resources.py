@@ -34,7 +34,7 @@ class SqlFile:
 # Every file of sql/, in the order an operator meets them (a test checks none is missing).
 SQL_FILES = (
     SqlFile("schema", "schema.sql",
-            "the SPEC §2 tables with their default names, for a new install"),
+            "the default schema's tables, with their default names, for a new install"),
     SqlFile("record_counts", "diagnostics/record_counts.sql",
             "one user's ledger rows and tokens, counted by row class"),
     SqlFile("current_balance", "diagnostics/current_balance.sql",

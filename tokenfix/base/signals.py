@@ -1,4 +1,4 @@
-"""SIGINT, SIGTERM and SIGHUP end a run cleanly (SPEC §7): one exception, raised once.
+"""SIGINT, SIGTERM and SIGHUP end a run cleanly (docs/safety.md): one exception, raised once.
 
 The handler raises `Interrupted` in the main thread wherever it is. It derives from
 SystemExit on purpose: psycopg treats SystemExit (like KeyboardInterrupt) as an interrupt and

@@ -1,4 +1,4 @@
-"""The Typer application, and `run()`: every failure ends as one line on stderr and its §5 code."""
+"""The Typer application, and `run()`: every failure ends as one line on stderr and its code."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def quiet_library_logs(debug: bool) -> None:
 
 def fail(message: str, code: int) -> int:
     """One line on stderr; with --json or --format jsonl also one JSON object on stdout, so
-    that a log a cron job appends to shows the failure too (SPEC §12)."""
+    that a log a cron job appends to shows the failure too (docs/monitoring.md)."""
     error_line(message)
     output = envelope.mode()
     if output is not None:

@@ -53,7 +53,7 @@ def config(
     settings = load(env_file=env_file, database_url=database_url, mapping=mapping)
     rows = in_effect(settings)
     if settings.mapping is None and Path(LOCAL_FILE).is_file():
-        # What every command would pick up (SPEC §10), though no setting names it.
+        # What every command would pick up (docs/mapping.md), though no setting names it.
         found = Origin("found", "", Path(LOCAL_FILE).absolute())
         rows = [r if r.name != "mapping" else SettingInEffect(r.name, r.variable, LOCAL_FILE, found)
                 for r in rows]  # fmt: skip

@@ -1,4 +1,5 @@
-"""What every JSON output carries besides its content (SPEC §12): when, how long, which tool,
+"""What every JSON output carries besides its content (docs/monitoring.md): when, how long, which
+tool,
 which database (`user@host:port/db`, never a password)."""
 
 from __future__ import annotations

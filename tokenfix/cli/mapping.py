@@ -36,7 +36,8 @@ def mapping_command(
     env_file: EnvFileOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Print the mapping in effect as TOML: where the balances and the ledger live (SPEC §10).
+    """Print the mapping in effect as TOML: where the balances and the ledger live
+    (docs/mapping.md).
 
     Whatever its source (--mapping, TOKENFIX_MAPPING, ./tokenfix.toml, or the TOKENFIX_*
     settings), with comments saying where it came from. Needs no database.

@@ -1,4 +1,4 @@
-"""Options every command shares (SPEC §4), and the small helpers commands use."""
+"""Options every command shares (docs/commands.md), and the small helpers commands use."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def _user_ids(arguments: list[str]) -> dict[str, str]:
         else:
             ids.setdefault(argument.strip(), "")
     if not ids:
-        # An empty list usually means the step that produced it failed (SPEC §4).
+        # An empty list usually means the step that produced it failed (docs/commands.md).
         raise BadInput(
             "no user ids on stdin: nothing to check",
             hint="did the command feeding the list fail? use --all to check every user",
@@ -201,7 +201,8 @@ def reconcile(
     from tokenfix.config.settings import exact_amount
     from tokenfix.reconciliation.exit_policy import ExitPolicy
 
-    # From here on every way the run ends, bad input included, is in the metrics (SPEC §12).
+    # From here on every way the run ends, bad input included, is in the metrics
+    # (docs/monitoring.md).
     metrics = _Metrics(metrics_file)
     try:
         fmt = _format(json_output, output_format)

@@ -1,4 +1,4 @@
-"""Tool durations (SPEC §4) such as `90s`, `2m`, `24h`, `7d`, and `--since` times."""
+"""Tool durations (docs/commands.md) such as `90s`, `2m`, `24h`, `7d`, and `--since` times."""
 
 from __future__ import annotations
 

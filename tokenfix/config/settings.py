@@ -1,4 +1,4 @@
-"""Configuration (SPEC §6): environment, then env files (`.env`), overridden by flags.
+"""Configuration (docs/configuration.md): environment, then env files (`.env`), overridden by flags.
 
 Every value remembers where it came from (a flag, an environment variable, a line of an env
 file, the default), so `tokenfix config` can show it and an error can name the place to fix.
@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     )
     starting_balance: Annotated[int | Decimal, BeforeValidator(exact_amount)] = 0
     mapping: Path | None = None
-    """A mapping file (SPEC §10): where the balances and the ledger live."""
+    """A mapping file (docs/mapping.md): where the balances and the ledger live."""
     usage_table: TableName = Field(default=QualifiedName(["token_usage"]), validate_default=True)
     profiles_table: TableName = Field(
         default=QualifiedName(["user_profiles"]), validate_default=True
@@ -164,7 +164,8 @@ class Settings(BaseSettings):
     statement_timeout: str = "5min"
     lock_timeout: str = "5s"
     # Every transaction the tool opens ends within this long of the tool going quiet (stopped,
-    # suspended, partitioned): the server then drops it and the app's rows are free (SPEC §7).
+    # suspended, partitioned): the server then drops it and the app's rows are free
+    # (docs/safety.md).
     idle_timeout: str = "30s"
     # The all-users aggregate needs a hash table per user; with PostgreSQL's default 4MB the
     # planner walks the user_id index instead, about 6x slower (BENCHMARKS.md).

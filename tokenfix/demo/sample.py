@@ -1,4 +1,5 @@
-"""A generated sample database with every situation of SPEC §3 and §4, for `tokenfix demo`.
+"""A generated sample database with every situation of docs/balance-model.md, docs/commands.md, for
+`tokenfix demo`.
 
 Deterministic (seeded ids, fixed dates) so the README's captured output can be checked
 against a fresh run. Healthy caches are set from the tool's own set-based model; a handful of
@@ -194,7 +195,7 @@ def _bulk_users(b: _Builder, count: int) -> None:
 
 
 def build_sample(conn: psycopg.Connection[Any], *, users: int = 200, seed: int = 7) -> Sample:
-    """Insert the sample into the §2 tables (default names) of an empty database."""
+    """Insert the sample into the tables (default names) of an empty database."""
     settings = sample_settings("")
     builder = _Builder(seed)
     _telling_users(builder)

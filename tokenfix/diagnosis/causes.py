@@ -1,4 +1,5 @@
-"""Likely causes of a drift (SPEC §4): each named only when it explains the whole drift exactly.
+"""Likely causes of a drift (docs/commands.md): each named only when it explains the whole drift
+exactly.
 
 Each cause is a hypothesis about what the cache missed or applied wrongly; it is reported
 when the drift it predicts equals the observed drift in both columns, to the token.

@@ -1,4 +1,5 @@
-"""Why the fleet drifted (SPEC §12): the cause codes of every drifting owner, and the summary.
+"""Why the fleet drifted (docs/monitoring.md): the cause codes of every drifting owner, and the
+summary.
 
 Causes are computed for the drifting owners only, a batch at a time, in one statement per
 batch (fleet_evidence.sql) that reads their ledger rows by index: no per-owner round trip.
@@ -114,7 +115,7 @@ class CauseTotals:
 
 @dataclass
 class Summary:
-    """The run's `summary` (SPEC §12): drift by cause, unexplained owners, the totals."""
+    """The run's `summary` (docs/monitoring.md): drift by cause, unexplained owners, the totals."""
 
     causes: dict[str, CauseTotals] = field(default_factory=dict)
     unexplained_users: int = 0

@@ -1,4 +1,5 @@
-"""One owner's report (SPEC §4 diagnose): ledger summary, cached row, expected values, causes."""
+"""One owner's report (docs/commands.md diagnose): ledger summary, cached row, expected values,
+causes."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def diagnose(
     starting_balance: Amount | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> Diagnosis:
-    """Everything SPEC §4 lists for one owner, read in one snapshot. `on_warning` hears
+    """Everything docs/commands.md lists for one owner, read in one snapshot. `on_warning` hears
     each warning as soon as it is known, before the ledger is read."""
     warnings = visibility.read_warnings(conn, settings, mapping)
     for warning in warnings:

@@ -1,4 +1,4 @@
-"""Policies that trust what users write about themselves (SPEC §11): Supabase's user_metadata
+"""Policies that trust what users write about themselves (docs/doctor.md): Supabase's user_metadata
 (auth.users.raw_user_meta_data) is set by the user through supabase.auth.updateUser(), so a
 policy that reads it lets every user grant themselves whatever it checks for."""
 

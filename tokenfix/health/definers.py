@@ -1,4 +1,5 @@
-"""SECURITY DEFINER functions that write the balance, the ledger or the prices (SPEC §11): they
+"""SECURITY DEFINER functions that write the balance, the ledger or the prices (docs/doctor.md):
+they
 run with their owner's rights whoever calls them, so the caller's only limit is the function's
 own argument checking. Judged from the catalogs; never called."""
 

@@ -1,4 +1,5 @@
-"""The ledger and the prices are reconcile's source of truth (SPEC §11): can an API role mint a
+"""The ledger and the prices are reconcile's source of truth (docs/doctor.md): can an API role mint
+a
 grant, erase a charge or set a price? The catalogs' verdict, proven by probes that are always
 rolled back; and who may read them with row-level security off."""
 
@@ -239,7 +240,7 @@ def overrides_writes(context: Context) -> list[Check]:
         found: dict[Operation, list[Probed]] = {}
         skip = skip_reason(context, target, role, pricing.table) if role else None
         if role and skip is None and not probe_ok:
-            skip = "no probe: the price table lacks a column SPEC §2 names: catalog verdict"
+            skip = "no probe: the price table lacks a column of the default schema: catalog verdict"
         if role is not None and skip is None:
             for p in probe_pricing(
                 context.conn, pricing, role_name, exposure.access, subject=subject

@@ -1,4 +1,5 @@
-"""The ledger and price-table probes (SPEC §11): as an API role, insert a grant-class row for the
+"""The ledger and price-table probes (docs/doctor.md): as an API role, insert a grant-class row for
+the
 caller, lower or delete the caller's own charge row, insert a charge row; insert, change or
 delete an override. Directly or through a view; each in a savepoint that is rolled back."""
 

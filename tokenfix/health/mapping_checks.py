@@ -1,4 +1,5 @@
-"""doctor under a mapping file (SPEC §10): every expression compiled on its table (LIMIT 0, no
+"""doctor under a mapping file (docs/mapping.md): every expression compiled on its table (LIMIT 0,
+no
 row read) and judged by its type family, the key's uniqueness, an index leading with each
 ledger's key and time, and the privileges on every table and written column."""
 

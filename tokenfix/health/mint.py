@@ -1,7 +1,7 @@
 """Can an API role write what reconcile trusts — the ledger and the prices? The catalog part.
 
 A few catalog queries (grants, row-level security, policies), no probe, no write: cheap enough
-for every write run to ask first (SPEC §11), and the base of doctor's own ledger checks, whose
+for every write run to ask first (docs/doctor.md), and the base of doctor's own ledger checks, whose
 probes then prove or clear each finding.
 """
 
@@ -144,7 +144,8 @@ def mint_risks(conn: psycopg.Connection[Any], target: TrustTarget) -> list[MintR
 def ledger_mint_risks(
     conn: psycopg.Connection[Any], settings: Settings, mapping: Mapping | None = None
 ) -> list[MintRisk]:
-    """The write run's cheap first look (SPEC §11): catalog queries only, no probe, no write."""
+    """The write run's cheap first look (docs/doctor.md): catalog queries only, no probe, no
+    write."""
     return mint_risks(conn, trust_target(settings, mapping))
 
 

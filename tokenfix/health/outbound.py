@@ -1,6 +1,6 @@
 """Triggers that call outside the database: a probe would fire them, and rolling the probe back
 does not take back an HTTP request or a dblink statement. Relations with such triggers are
-judged from the catalogs only (SPEC §11)."""
+judged from the catalogs only (docs/doctor.md)."""
 
 from __future__ import annotations
 

@@ -129,7 +129,8 @@ _OWN_ROW = {
 
 
 def classify(exc: psycopg.Error, write: Write) -> Outcome:
-    """Which errors mean protected: only a trigger, a CHECK constraint or a policy (SPEC §11)."""
+    """Which errors mean protected: only a trigger, a CHECK constraint or a policy
+    (docs/doctor.md)."""
     state = exc.sqlstate or ""
     diag = exc.diag
     message = (diag.message_primary or str(exc)).splitlines()[0]

@@ -1,5 +1,5 @@
 """The balance probe: raise a balance by one as an API role, on the caller's own row and on
-another owner's, directly or through a view, and read back whether it stuck (SPEC §11)."""
+another owner's, directly or through a view, and read back whether it stuck (docs/doctor.md)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,8 @@ class Report:
 
 @dataclass(frozen=True)
 class Tables:
-    """The three tables of the default schema (SPEC §2) under their configured names."""
+    """The three tables of the default schema (docs/balance-model.md) under their configured
+    names."""
 
     usage: catalog.Table
     profiles: catalog.Table
@@ -98,7 +99,7 @@ class Context:
 
     @property
     def balance_columns(self) -> tuple[str, ...]:
-        """The written columns that hold the balance (SPEC §11: what a probe raises)."""
+        """The written columns that hold the balance (docs/doctor.md: what a probe raises)."""
         return self.mapping.balance.compared_columns
 
 

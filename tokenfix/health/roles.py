@@ -1,4 +1,4 @@
-"""Supabase's Data API roles in this cluster (SPEC §11): anon and authenticated are probed,
+"""Supabase's Data API roles in this cluster (docs/doctor.md): anon and authenticated are probed,
 PUBLIC is judged from the catalogs, service_role and other RLS-bypassing roles are shown."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def judged(roles: list[ApiRole]) -> list[str]:
 
 
 def supabase_shaped(roles: list[ApiRole]) -> bool:
-    """Without anon and authenticated there is no Data API: the §11 checks only speak up when
+    """Without anon and authenticated there is no Data API: the checks only speak up when
     PUBLIC itself (every role of the cluster) can write these tables."""
     return bool(probed(roles))
 

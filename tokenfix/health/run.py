@@ -1,4 +1,4 @@
-"""`doctor`: is this database set up so that tokenfix, and the app, can work? (SPEC §4)
+"""`doctor`: is this database set up so that tokenfix, and the app, can work? (docs/commands.md)
 
 Each check is plain data (name, status, message, fix); a check that cannot run is a failed
 check, never a crash, so one missing table does not hide every other finding.
@@ -49,7 +49,7 @@ CHECKS: tuple[CheckFunction, ...] = (
     ledger.ledger_health,
 )
 # Under a mapping file, the checks of the default schema's tables and indexes give way to the
-# mapping's own: its expressions, key, indexes and privileges (SPEC §10).
+# mapping's own: its expressions, key, indexes and privileges (docs/mapping.md).
 MAPPING_CHECKS: tuple[CheckFunction, ...] = (
     mapping_checks.mapping_expressions,
     mapping_checks.mapping_key,

@@ -1,4 +1,5 @@
-"""The tables and columns of SPEC §2 under their configured names, their types, and indexes."""
+"""The tables and columns of docs/balance-model.md under their configured names, their types, and
+indexes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.ledger import catalog
 from tokenfix.ledger.catalog import Table
 
-# Types are judged by family (SPEC §10): any integer or numeric amount is exact; a key or an
+# Types are judged by family (docs/mapping.md): any integer or numeric amount is exact; a key or an
 # id may be of any type; a timestamp without time zone is read as UTC (said in a note).
 INTEGER = {"smallint", "integer", "bigint"}
 NUMBER = INTEGER | {"numeric"}
@@ -69,8 +70,8 @@ def _table_check(
         return fail(
             name,
             f"table {table.name}: " + "; ".join(wrong),
-            "change the column types to those of SPEC §2 (sql/schema.sql), or describe the "
-            "table in a mapping file (SPEC §10)",
+            "change the column types to those of sql/schema.sql, or describe the table in a "
+            "mapping file (docs/mapping.md)",
         )
     naive = [c for c in columns if table.columns.get(c) == NAIVE_TIMESTAMP]
     note = f" (note: {', '.join(naive)} without time zone, read as UTC)" if naive else ""
@@ -154,7 +155,7 @@ def _unique_user_id(context: Context) -> Check:
     fix = sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
         balance.table.identifier, sql.Identifier(balance.key)
     )
-    # SPEC §7: without it an owner may have two cached balances, and write runs refuse.
+    # docs/safety.md: without it an owner may have two cached balances, and write runs refuse.
     return fail(
         "profiles_key",
         f"{balance.table}.{balance.key} has no unique index: an owner may have two balance "

@@ -1,7 +1,7 @@
-"""What the trust-boundary checks (SPEC §11) look at, built from the settings in one place.
+"""What the trust-boundary checks (docs/doctor.md) look at, built from the settings in one place.
 
-Every §11 check reads table and column names from a `TrustTarget` only, so that a mapping file
-(§10) can build one instead of the §6 settings without touching the checks.
+Every check reads table and column names from a `TrustTarget` only, so that a mapping file
+(docs/mapping.md) can build one instead of the settings without touching the checks.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class LedgerShape:
     """The seed's ledger columns: enough for a probe to write a grant-class or charge-class row.
 
     Under a custom mapping the ledger is SQL expressions, not columns, so there is no shape and
-    the ledger is judged from privileges and policies alone (SPEC §11).
+    the ledger is judged from privileges and policies alone (docs/doctor.md).
     """
 
     id: str = "id"
@@ -66,7 +66,7 @@ class LedgerTarget:
 
 @dataclass(frozen=True)
 class PricingTarget:
-    """The §3 override table; its columns are fixed by SPEC §2 under every mapping."""
+    """The override table; its columns are fixed by docs/balance-model.md under every mapping."""
 
     table: QualifiedName
     id: str = "id"
@@ -101,7 +101,7 @@ class TrustTarget:
 
 
 def trust_target(settings: Settings, mapping: Mapping | None = None) -> TrustTarget:
-    """What the §11 checks look at. The seed's shape under the §6 names (the owner key is the
+    """What the checks look at. The seed's shape under the names (the owner key is the
     JWT subject itself), or a mapping's tables: its compared balance columns, its ledgers
     (judged from privileges and policies: their rows are expressions, not columns a probe
     could fill) and its `subject` for the own-row probe."""

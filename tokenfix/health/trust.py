@@ -1,4 +1,4 @@
-"""Could an API role raise a balance? (SPEC §11, and the seed incident's question.)
+"""Could an API role raise a balance? (docs/doctor.md, and the seed incident's question.)
 
 anon and authenticated: the catalogs' verdict (grants, RLS, policies), then the proof — the
 balance raised by one as the role with PostgREST's JWT claims, on the caller's own row and on

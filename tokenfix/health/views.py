@@ -1,4 +1,4 @@
-"""Views over the balance, ledger and price tables that API roles may write (SPEC §11).
+"""Views over the balance, ledger and price tables that API roles may write (docs/doctor.md).
 
 A view without `security_invoker` reaches its table with its owner's rights: the table's
 grants and row-level security are checked against the owner (often postgres, who bypasses

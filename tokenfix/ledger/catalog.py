@@ -74,12 +74,12 @@ def _require(table: Table, columns: Sequence[tuple[str, str | None]], setting: s
         )
     for column, column_setting in columns:
         if not table.has(column):
-            where = f"set {column_setting}" if column_setting else "see SPEC §2"
+            where = f"set {column_setting}" if column_setting else "see docs/balance-model.md"
             raise MissingObject(f"table {table.name} has no column {column}", hint=where)
 
 
 def require_default_schema(conn: Connection, settings: Settings) -> None:
-    """The default mapping needs the §2 schema: say which table or column is missing, and
+    """The default mapping needs the schema: say which table or column is missing, and
     which setting names it, before any expression is compiled."""
     usage, profiles, overrides = describe(
         conn, [settings.usage_table, settings.profiles_table, settings.overrides_table]

@@ -1,4 +1,5 @@
-"""The balance model of SPEC §3 and §10, compiled for one mapping on one database.
+"""The balance model of docs/balance-model.md, docs/mapping.md, compiled for one mapping on one
+database.
 
 One implementation for every command: reconcile's all-owners pass, each batch's recompute
 under lock, diagnose's per-owner detail, the writes and the reverts are all composed here
@@ -104,7 +105,7 @@ class BalanceModel:
 
     def _keys_param(self, name: str, type_name: str) -> sql.Composable:
         # The parameter is cast to the column's type, never the column: filters stay on the
-        # index (SPEC §10).
+        # index (docs/mapping.md).
         return sql.SQL("%({})s::text[]::{}[]").format(sql.SQL(name), _type(type_name))
 
     def _price(
@@ -513,7 +514,8 @@ class BalanceModel:
         return queries.compose(name, classified=classified), {**self.params(), **params}
 
     def fleet_evidence(self) -> tuple[sql.Composed, dict[str, Any]]:
-        """The causes' evidence (SPEC §12) for a batch of drifting owners, in one statement."""
+        """The causes' evidence (docs/monitoring.md) for a batch of drifting owners, in one
+        statement."""
         classified, params = self.classified(batch=True)
         b = self.mapping.balance
         statement = queries.compose(
@@ -531,7 +533,7 @@ class BalanceModel:
         return statement, {**self.params(), **params}
 
 
-# The class of a row (SPEC §10), top-down, over a source's row as read (alias n).
+# The class of a row (docs/mapping.md), top-down, over a source's row as read (alias n).
 ROW_CLASS = sql.SQL(
     "CASE WHEN n.amount IS NULL OR n.amount < 0 OR n.counted IS NULL"
     " OR (n.kind IS NOT NULL AND n.kind NOT IN ('grant', 'deduct', 'charge')) THEN 'invalid'"
@@ -556,7 +558,7 @@ def load(
     *,
     starting_balance: Amount | None = None,
 ) -> BalanceModel:
-    """The model of `mapping` (default: the §6 settings) on this database, checked."""
+    """The model of `mapping` (default: the settings) on this database, checked."""
     mapping = mapping or default_mapping(settings)
     with transaction(conn, settings, read_only=True):
         if mapping.from_settings:

@@ -1,4 +1,5 @@
-"""Override prices (SPEC §3): the overrides table, read first and compiled into one CASE.
+"""Override prices (docs/balance-model.md): the overrides table, read first and compiled into one
+CASE.
 
 The table is tiny, so it is read once per run and compiled into a CASE whose values are bound
 parameters; a per-row lookup into the table is ~9x slower at 10M rows. The CASE matches a

@@ -1,4 +1,4 @@
-"""Row-level security on the tool's own connection (SPEC §12).
+"""Row-level security on the tool's own connection (docs/monitoring.md).
 
 A role subject to RLS on the balance table, a ledger table or the price table sees only the
 rows its policies allow: every balance it cannot see looks like a missing profile, every

@@ -1,8 +1,8 @@
-"""Which mapping is in effect (SPEC §10): --mapping PATH, else TOKENFIX_MAPPING, else
-./tokenfix.toml if present (named on stderr), else the §6 settings (the default mapping).
+"""Which mapping is in effect (docs/mapping.md): --mapping PATH, else TOKENFIX_MAPPING, else
+./tokenfix.toml if present (named on stderr), else the settings (the default mapping).
 
 Apart from `tokenfix.mapping.file` so that a run with no mapping file does not build that
-module's pydantic models: start-up counts in a cron run (SPEC §8).
+module's pydantic models: start-up counts in a cron run (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tokenfix.config.settings import Settings
 from tokenfix.mapping.types import Mapping, default_mapping
 
 LOCAL_FILE = "tokenfix.toml"
-# §6 settings a mapping file replaces: setting one beside a mapping is a contradiction.
+# settings a mapping file replaces: setting one beside a mapping is a contradiction.
 MAPPED_SETTINGS = (
     "usage_table",
     "profiles_table",
@@ -29,12 +29,13 @@ MAPPED_SETTINGS = (
 
 
 def explicit_settings(settings: Settings) -> list[str]:
-    """The §6 table/column/action settings given explicitly (environment, .env, flags)."""
+    """The table/column/action settings given explicitly (environment, .env, flags)."""
     return [name for name in MAPPED_SETTINGS if name in settings.model_fields_set]
 
 
 def resolve(settings: Settings, flag: Path | None, *, note: Any = None) -> Mapping:
-    """The mapping in effect: --mapping, TOKENFIX_MAPPING, ./tokenfix.toml, else the §6
+    """The mapping in effect: --mapping, TOKENFIX_MAPPING, ./tokenfix.toml, else the
+    docs/configuration.md
     settings. `note` is called with a one-line note when ./tokenfix.toml is picked up."""
     path, source = None, ""
     if flag is not None:

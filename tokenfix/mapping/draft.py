@@ -1,4 +1,4 @@
-"""`tokenfix init`: a draft mapping (SPEC §10) guessed from the catalogs, every guess marked.
+"""`tokenfix init`: a draft mapping (docs/mapping.md) guessed from the catalogs, every guess marked.
 
 The guesses are by name and type, the way an engineer new to the schema would read it: a
 balance table is one with a unique key and numeric columns named like a balance; a ledger is
@@ -305,7 +305,7 @@ def draft(conn: Connection, settings: Settings) -> str | None:
             return None
         balance = scored[0][1]
         out = Draft([
-            "# A draft mapping (SPEC §10), guessed from the catalogs by 'tokenfix init'.",
+            "# A draft mapping (docs/mapping.md), guessed from the catalogs by 'tokenfix init'.",
             "# Check every line marked 'guess', then: tokenfix doctor --mapping THIS_FILE",
             "",
         ])  # fmt: skip

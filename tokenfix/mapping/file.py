@@ -1,4 +1,4 @@
-"""The mapping file (SPEC §10): TOML, parsed with tomllib and validated with pydantic models,
+"""The mapping file (docs/mapping.md): TOML, parsed with tomllib and validated with pydantic models,
 so a bad key or value is reported with the file, the line and the key; and written back as
 TOML (`tokenfix mapping`). Which file is in effect is `tokenfix.mapping.choice`'s question.
 """
@@ -208,7 +208,7 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
     starting = settings.starting_balance
     lines = [
         f"# The mapping in effect: {mapping.origin}.",
-        "# Expressions are SQL over the table's own columns (SPEC §10).",
+        "# Expressions are SQL over the table's own columns (docs/mapping.md).",
         "",
         "[balance]",
         f"table = {_string(str(b.table))}",

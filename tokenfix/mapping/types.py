@@ -1,9 +1,11 @@
-"""Where the balances and the ledger live (SPEC §10): the mapping, as SQL expressions.
+"""Where the balances and the ledger live (docs/mapping.md): the mapping, as SQL expressions.
 
-A mapping comes from a TOML file the operator writes (`mapping_file.load`), or from the §6
+A mapping comes from a TOML file the operator writes (`mapping_file.load`), or from the
+docs/configuration.md
 settings, which describe the seed's shape (`default_mapping`). Either way every command
 works through the same `Mapping`. Expressions written by the operator go into statements as
-SQL (they are configuration, like a dbt model); the default mapping's are built from §6
+SQL (they are configuration, like a dbt model); the default mapping's are built from
+docs/configuration.md
 identifiers (always quoted) and values (always bound as parameters), as before.
 """
 
@@ -64,7 +66,7 @@ class BalanceSide:
     created_at: Expr | None = None
     tolerance: Expr | None = None
     subject: Expr | None = None
-    """The owner's JWT `sub`, for doctor's own-row probe (SPEC §11)."""
+    """The owner's JWT `sub`, for doctor's own-row probe (docs/doctor.md)."""
 
     @property
     def compared_columns(self) -> tuple[str, ...]:
@@ -105,7 +107,7 @@ class Mapping:
     balance: BalanceSide
     ledgers: tuple[LedgerSource, ...]
     pricing: QualifiedName | None = None
-    """The §3 overrides table, matched on the ledger's action, model and time."""
+    """The overrides table, matched on the ledger's action, model and time."""
     origin: str = "the default mapping (TOKENFIX_* settings)"
     from_settings: bool = True
 
@@ -166,7 +168,7 @@ class Mapping:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-# -- the default mapping: the seed's shape under the §6 names ----------------------------
+# -- the default mapping: the seed's shape under the names ----------------------------
 
 # PostgreSQL's reserved key words: a column named like one is always shown quoted.
 _RESERVED = frozenset(
@@ -276,7 +278,7 @@ def _actions_in(
 
 
 def default_kind(settings: Settings) -> tuple[Expr, Expr]:
-    """grant / deduct by the §6 action lists, every other row a charge (SPEC §3): as the
+    """grant / deduct by the action lists, every other row a charge (docs/balance-model.md): as the
     mapping writes it, and as the class number the all-owners aggregate uses."""
     grant, grant_text, grant_params = _actions_in("action_type", "grant", settings.grant_action)
     deduct, deduct_text, deduct_params = _actions_in(
@@ -292,7 +294,8 @@ def default_kind(settings: Settings) -> tuple[Expr, Expr]:
 
 
 def default_mapping(settings: Settings) -> Mapping:
-    """The seed's shape (SPEC §2) under the configured names: what the §6 settings mean."""
+    """The seed's shape (docs/balance-model.md) under the configured names: what the settings
+    mean."""
     remaining = settings.remaining_column.table_name
     used = settings.used_column.table_name
     expected = {

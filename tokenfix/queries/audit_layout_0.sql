@@ -1,4 +1,4 @@
--- The audit trail (SPEC §7), layout 0: the tables as the first tokenfix release made them.
+-- The audit trail (docs/safety.md), layout 0: the tables as the first tokenfix release made them.
 -- A new audit schema is this plus every numbered migration (audit_layout_<N>.sql), applied in
 -- one transaction; an existing one gets the migrations it lacks. Never change this file:
 -- layout changes are new, additive migrations. Every statement is idempotent.

@@ -1,7 +1,7 @@
 -- Audit layout 1 (additive): the layout version itself, and the full content of every
 -- profile row a run created or deleted (`full_row`, as the database stored it), so that a
 -- revert deletes a created row only if the whole row is still exactly what the run wrote,
--- and re-creates a deleted one exactly (SPEC §7 "revert never destroys what the app made").
+-- and re-creates a deleted one exactly (docs/safety.md "revert never destroys what the app made").
 CREATE TABLE IF NOT EXISTS {schema}.layout (
     version      integer PRIMARY KEY,
     applied_at   timestamptz NOT NULL DEFAULT now(),

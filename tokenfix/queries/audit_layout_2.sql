@@ -1,4 +1,4 @@
--- Audit layout 2 (additive): any shape of balance (SPEC §10). The owner's key as text, and
+-- Audit layout 2 (additive): any shape of balance (docs/mapping.md). The owner's key as text, and
 -- the written columns before and after as jsonb (whatever they are called and whatever their
 -- types); per run, the balance table, its key and a hash of the mapping's balance side, so a
 -- revert under another mapping is refused. Rows of earlier layouts keep their user_id and

@@ -1,4 +1,4 @@
--- Expected balances (SPEC §3, §10) of a selection of owners beside their cached rows. Each
+-- Expected balances (docs/balance-model.md, docs/mapping.md) of a selection of owners beside their cached rows. Each
 -- ledger source is read in one pass and summed per owner (a hash aggregate), the sources are
 -- combined by owner, then full-joined with the balance rows, so that owners with a balance
 -- row but no ledger rows are checked too. `attention`: a status other than ok (a NULL cache

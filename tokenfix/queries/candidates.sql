@@ -1,6 +1,6 @@
 -- Every selected owner whose status is not ok (drift or missing_profile), in the key's own
 -- order, then one last row counting every owner checked, with the cached and expected totals
--- over every owner with a balance row (SPEC §12, read before anything is written). `recent`: ledger rows inside the
+-- over every owner with a balance row (docs/monitoring.md, read before anything is written). `recent`: ledger rows inside the
 -- settle window, found through each source's time index and checked for the candidates only.
 WITH compared AS MATERIALIZED (
 {balances}

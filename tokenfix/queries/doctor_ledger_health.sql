@@ -1,4 +1,4 @@
--- Ledger rows that count for nothing because they are malformed (SPEC §10 "invalid"), and
+-- Ledger rows that count for nothing because they are malformed (docs/mapping.md "invalid"), and
 -- owners with ledger rows but no balance row. One pass over each source, one probe per owner.
 WITH per_owner AS (
     SELECT r.key, count(*) FILTER (WHERE r.invalid) AS invalid_rows

@@ -1,5 +1,5 @@
 -- Roles that write a table whatever its policies say: superusers, BYPASSRLS roles and, unless
--- row-level security is forced, the table's owner. Shown for information (SPEC §11).
+-- row-level security is forced, the table's owner. Shown for information (docs/doctor.md).
 SELECT r.rolname::text AS name,
        CASE WHEN r.rolsuper THEN 'superuser'
             WHEN r.rolbypassrls THEN 'BYPASSRLS'

@@ -1,4 +1,4 @@
--- The roles of SPEC §11 present in this cluster: anon and authenticated (probed) and
+-- The roles of docs/doctor.md present in this cluster: anon and authenticated (probed) and
 -- service_role (shown for information); whether each bypasses row-level security, and
 -- whether the tool may SET ROLE to it for a probe.
 SELECT r.rolname::text AS name,

@@ -1,5 +1,5 @@
--- The evidence the likely causes (SPEC §4) are tested against, for a batch of drifting owners
--- at once (SPEC §12): their rows read by each source's key index, summed per owner, and the
+-- The evidence the likely causes (docs/commands.md) are tested against, for a batch of drifting owners
+-- at once (docs/monitoring.md): their rows read by each source's key index, summed per owner, and the
 -- latest time from which their charges add up to exactly their remaining drift.
 WITH classified AS (
 {classified}

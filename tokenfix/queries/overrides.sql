@@ -1,4 +1,4 @@
--- Active overrides in best-match order (SPEC §3): model-specific first, then the latest
+-- Active overrides in best-match order (docs/balance-model.md): model-specific first, then the latest
 -- valid_from (NULL counts as earliest), then the highest id. The first that matches a row wins.
 -- {valid_from} / {valid_until} are the columns, or NULL where the table lacks them (unbounded).
 SELECT o.id, o.action_type, o.model_used, o.token_cost,

@@ -1,5 +1,5 @@
 -- Some owners' rows of one ledger source (one owner, or a batch of them), as the
--- mapping reads them, each with its class (SPEC §10, top-down) and override price. Read
+-- mapping reads them, each with its class (docs/mapping.md, top-down) and override price. Read
 -- through the source's key index.
 SELECT n.*, {row_class} AS class, {price} AS price
 FROM (

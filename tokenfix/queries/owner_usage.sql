@@ -1,4 +1,4 @@
--- One owner's ledger summarised under SPEC §10, per source. Counts are per row class, so
+-- One owner's ledger summarised under docs/mapping.md, per source. Counts are per row class, so
 -- failed + zero + invalid + ignored + grant + deduct + charge = total. The last columns are
 -- the evidence the likely causes of a drift are tested against.
 WITH classified AS (

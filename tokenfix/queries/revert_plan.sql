@@ -1,5 +1,5 @@
 -- What revert does with each audit row of a batch, decided on the balance rows as they are
--- now (SPEC §7): revert's rules, in one text. revert_batch.sql writes what this decides (on
+-- now (docs/safety.md): revert's rules, in one text. revert_batch.sql writes what this decides (on
 -- rows its transaction has locked); revert_check.sql only shows it (a dry run reads).
 -- Not a statement: CTEs (planned … decided), included after a WITH.
 --   restore  (a row the run changed): only if its written columns still hold exactly what

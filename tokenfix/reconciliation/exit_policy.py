@@ -1,6 +1,7 @@
-"""When a reconcile run needs attention (exit 1): SPEC §5, and the monitors' policy of §12.
+"""When a reconcile run needs attention (exit 1): docs/output.md, and the monitors' policy of
+docs/monitoring.md.
 
-Without --fail-on, exit 1 means what §5 says: drift or missing profiles found and not (all)
+Without --fail-on, exit 1 means what says: drift or missing profiles found and not (all)
 fixed. With --fail-on, the run is judged on the owners it *found*, fixed or not, so that a
 cron job that fixes drift still alerts: `any` on any of them, `unexplained` on drift no cause
 explains (deferred owners never count), `never` on nothing. --threshold N ignores owners whose

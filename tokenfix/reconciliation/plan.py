@@ -1,4 +1,5 @@
-"""The plan of a reconcile run (SPEC §4, §7): one streamed set-based pass finds every owner
+"""The plan of a reconcile run (docs/commands.md, docs/safety.md): one streamed set-based pass
+finds every owner
 whose status is not ok; a dry run reports them, a write run hands them to the writer.
 
 The request, the plan and the run's outcome live here, below both the orchestration
@@ -46,7 +47,8 @@ class Plan:
     summary: Summary = field(default_factory=Summary)
     """Totals read by the pass; the causes are added as the changes are made."""
     shared_drift: Amount | None = None
-    """The remaining-only drift most drifting owners share (SPEC §12: the starting balance?)."""
+    """The remaining-only drift most drifting owners share (docs/monitoring.md: the starting
+    balance?)."""
 
     def close(self) -> None:
         self.candidates.close()
@@ -196,7 +198,7 @@ def _would_write(c: Candidate, request: Request) -> bool:
 
 
 def check_brake(plan: Plan, request: Request) -> int:
-    """The cron brake (SPEC §4): refuse a write run that would change too many rows."""
+    """The cron brake (docs/commands.md): refuse a write run that would change too many rows."""
     planned = sum(1 for c in plan.candidates if _would_write(c, request))
     if request.max_changes and planned > request.max_changes:
         raise BadInput(
@@ -226,7 +228,7 @@ def causes(
     conn: Connection, model: BalanceModel, batch: list[Candidate]
 ) -> dict[str, tuple[str, ...]]:
     """The cause codes of a batch of the plan's candidates, in its own read-only transaction."""
-    # The batch's ledger rows (~100k for 1,000 owners at the SPEC §8 scale) are sorted and
+    # The batch's ledger rows (~100k for 1,000 owners at the benchmark scale) are sorted and
     # aggregated: with the default 4MB of work_mem the bitmap of their pages went lossy
     # (2.8M rows rechecked) and the sort to disk. The planner's estimate crosses
     # jit_above_cost, yet compiling costs more than it saves on so few rows. Measured at

@@ -1,6 +1,7 @@
 """`reconcile`: find every owner whose cached balance disagrees with the ledger, and fix it safely.
 
-Shape (SPEC §7): one streamed, set-based pass over the ledger finds the candidates; each batch
+Shape (docs/safety.md): one streamed, set-based pass over the ledger finds the candidates; each
+batch
 then locks its balance rows in key order, recomputes those owners from the ledger (by index)
 in a fresh statement, re-checks the settle window, and writes with compare-and-set, all in one
 transaction that also renews the writer lease and records the audit rows (writer.py).
@@ -80,7 +81,8 @@ def reconcile(
     """Check the selected owners and, unless a dry run, fix them under the writer lease.
     `on_warning` hears a warning that is known before the scan as soon as it is known (the
     plan's warnings, `on_plan`, come after it)."""
-    # Row-level security first (SPEC §12): before any table is read, and a write run refuses
+    # Row-level security first (docs/monitoring.md): before any table is read, and a write run
+    # refuses
     # before its lease, its audit row or any write.
     warnings: list[str] = []
     if request.dry_run:
@@ -154,8 +156,8 @@ def reconcile(
 
 
 def _mint_warnings(conn: Connection, settings: Settings, mapping: Mapping) -> list[str]:
-    """SPEC §11: before writing, the cheap catalog look at who else can write the ledger."""
-    # Imported here: dry runs and diagnose never ask, and start-up counts (SPEC §8).
+    """docs/doctor.md: before writing, the cheap catalog look at who else can write the ledger."""
+    # Imported here: dry runs and diagnose never ask, and start-up counts (docs/performance.md).
     from tokenfix.health.mint import ledger_mint_risks, mint_warning
 
     with transaction(conn, settings, read_only=True):

@@ -1,4 +1,4 @@
-"""The write path of `reconcile` (SPEC §7): batches, locks, compare-and-set, audit, retries.
+"""The write path of `reconcile` (docs/safety.md): batches, locks, compare-and-set, audit, retries.
 
 Each batch is one transaction: lock the batch's balance rows in key order, recompute those
 owners from the ledger in a fresh statement (so it sees everything the app committed before we
@@ -54,7 +54,7 @@ class _Decision:
 
 @dataclass
 class Writer:
-    """Applies a plan batch by batch under the writer lease (SPEC §7)."""
+    """Applies a plan batch by batch under the writer lease (docs/safety.md)."""
 
     conn: Connection
     model: BalanceModel
@@ -70,7 +70,8 @@ class Writer:
             run_id, False, plan.counts, changes, plan.warnings, plan.reads_used, plan.summary
         )
         for batch in plan.candidates.batches(self.request.batch_size):
-            # The causes of the drift the plan found (SPEC §12: judged whether or not fixed),
+            # The causes of the drift the plan found (docs/monitoring.md: judged whether or not
+            # fixed),
             # read before the batch's write transaction, which stays as short as it was.
             codes = causes(self.conn, self.model, batch)
             results: dict[str, Change] = {}

@@ -1,4 +1,4 @@
-"""`diagnose` output for people: the rich layout (the §5 JSON: render.json)."""
+"""`diagnose` output for people: the rich layout (the JSON: render.json)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`doctor` output for people: one line per check (the §5 JSON: render.json)."""
+"""`doctor` output for people: one line per check (the JSON: render.json)."""
 
 from __future__ import annotations
 

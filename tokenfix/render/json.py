@@ -1,4 +1,5 @@
-"""The JSON contract (SPEC §5, §12), produced from the typed records in one place.
+"""The JSON contract (docs/output.md, docs/monitoring.md), produced from the typed records in one
+place.
 
 Amounts are written as JSON numbers with every digit (simplejson writes a Decimal as its
 exact decimal text, never through a float): `12.50000` stays `12.50000`, a 9,000,000,000,123
@@ -48,7 +49,7 @@ def pair(p: Pair | None) -> dict[str, Any] | None:
 
 
 def change(c: Change) -> dict[str, Any]:
-    """A §5 `changes` entry with its §12 `causes` (`stored` only when the database kept
+    """A `changes` entry with its `causes` (`stored` only when the database kept
     something else)."""
     entry: dict[str, Any] = {
         "user_id": c.key,
@@ -104,7 +105,7 @@ def write_object(stream: TextIO, head: dict[str, Any], key: str, items: Iterable
 
 
 def diagnosis(d: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The §5 `diagnose --json` object."""
+    """The `diagnose --json` object."""
     if d.status == "not_found":
         return {**(envelope or {}), "user_id": d.user_id, "status": d.status}
     out: dict[str, Any] = {
@@ -126,8 +127,8 @@ def diagnosis(d: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def usage(u: Any) -> dict[str, Any] | None:
-    """The §5 usage; `ignored_records` (kind NULL, SPEC §10) only when there are some: the
-    default mapping never has any, and its JSON stays the §5 object."""
+    """The usage; `ignored_records` (kind NULL, docs/mapping.md) only when there are some: the
+    default mapping never has any, and its JSON stays the object."""
     found = record(u)
     if found is not None and not found.get("ignored_records"):
         found.pop("ignored_records", None)
@@ -150,7 +151,7 @@ def ledger_entry(e: Any, *, with_source: bool) -> dict[str, Any]:
 
 
 def summary(s: Any) -> dict[str, Any]:
-    """The §12 `summary`: drift by cause (most users first), unexplained owners, totals."""
+    """The `summary`: drift by cause (most users first), unexplained owners, totals."""
     ranked = sorted(s.causes.items(), key=lambda item: (-item[1].users, item[0]))
     return {
         "causes": [
@@ -171,7 +172,7 @@ def summary(s: Any) -> dict[str, Any]:
 
 
 def outcome_head(o: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The §5 `reconcile --json` object without its `changes`."""
+    """The `reconcile --json` object without its `changes`."""
     c = o.counts
     return {
         **(envelope or {}),
@@ -190,12 +191,12 @@ def outcome_head(o: Any, envelope: dict[str, Any] | None = None) -> dict[str, An
 
 
 def write_outcome(stream: TextIO, o: Any, envelope: dict[str, Any] | None = None) -> None:
-    """The §5 object; `changes` streamed one entry per line, in key order."""
+    """The object; `changes` streamed one entry per line, in key order."""
     write_object(stream, outcome_head(o, envelope), "changes", (change(c) for c in o.changes))
 
 
 def write_lines(stream: TextIO, o: Any, envelope: dict[str, Any]) -> None:
-    """`--format jsonl` (SPEC §12): one object per line, each with its `type`, the summary
+    """`--format jsonl` (docs/monitoring.md): one object per line, each with its `type`, the summary
     last, so that `>> file.jsonl` keeps a log a program reads line by line."""
     for warning in o.warnings:
         stream.write(dumps({"type": "warning", "message": warning}, indent=None) + "\n")

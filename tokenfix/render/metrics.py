@@ -1,4 +1,5 @@
-"""`--metrics-file PATH` (SPEC §12): the run in the Prometheus text format, for node_exporter's
+"""`--metrics-file PATH` (docs/monitoring.md): the run in the Prometheus text format, for
+node_exporter's
 textfile collector, written atomically (prometheus_client writes a temporary file and renames
 it) on success and on failure. A failed run keeps the last success time of the file it
 replaces, so that an alert on "no successful run for 26 h" sees through the failures.
@@ -39,7 +40,9 @@ def write(
     def gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(name, documentation, labels, registry=registry)
 
-    gauge("tokenfix_exit_code", "Exit code of the last reconcile run (SPEC §5).").set(exit_code)
+    gauge("tokenfix_exit_code", "Exit code of the last reconcile run (docs/output.md).").set(
+        exit_code
+    )
     gauge("tokenfix_run_duration_seconds", "Wall time of the last reconcile run.").set(duration_s)
     success = exit_code in (0, 1)  # a run that ended: attention is news, not a failure
     last = time.time() if success else previous_success(path)

@@ -112,7 +112,7 @@ def render_outcome(console: Console, outcome: Outcome) -> None:
 
 
 def _causes_table(outcome: Outcome) -> Table:
-    """The §12 summary, as the table output's ending: drift by cause, the unexplained."""
+    """The summary, as the table output's ending: drift by cause, the unexplained."""
     s = outcome.summary
     table = Table(title="Drift by cause", title_justify="left", show_edge=False)
     table.add_column("cause")
