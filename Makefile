@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck layering demo bench bench-full clean
+.PHONY: install test test-fast lint typecheck layering demo bench bench-full clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ layering: install
 
 test: lint typecheck layering
 	$(BIN)/pytest
+
+# The tests that need no subprocess or extra server, on every core: the quick loop while coding.
+test-fast: install
+	$(BIN)/pytest -n auto tests/unit tests/db
 
 demo: install
 	$(BIN)/tokenfix demo

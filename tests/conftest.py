@@ -17,9 +17,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from tests.builders import Ledger
-from tests.clirunner import CliRunner
-from tests.supabase import create_api_roles
+from tests.support.builders import Ledger
+from tests.support.clirunner import CliRunner
+from tests.support.supabase import create_api_roles
 from tokenfix.config.settings import Settings
 from tokenfix.demo.pgserver import NoServerAvailable, Server, start_server
 
