@@ -20,9 +20,7 @@ HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
 @pytest.fixture
 def drifting(ledger: Ledger) -> uuid.UUID:
-    user = ledger.profile(ledger.user())
-    ledger.row(user, 25, at=HOUR_AGO)
-    return user
+    return ledger.drifting(25)
 
 
 def privilege(conn: psycopg.Connection, role: str, obj: str, what: str = "SELECT") -> bool:

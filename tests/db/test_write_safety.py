@@ -40,10 +40,7 @@ def app_charge(conn: psycopg.Connection, user: uuid.UUID, tokens: int) -> None:
 
 @pytest.fixture
 def drifting(ledger: Ledger) -> uuid.UUID:
-    """A user whose cache missed a 100-token charge an hour ago."""
-    user = ledger.profile(ledger.user(), remaining=0, used=0)
-    ledger.row(user, 100, at=datetime.now(UTC) - timedelta(hours=1))
-    return user
+    return ledger.drifting(100)
 
 
 def test_a_charge_applied_by_the_app_during_the_run_is_neither_lost_nor_doubled(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tomllib
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import tokenfix
@@ -33,9 +32,7 @@ def python(code: str, db_url: str) -> subprocess.CompletedProcess[str]:
 
 
 def drifting(ledger: Ledger) -> str:
-    user = ledger.profile(ledger.user(), remaining=5)
-    ledger.row(user, 40, at=datetime.now(UTC) - timedelta(hours=1))
-    return str(user)
+    return str(ledger.drifting(40, remaining=5))
 
 
 def test_every_name_in_all_resolves() -> None:

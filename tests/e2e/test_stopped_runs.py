@@ -29,9 +29,7 @@ HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
 
 def drifting(ledger: Ledger) -> uuid.UUID:
-    user = ledger.profile(ledger.user())
-    ledger.row(user, 100, at=HOUR_AGO)
-    return user
+    return ledger.drifting(100)
 
 
 def lease_rows(conn: psycopg.Connection[Any]) -> int:

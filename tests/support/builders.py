@@ -50,6 +50,12 @@ class Ledger:
         )
         return user
 
+    def drifting(self, tokens: int = 100, *, remaining: int = 0) -> uuid.UUID:
+        """A user whose cache missed a charge of `tokens` an hour ago (outside any settle window)."""
+        user = self.profile(self.user(), remaining=remaining)
+        self.row(user, tokens, at=datetime.now(UTC) - timedelta(hours=1))
+        return user
+
     def row(
         self,
         user: uuid.UUID,
