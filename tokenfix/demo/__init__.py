@@ -1,0 +1,1 @@
+"""A throwaway PostgreSQL and a generated sample, for `tokenfix demo` and the test suite."""

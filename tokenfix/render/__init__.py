@@ -1,5 +1,6 @@
-"""Rendering of plain results: rich layouts for people (render.tables and the modules beside
-it), JSON and CSV for machines (render.json, render.csv: no rich on those paths).
+"""Rendering of plain results: rich layouts for people (`console`, `diagnosis`, `reconcile`,
+`runs`, `doctor`), and for machines JSON, CSV and the Prometheus file (`json`, `csv`, `metrics`:
+no rich on those paths, which cron takes).
 
 stdout carries the result only; messages and progress go to stderr.
 """
