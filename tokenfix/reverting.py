@@ -20,7 +20,7 @@ from typing import Any, Literal
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tokenfix import audit, keys, queries, visibility
+from tokenfix import adjusting, audit, keys, queries, visibility
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.errors import BadInput, Declined
 from tokenfix.lease import WriterLease
@@ -142,6 +142,9 @@ def revert(
         dry_run=dry_run,
         user=key,
     )
+    if adjusting.is_adjustment_run(conn, settings, run_id):  # a grant, deduct or booking
+        adjusting.revert_adjustments(conn, model, run_id, outcome, key=key, confirm=confirm)
+        return outcome
     if dry_run:
         outcome.warnings = visibility.read_warnings(
             conn, settings, model.mapping, balance_only=True
