@@ -16,7 +16,7 @@ from tokenfix import audit, visibility
 from tokenfix.db import Connection, require_primary, transaction
 from tokenfix.errors import BadInput, DatabaseProblem, Declined
 from tokenfix.lease import WriterLease
-from tokenfix.mapping import Mapping
+from tokenfix.mapping import Mapping, default_mapping
 from tokenfix.model import Selection
 from tokenfix.model import load as load_model
 from tokenfix.planning import (
@@ -79,6 +79,13 @@ def reconcile(
     """Check the selected owners and, unless a dry run, fix them under the writer lease.
     `on_warning` hears a warning that is known before the scan as soon as it is known (the
     plan's warnings, `on_plan`, come after it)."""
+    if request.defer_edited and (mapping or default_mapping(settings)).balance.changed_at is None:
+        raise BadInput(
+            "--defer-edited needs [balance] changed_at in the mapping (when a balance row last "
+            'changed, e.g. changed_at = "updated_at"); nothing was read or written',
+            hint="'tokenfix mapping > tokenfix.toml', add changed_at under [balance], then "
+            "pass --mapping tokenfix.toml",
+        )
     # Row-level security first (SPEC §12): before any table is read, and a write run refuses
     # before its lease, its audit row or any write.
     warnings: list[str] = []

@@ -27,7 +27,14 @@ from tokenfix.errors import DatabaseProblem, first_line
 from tokenfix.fleet import with_causes
 from tokenfix.lease import WriterLease
 from tokenfix.model import BalanceModel, Selection
-from tokenfix.planning import Outcome, Plan, Request, candidate, causes, skip_reason
+from tokenfix.planning import (
+    Outcome,
+    Plan,
+    Request,
+    candidate,
+    causes,
+    skip_reason,
+)
 from tokenfix.records import Candidate, Change, Pair
 from tokenfix.spool import Spool
 from tokenfix.words import plural
@@ -76,7 +83,8 @@ class Writer:
             results: dict[str, Change] = {}
             to_write = []
             for c in batch:
-                reason = skip_reason(c, self.request)
+                edited = c.key in plan.edited
+                reason = "edited_after_ledger" if edited else skip_reason(c, self.request)
                 if reason is None:
                     to_write.append(c)
                 else:
