@@ -12,7 +12,9 @@ CREATE TABLE credit_transactions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id     uuid NOT NULL REFERENCES profiles (id),
     amount      integer NOT NULL,          -- + purchase / bonus / refund, - usage
-    type        text NOT NULL CHECK (type IN ('purchase', 'usage', 'bonus', 'refund')),
+    type        text NOT NULL CHECK (type IN ('purchase', 'usage', 'bonus', 'refund', 'adjustment')),
+    note        text,                      -- why support adjusted (tokenfix grant --reason)
+    idempotency_key text UNIQUE,           -- tokenfix grant --idempotency-key
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON credit_transactions (user_id);

@@ -14,7 +14,8 @@ CREATE TABLE wallet_transactions (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     wallet_id           bigint NOT NULL REFERENCES wallets (id),
     credit_amount       numeric(30,5) NOT NULL,
-    direction           smallint NOT NULL,          -- 1 inbound (credit), 2 outbound (debit)
+    direction           smallint NOT NULL,          -- 1 inbound (credit), 2 outbound (debit),
+                                                    -- 3 outbound adjustment (support)
     transaction_status  smallint NOT NULL,          -- 0 pending, 1 settled, 2 failed
     reason              text,
     created_at          timestamp NOT NULL DEFAULT now()

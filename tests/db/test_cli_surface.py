@@ -17,8 +17,8 @@ COMMANDS = sorted(command.name or command.callback.__name__ for command in app.r
 
 def test_the_commands_are_the_ones_the_spec_names() -> None:
     assert COMMANDS == [
-        "config", "demo", "diagnose", "doctor", "history", "init", "mapping", "reconcile",
-        "revert", "sql",
+        "config", "deduct", "demo", "diagnose", "doctor", "grant", "history", "init", "mapping",
+        "reconcile", "revert", "sql",
     ]  # fmt: skip
 
 

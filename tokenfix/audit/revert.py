@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from tokenfix import queries
-from tokenfix.audit import trail
+from tokenfix.audit import adjust, trail
 from tokenfix.audit.lease import WriterLease
 from tokenfix.audit.written import View, legacy_columns, written_view
 from tokenfix.base.errors import BadInput, Declined
@@ -145,6 +145,9 @@ def revert(
         dry_run=dry_run,
         user=key,
     )
+    if adjust.is_adjustment_run(conn, settings, run_id):  # a grant, deduct or booking
+        adjust.revert_adjustments(conn, model, run_id, outcome, key=key, confirm=confirm)
+        return outcome
     if dry_run:
         outcome.warnings = visibility.read_warnings(
             conn, settings, model.mapping, balance_only=True

@@ -36,7 +36,7 @@ class Origin:
 
 # The audit layout this tokenfix writes. Layout N is layout 0 (audit_layout_0.sql) plus the
 # additive migrations audit_layout_1.sql … audit_layout_N.sql; each is recorded in `layout`.
-LAYOUT = 2
+LAYOUT = 3
 TABLES = ("runs", "changes", "lease", "layout")
 
 
@@ -57,7 +57,13 @@ def compose(name: str, settings: Settings) -> sql.Composed:
 
 # Columns later layouts added, with their types: what a table of an older layout lacks.
 _ADDED = {
-    "changes": (("full_row", "jsonb"), ("key", "text"), ("before", "jsonb"), ("after", "jsonb")),
+    "changes": (
+        ("full_row", "jsonb"),
+        ("key", "text"),
+        ("before", "jsonb"),
+        ("after", "jsonb"),
+        ("adjustment", "jsonb"),
+    ),
     "runs": (("balance_table", "text"), ("balance_key", "text"), ("mapping_hash", "text")),
 }
 
@@ -290,6 +296,8 @@ class RunSummary:
     rows_inserted: int
     rows_deleted: int
     reverted_by: uuid.UUID | None
+    reason: str | None = None
+    """Why (grant, deduct, reconcile --direction ledger: --reason)."""
 
 
 def history(conn: Connection, settings: Settings, limit: int) -> list[RunSummary]:

@@ -14,7 +14,13 @@ from typing import Literal, overload
 
 Amount = int | Decimal
 Status = Literal["ok", "drift", "missing_profile", "not_found"]
-Skip = Literal["dry_run", "recent_activity", "changed_concurrently", "no_create_missing"]
+Skip = Literal[
+    "dry_run",
+    "recent_activity",
+    "changed_concurrently",
+    "no_create_missing",
+    "edited_after_ledger",
+]
 RevertSkip = Literal["dry_run", "changed_since", "already_restored", "referenced", "unverifiable"]
 """Why revert left a row alone ("dry_run": it would not, a dry run writes nothing)."""
 

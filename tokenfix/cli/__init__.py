@@ -1,6 +1,7 @@
 """The command line: parse options, call the core, render. No SQL here."""
 
 from tokenfix.cli import (  # noqa: F401  (registers them)
+    adjust,
     config,
     demo,
     diagnose,

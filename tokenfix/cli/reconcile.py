@@ -173,6 +173,14 @@ def reconcile(
             show_default=False,
         ),
     ] = None,
+    defer_edited: Annotated[
+        bool,
+        typer.Option(
+            "--defer-edited",
+            help="Leave alone caches above expected whose balance row changed after their "
+            "newest ledger row (a hand edit: a human looks; exit 1). Needs [balance] changed_at.",
+        ),
+    ] = False,
     exclude_file: Annotated[
         Path | None,
         typer.Option(
@@ -223,7 +231,7 @@ def reconcile(
             create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
             max_changes=max_changes, mapping=mapping, database_url=database_url,
             starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
-            env_file=env_file,
+            env_file=env_file, defer_edited=defer_edited,
         )  # fmt: skip
         code = _run(args, policy, metrics)
     except BaseException as exc:
@@ -252,6 +260,7 @@ class _Args:
     quiet: bool
     fmt: OutputFormat
     env_file: list[Path] | None
+    defer_edited: bool = False
 
 
 def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
@@ -282,6 +291,7 @@ def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
         settle=parse_duration(args.settle, option="--settle"),
         batch_size=settings.batch_size,
         max_changes=settings.max_changes,
+        defer_edited=args.defer_edited,
     )
     ui = _Feedback(
         show=args.all_users and not args.quiet,

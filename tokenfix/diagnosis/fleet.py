@@ -119,6 +119,8 @@ class Summary:
 
     causes: dict[str, CauseTotals] = field(default_factory=dict)
     unexplained_users: int = 0
+    edited_users: int = 0
+    """Left alone by --defer-edited: a cache edited after the ledger (unexplained too)."""
     cached_total: Pair = field(default_factory=lambda: Pair(0, 0))
     expected_total: Pair = field(default_factory=lambda: Pair(0, 0))
 
@@ -131,7 +133,10 @@ class Summary:
             totals.users += 1
             totals.remaining += drift.tokens_remaining or 0
             totals.used += drift.tokens_used or 0
-        if not change.causes and change.skipped != "recent_activity":
+        if change.skipped == "edited_after_ledger":
+            self.edited_users += 1
+            self.unexplained_users += 1
+        elif not change.causes and change.skipped != "recent_activity":
             self.unexplained_users += 1
 
 

@@ -155,7 +155,7 @@ class BalanceModel:
             conditions.append(
                 sql.SQL("{} = ANY(({})::{}[])").format(
                     _e(source.key),
-                    self._active_keys(_since(selection.since), ">="),
+                    self._active_keys(_since(selection.since), ">=", edited=True),
                     _type(shape.key),
                 )
             )
@@ -176,7 +176,7 @@ class BalanceModel:
                 sql.SQL("{} = ANY({})").format(key, self._keys_param("keys", self.shape.key))
             )
         if selection.since is not None:
-            active = self._active_keys(_since(selection.since), ">=")
+            active = self._active_keys(_since(selection.since), ">=", edited=True)
             conditions.append(sql.SQL("{} = ANY({})").format(key, active))
         if selection.excluded:
             conditions.append(
@@ -186,11 +186,15 @@ class BalanceModel:
             )
         return sql.SQL(" AND ").join(conditions) if conditions else TRUE
 
-    def _active_keys(self, moment: sql.Composable, comparison: str) -> sql.Composable:
+    def _active_keys(
+        self, moment: sql.Composable, comparison: str, *, edited: bool = False
+    ) -> sql.Composable:
         """ARRAY of the owners (balance key type) with ledger rows after `moment` (the settle
         window) or at or after it (--since), found through each source's time index. An
         array from an init plan, not IN (subquery): the planner then reads those owners'
-        rows by the key index instead of scanning the ledger."""
+        rows by the key index instead of scanning the ledger. `edited` (--since): also the
+        owners whose balance row changed since then, where [balance] changed_at says when
+        (a hand-edited cache of a quiet owner)."""
         parts = [
             sql.SQL("SELECT {key} FROM {table} AS l WHERE {where} AND {at} {op} {moment}").format(
                 key=self._source_key(index),
@@ -202,6 +206,18 @@ class BalanceModel:
             )
             for index, source in enumerate(self.mapping.ledgers)
         ]
+        changed_at = self.mapping.balance.changed_at
+        if edited and changed_at is not None:
+            parts.append(
+                sql.SQL("SELECT b.{} FROM {} AS b WHERE {} AND ({}) {} {}").format(
+                    self.key,
+                    self.balance_table,
+                    self.balance_where(),
+                    changed_at.sql,
+                    sql.SQL(comparison),
+                    moment,
+                )
+            )
         return sql.SQL("ARRAY({})").format(sql.SQL(" UNION ").join(parts))
 
     def balances(self, selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
@@ -451,6 +467,29 @@ class BalanceModel:
             written=self.written_json(),
             undo_creates=undo_creates,
             changes=changes,
+        )
+
+    def edited_after_ledger(self) -> sql.Composed:
+        """Owners of %(keys)s whose balance row changed ([balance] changed_at) more than
+        %(edit_settle)s after their newest ledger row (or with no ledger row at all)."""
+        changed_at = self.mapping.balance.changed_at
+        assert changed_at is not None
+        newest = [
+            sql.SQL("(SELECT max(({at})::timestamptz) FROM {table} AS l WHERE {where}"
+                    " AND {key} = b.{balance_key}::{type})").format(
+                at=source.at.sql, table=source.table.identifier, where=_e(source.where, TRUE),
+                key=_e(source.key), balance_key=self.key, type=_type(self.shape.source(i).key),
+            )
+            for i, source in enumerate(self.mapping.ledgers)
+        ]  # fmt: skip
+        return queries.compose(
+            "edited_after_ledger",
+            key=self.key,
+            key_type=self.key_type,
+            balance=self.balance_table,
+            where=self.balance_where(),
+            changed_at=changed_at.sql,
+            newest=sql.SQL("greatest({})").format(sql.SQL(", ").join(newest)),
         )
 
     # -- one owner (diagnose) ---------------------------------------------------------

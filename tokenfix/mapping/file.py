@@ -16,6 +16,7 @@ from tokenfix.base.errors import BadInput
 from tokenfix.base.identifiers import QualifiedName
 from tokenfix.config.settings import Settings
 from tokenfix.mapping.types import (
+    Adjust,
     BalanceSide,
     Expr,
     LedgerSource,
@@ -56,6 +57,7 @@ class BalanceFile(_Strict):
     created_at: Expression | None = None
     tolerance: Expression | None = None
     subject: Expression | None = None
+    changed_at: Expression | None = None
     write: dict[Column, Expression] = Field(default_factory=dict)
     create: dict[Column, Expression] | None = None
 
@@ -78,10 +80,17 @@ class PricingFile(_Strict):
     overrides: Table
 
 
+class AdjustFile(_Strict):
+    ledger: str
+    grant: dict[Column, Expression] = Field(min_length=1)
+    deduct: dict[Column, Expression] = Field(min_length=1)
+
+
 class MappingFile(_Strict):
     balance: BalanceFile
     ledger: list[LedgerFile] = Field(min_length=1)
     pricing: PricingFile | None = None
+    adjust: AdjustFile | None = None
 
 
 def _raw(text: str | None) -> Expr | None:
@@ -106,6 +115,7 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
         created_at=_raw(b.created_at),
         tolerance=_raw(b.tolerance),
         subject=_raw(b.subject),
+        changed_at=_raw(b.changed_at),
     )
     ledgers = tuple(
         LedgerSource(
@@ -127,7 +137,18 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
     if len(set(names)) != len(names):
         raise ValueError("every [[ledger]] needs its own name (two have the same)")
     pricing = document.pricing.overrides if document.pricing else None
-    return Mapping(balance, ledgers, pricing, origin=origin, from_settings=False)
+    adjust = None
+    if document.adjust is not None:
+        a = document.adjust
+        if a.ledger not in names:
+            raise ValueError(f"[adjust] ledger = {a.ledger!r} names no [[ledger]] (have: "
+                             f"{', '.join(names)})")  # fmt: skip
+        adjust = Adjust(
+            a.ledger,
+            tuple((c, Expr.raw(e)) for c, e in a.grant.items()),
+            tuple((c, Expr.raw(e)) for c, e in a.deduct.items()),
+        )
+    return Mapping(balance, ledgers, pricing, origin=origin, from_settings=False, adjust=adjust)
 
 
 def load_file(path: Path) -> Mapping:
@@ -224,6 +245,7 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
         *_line("created_at", b.created_at),
         *_line("tolerance", b.tolerance),
         *_line("subject", b.subject),
+        *_line("changed_at", b.changed_at),
         "",
         "[balance.write]",
         *(f"{_key(c)} = {_string(e.text)}" for c, e in b.write),
@@ -249,4 +271,10 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
         ]
     if mapping.pricing is not None:
         lines += ["", "[pricing]", f"overrides = {_string(str(mapping.pricing))}"]
+    if mapping.adjust is not None:
+        a = mapping.adjust
+        lines += ["", "[adjust]", f"ledger = {_string(a.ledger)}"]
+        for kind, columns in (("grant", a.grant), ("deduct", a.deduct)):
+            lines += ["", f"[adjust.{kind}]"]
+            lines += [f"{_key(c)} = {_string(e.text)}" for c, e in columns]
     return "\n".join(lines) + "\n"

@@ -67,6 +67,8 @@ class BalanceSide:
     tolerance: Expr | None = None
     subject: Expr | None = None
     """The owner's JWT `sub`, for doctor's own-row probe (docs/doctor.md)."""
+    changed_at: Expr | None = None
+    """When the balance row last changed: `--since` and `--defer-edited` look at it."""
 
     @property
     def compared_columns(self) -> tuple[str, ...]:
@@ -102,6 +104,19 @@ class LedgerSource:
     """Actions that are never charges (overrides for them are never looked up)."""
 
 
+ADJUST_NAMES = ("key", "amount", "reason", "run_id", "idempotency_key")
+
+
+@dataclass(frozen=True)
+class Adjust:
+    """[adjust]: the ledger row a support adjustment inserts (`tokenfix grant` / `deduct`),
+    as column = expression over ADJUST_NAMES, into the [[ledger]] named `ledger`."""
+
+    ledger: str
+    grant: tuple[tuple[str, Expr], ...]
+    deduct: tuple[tuple[str, Expr], ...]
+
+
 @dataclass(frozen=True)
 class Mapping:
     balance: BalanceSide
@@ -110,6 +125,7 @@ class Mapping:
     """The overrides table, matched on the ledger's action, model and time."""
     origin: str = "the default mapping (TOKENFIX_* settings)"
     from_settings: bool = True
+    adjust: Adjust | None = None
 
     @property
     def ledger(self) -> LedgerSource:
@@ -126,6 +142,7 @@ class Mapping:
     def expressions(self) -> list[Expr]:
         b = self.balance
         exprs = [b.remaining, b.used, b.where, b.starting, b.created_at, b.tolerance, b.subject]
+        exprs.append(b.changed_at)
         exprs += [e for _, e in b.write] + [e for _, e in b.create or ()]
         for source in self.ledgers:
             exprs += [source.key, source.at, source.amount, source.kind, source.counted]
@@ -142,6 +159,7 @@ class Mapping:
         return (
             str(b.table), b.key, text(b.remaining), text(b.used), text(b.where),
             text(b.starting), text(b.created_at), text(b.tolerance), text(b.subject),
+            text(b.changed_at),
             tuple((c, e.text) for c, e in b.write),
             tuple((c, e.text) for c, e in b.create) if b.create is not None else None,
             tuple(
@@ -321,6 +339,11 @@ def default_mapping(settings: Settings) -> Mapping:
         ),
     )
     kind, kind_code = default_kind(settings)
+    adjust = Adjust(
+        ledger=settings.usage_table.table_name,
+        grant=_default_adjust(settings.grant_action[0], "grant"),
+        deduct=_default_adjust(settings.deduct_action[0], "deduct"),
+    )
     ledger = LedgerSource(
         name=settings.usage_table.table_name,
         table=settings.usage_table,
@@ -335,4 +358,21 @@ def default_mapping(settings: Settings) -> Mapping:
         kind_code=kind_code,
         unpriced_actions=settings.special_actions,
     )
-    return Mapping(balance=balance, ledgers=(ledger,), pricing=settings.overrides_table)
+    return Mapping(
+        balance=balance, ledgers=(ledger,), pricing=settings.overrides_table, adjust=adjust
+    )
+
+
+def _default_adjust(action: str, kind: str) -> tuple[tuple[str, Expr], ...]:
+    """A grant or deduct row of the seed's ledger: the first grant (deduct) action, the
+    amount as tokens_used, counted, no model, now (docs/commands.md, support adjustments)."""
+    name = f"adjust_{kind}_action"
+    literal = "'" + action.replace("'", "''") + "'"
+    return (
+        ("user_id", Expr(sql.SQL("key"), "key")),
+        ("action_type", Expr(sql.Placeholder(name), literal, {name: action})),
+        ("model_used", Expr(sql.SQL("NULL"), "NULL")),
+        ("tokens_used", Expr(sql.SQL("amount"), "amount")),
+        ("success", Expr(sql.SQL("true"), "true")),
+        ("created_at", Expr(sql.SQL("now()"), "now()")),
+    )

@@ -10,7 +10,7 @@ SELECT r.run_id, r.command, r.reverts_run_id,
             THEN 'abandoned' ELSE r.status END AS status,
        r.started_at, r.finished_at, r.db_role, r.tool_version, r.host, r.pid,
        r.users_checked, r.users_updated, r.profiles_created, r.profiles_deleted,
-       r.users_deferred, r.users_changed, r.error,
+       r.users_deferred, r.users_changed, r.error, r.options ->> 'reason' AS reason,
        w.rows_written, w.rows_updated, w.rows_inserted, w.rows_deleted,
        (SELECT v.run_id FROM {runs} AS v
         WHERE v.reverts_run_id = r.run_id AND v.status = 'completed' AND NOT v.options ? 'user'

@@ -51,4 +51,6 @@ class ExitPolicy:
 
 
 def _unexplained(change: Change) -> bool:
+    if change.skipped == "edited_after_ledger":  # a human looks, whatever the evidence says
+        return True
     return change.status == "drift" and not change.causes and change.skipped != "recent_activity"

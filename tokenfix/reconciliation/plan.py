@@ -33,6 +33,8 @@ class Request:
     settle: timedelta = timedelta(minutes=2)
     batch_size: int = 1000
     max_changes: int = 1000
+    defer_edited: bool = False
+    """Leave alone caches above expected that changed after their newest ledger row."""
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Plan:
     shared_drift: Amount | None = None
     """The remaining-only drift most drifting owners share (docs/monitoring.md: the starting
     balance?)."""
+    edited: set[str] = field(default_factory=set)
+    """--defer-edited: candidates whose cache was edited after their ledger (left alone)."""
 
     def close(self) -> None:
         self.candidates.close()
@@ -154,6 +158,9 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     the_plan.shared_drift = shared.winner(counts.users_with_drift)
     if the_plan.shared_drift is not None:
         the_plan.warnings.append(_shared_drift_warning(model, the_plan, shared))
+    if request.defer_edited:
+        for batch in candidates.batches(CAUSE_BATCH):
+            the_plan.edited |= edited_keys(conn, model, batch, request)
     return the_plan
 
 
@@ -199,7 +206,9 @@ def _would_write(c: Candidate, request: Request) -> bool:
 
 def check_brake(plan: Plan, request: Request) -> int:
     """The cron brake (docs/commands.md): refuse a write run that would change too many rows."""
-    planned = sum(1 for c in plan.candidates if _would_write(c, request))
+    planned = sum(
+        1 for c in plan.candidates if _would_write(c, request) and c.key not in plan.edited
+    )
     if request.max_changes and planned > request.max_changes:
         raise BadInput(
             f"this run would change {planned} profile rows, more than --max-changes "
@@ -222,6 +231,31 @@ def skip_reason(c: Candidate, request: Request) -> Skip | None:
 
 
 CAUSE_BATCH = 1000
+
+
+def edited_keys(
+    conn: Connection, model: BalanceModel, batch: list[Candidate], request: Request
+) -> set[str]:
+    """With --defer-edited: the batch's owners whose cache is above expected and whose balance
+    row changed more than --settle after their newest ledger row (a hand edit, say a support
+    credit: a human looks, the run does not take it back). A cache that stopped following
+    (its row older than the newest charge) is not one of them."""
+    above = [
+        c.key
+        for c in batch
+        if request.defer_edited
+        and c.has_profile
+        and c.drift is not None
+        and c.drift.tokens_remaining is not None
+        and c.drift.tokens_remaining > 0
+    ]
+    if not above:
+        return set()
+    with transaction(conn, model.settings, read_only=True):
+        rows = conn.execute(
+            model.edited_after_ledger(), {"keys": above, "edit_settle": request.settle}
+        ).fetchall()
+    return {str(row[0]) for row in rows}
 
 
 def causes(
@@ -253,7 +287,9 @@ def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request)
     for batch in plan.candidates.batches(CAUSE_BATCH):
         codes = causes(conn, model, batch)
         for c in batch:
-            change = Change.of(c, skipped=skip_reason(c, request))
+            edited = c.key in plan.edited
+            reason = "edited_after_ledger" if edited else skip_reason(c, request)
+            change = Change.of(c, skipped=reason)
             change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
             plan.counts.tally(change)
             plan.summary.add(change)

@@ -22,7 +22,7 @@ from tokenfix.db.session import Connection, require_primary, transaction
 from tokenfix.ledger import visibility
 from tokenfix.ledger.model import Selection
 from tokenfix.ledger.model import load as load_model
-from tokenfix.mapping.types import Mapping
+from tokenfix.mapping.types import Mapping, default_mapping
 from tokenfix.reconciliation.plan import (
     Outcome,
     Plan,
@@ -81,6 +81,13 @@ def reconcile(
     """Check the selected owners and, unless a dry run, fix them under the writer lease.
     `on_warning` hears a warning that is known before the scan as soon as it is known (the
     plan's warnings, `on_plan`, come after it)."""
+    if request.defer_edited and (mapping or default_mapping(settings)).balance.changed_at is None:
+        raise BadInput(
+            "--defer-edited needs [balance] changed_at in the mapping (when a balance row last "
+            'changed, e.g. changed_at = "updated_at"); nothing was read or written',
+            hint="'tokenfix mapping > tokenfix.toml', add changed_at under [balance], then "
+            "pass --mapping tokenfix.toml",
+        )
     # Row-level security first (docs/monitoring.md): before any table is read, and a write run
     # refuses
     # before its lease, its audit row or any write.

@@ -77,7 +77,8 @@ class Writer:
             results: dict[str, Change] = {}
             to_write = []
             for c in batch:
-                reason = skip_reason(c, self.request)
+                edited = c.key in plan.edited
+                reason = "edited_after_ledger" if edited else skip_reason(c, self.request)
                 if reason is None:
                     to_write.append(c)
                 else:

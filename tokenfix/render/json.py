@@ -166,6 +166,7 @@ def summary(s: Any) -> dict[str, Any]:
             for code, totals in ranked
         ],
         "unexplained_users": s.unexplained_users,
+        "edited_users": s.edited_users,
         "cached_total": pair(s.cached_total),
         "expected_total": pair(s.expected_total),
     }

@@ -27,6 +27,7 @@ SKIP_WORDS = {
     "recent_activity": "deferred (recent activity)",
     "changed_concurrently": "left alone (changed during the run)",
     "no_create_missing": "needs --create-missing",
+    "edited_after_ledger": "left alone (edited after the ledger)",
 }
 
 
@@ -150,6 +151,8 @@ def summary_line(outcome: Outcome) -> str:
         parts.append(f"deferred {c.users_deferred:,} (recent activity)")
     if c.users_changed:
         parts.append(f"left {c.users_changed:,} alone (changed during the run)")
+    if outcome.summary.edited_users:
+        parts.append(f"left {outcome.summary.edited_users:,} alone (cache edited after the ledger)")
     line = f"{found} {'; '.join(parts).capitalize()}."
     if outcome.run_id:
         line += f" Run {outcome.run_id}: undo with 'tokenfix revert {outcome.run_id}'."

@@ -47,6 +47,8 @@ def render_history(console: Console, runs: list[RunSummary]) -> None:
             note = f"reverted by {run.reverted_by}"
         if run.error:
             note = run.error
+        if run.reason:
+            note = f"{run.reason}; {note}" if note else run.reason
         status_style = {"completed": "green", "failed": "red", "abandoned": "red"}.get(
             run.status, "yellow"
         )

@@ -1,0 +1,247 @@
+"""Support adjustments go through the ledger: `grant`, `deduct`, their revert and idempotency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tests.support.builders import Ledger
+from tests.support.clirunner import CliRunner
+
+DAY_AGO = datetime.now(UTC) - timedelta(days=1)
+
+
+def balance(conn: psycopg.Connection, user: uuid.UUID) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT vibe_assistant_tokens_remaining, vibe_assistant_tokens_used FROM user_profiles"
+        " WHERE user_id = %s",
+        (user,),
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def admin_rows(conn: psycopg.Connection, user: uuid.UUID) -> list[tuple]:
+    return conn.execute(
+        "SELECT action_type, tokens_used, success, model_used FROM token_usage"
+        " WHERE user_id = %s AND action_type LIKE 'admin%%' ORDER BY id",
+        (user,),
+    ).fetchall()
+
+
+def nothing_written(conn: psycopg.Connection, user: uuid.UUID, before: tuple[int, int]) -> bool:
+    runs = conn.execute("SELECT to_regclass('tokenfix.runs') IS NOT NULL").fetchone()
+    no_runs = not (runs and runs[0]) or conn.execute(
+        "SELECT count(*) FROM tokenfix.runs"
+    ).fetchone() == (0,)
+    fixture_rows = [("admin_grant", 1000, True, None)]
+    return balance(conn, user) == before and admin_rows(conn, user) == fixture_rows and no_runs
+
+
+@pytest.fixture
+def customer(ledger: Ledger) -> uuid.UUID:
+    """A user in step with the ledger: 1000 starting (a grant), 300 spent."""
+    user = ledger.profile(ledger.user(), remaining=700, used=300)
+    ledger.row(user, 1000, action="admin_grant", model=None, at=DAY_AGO)
+    ledger.row(user, 300, at=DAY_AGO + timedelta(minutes=1))
+    return user
+
+
+def test_grant_books_a_ledger_row_and_moves_the_cache_by_the_amount(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    result = cli("grant", str(customer), "500", "--reason", "ticket 4411", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert data["command"] == "grant" and data["reason"] == "ticket 4411"
+    assert data["booking"]["before"] == {"tokens_remaining": 700, "tokens_used": 300}
+    assert data["booking"]["after"] == {"tokens_remaining": 1200, "tokens_used": 300}
+    assert balance(conn, customer) == (1200, 300)
+    assert admin_rows(conn, customer) == [
+        ("admin_grant", 1000, True, None),
+        ("admin_grant", 500, True, None),
+    ]
+    run = conn.execute(
+        "SELECT command, options->>'reason', status FROM tokenfix.runs WHERE run_id = %s",
+        (data["run_id"],),
+    ).fetchone()
+    assert run == ("grant", "ticket 4411", "completed")
+    booked = conn.execute(
+        "SELECT adjustment->'row'->>'tokens_used', adjustment->>'reason' FROM tokenfix.changes"
+        " WHERE run_id = %s",
+        (data["run_id"],),
+    ).fetchone()
+    assert booked == ("500", "ticket 4411")
+
+
+def test_deduct_books_a_deduct_row_and_lowers_the_cache(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    result = cli("deduct", str(customer), "200", "--reason", "duplicate refund", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "deducted 200" in result.stdout and "700 → 500" in result.stdout
+    assert balance(conn, customer) == (500, 300)
+    assert admin_rows(conn, customer)[-1] == ("admin_deduct", 200, True, None)
+
+
+def test_a_nightly_run_after_a_grant_changes_nothing(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    assert cli("grant", str(customer), "500", "--reason", "goodwill", "--yes").exit_code == 0
+    nightly = cli("reconcile", "--all", "--yes", "--settle", "0", "--json")
+    assert nightly.exit_code == 0, nightly.stderr
+    assert nightly.json()["changes"] == [] and nightly.json()["run_id"] is None
+    assert balance(conn, customer) == (1200, 300)
+
+
+def test_a_grant_keeps_the_drift_the_owner_already_had_and_says_so(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining = 1200 WHERE user_id = %s",
+        (customer,),
+    )  # a hand edit: +500 that no ledger row explains
+    result = cli("grant", str(customer), "100", "--reason", "ticket 9", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["booking"]["drift"] == {"tokens_remaining": 500, "tokens_used": 0}
+    assert balance(conn, customer) == (1300, 300)
+    human = cli("grant", str(customer), "1", "--reason", "ticket 10", "--yes")
+    assert "already differs from its ledger (remaining +500" in human.stdout
+    diagnosed = cli("diagnose", str(customer), "--json").json()
+    assert diagnosed["drift"] == {"tokens_remaining": 500, "tokens_used": 0}
+
+
+def test_revert_deletes_the_row_and_moves_the_cache_back(
+    cli: CliRunner, conn: psycopg.Connection, ledger: Ledger, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "oops", "--yes", "--json").json()[
+        "run_id"
+    ]
+    # The app charges meanwhile (row and cache): the revert keeps that charge.
+    ledger.row(customer, 50, at=datetime.now(UTC))
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining = 1150,"
+        " vibe_assistant_tokens_used = 350 WHERE user_id = %s",
+        (customer,),
+    )
+    reverted = cli("revert", run_id, "--yes", "--json")
+    assert reverted.exit_code == 0, reverted.stderr
+    assert balance(conn, customer) == (650, 350)
+    assert admin_rows(conn, customer) == [("admin_grant", 1000, True, None)]
+    history = cli("history", "--json").json()["runs"]
+    grant_run = next(r for r in history if r["run_id"] == run_id)
+    assert grant_run["reverted_by"] == reverted.json()["run_id"]
+    again = cli("revert", run_id, "--yes")
+    assert again.exit_code == 1  # its row is gone: left alone, nothing moved
+    assert balance(conn, customer) == (650, 350)
+
+
+def test_revert_is_refused_when_the_booked_row_changed(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "x", "--yes", "--json").json()["run_id"]
+    conn.execute(
+        "UPDATE token_usage SET tokens_used = 400 WHERE user_id = %s AND tokens_used = 500",
+        (customer,),
+    )
+    reverted = cli("revert", run_id, "--yes", "--json")
+    assert reverted.exit_code == 1
+    assert reverted.json()["changes"][0]["skipped"] == "changed_since"
+    assert balance(conn, customer) == (1200, 300)  # neither the row nor the cache
+
+
+def test_revert_is_refused_when_the_booked_row_is_referenced(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "x", "--yes", "--json").json()["run_id"]
+    conn.execute(
+        "CREATE TABLE invoices (usage_id bigint REFERENCES token_usage (id));"
+        "INSERT INTO invoices SELECT id FROM token_usage WHERE tokens_used = 500"
+    )
+    reverted = cli("revert", run_id, "--yes", "--json")
+    assert reverted.exit_code == 1
+    assert reverted.json()["changes"][0]["skipped"] == "referenced"
+    assert balance(conn, customer) == (1200, 300)
+    assert len(admin_rows(conn, customer)) == 2
+
+
+def test_the_same_idempotency_key_books_once(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    args = ("grant", str(customer), "500", "--reason", "t-1", "--idempotency-key", "t-1", "--yes")
+    first = cli(*args, "--json")
+    assert first.exit_code == 0
+    second = cli(*args)
+    assert second.exit_code == 0
+    assert "already booked" in second.stdout and first.json()["run_id"] in second.stdout
+    assert balance(conn, customer) == (1200, 300)
+    assert len(admin_rows(conn, customer)) == 2
+    again = cli(*args, "--json").json()
+    assert again["already_booked_by"] == first.json()["run_id"] and again["run_id"] is None
+
+
+def test_an_idempotency_key_reused_for_another_adjustment_is_refused(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    assert cli("grant", str(customer), "5", "--reason", "a", "--idempotency-key", "k",
+               "--yes").exit_code == 0  # fmt: skip
+    other = cli("grant", str(customer), "6", "--reason", "b", "--idempotency-key", "k", "--yes")
+    assert other.exit_code == 2 and "idempotency key 'k' was used by run" in other.stderr
+    assert balance(conn, customer) == (705, 300)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("0", "--reason", "r", "--yes"), "AMOUNT 0 is not positive"),
+        (("-5", "--reason", "r", "--yes"), "AMOUNT -5 is not positive"),
+        (("ten", "--reason", "r", "--yes"), "AMOUNT 'ten' is not a number"),
+        (("5", "--reason", "  ", "--yes"), "--reason is empty"),
+        (("5", "--yes"), "Missing option '--reason'"),
+        (("5", "--reason", "r"), "without --yes when not on a terminal"),
+    ],
+)
+def test_bad_input_is_refused_with_nothing_written(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID, args: tuple, message: str
+) -> None:
+    for command in ("grant", "deduct"):
+        result = cli(command, str(customer), *args)
+        assert result.exit_code == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert nothing_written(conn, customer, (700, 300))
+
+
+def test_an_unknown_or_malformed_key_is_refused_with_nothing_written(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID, ledger: Ledger
+) -> None:
+    unknown = cli("grant", str(uuid.uuid4()), "5", "--reason", "r", "--yes")
+    assert unknown.exit_code == 2 and "no balance row for" in unknown.stderr
+    malformed = cli("grant", "not-a-user", "5", "--reason", "r", "--yes")
+    assert malformed.exit_code == 2 and "is not a UUID" in malformed.stderr
+    only_ledger = ledger.user()
+    ledger.row(only_ledger, 5)
+    missing = cli("grant", str(only_ledger), "5", "--reason", "r", "--yes")
+    assert missing.exit_code == 2 and "--create-missing" in missing.stderr
+    assert nothing_written(conn, customer, (700, 300))
+
+
+def test_a_null_cache_is_refused(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    conn.execute("ALTER TABLE user_profiles ALTER vibe_assistant_tokens_remaining DROP NOT NULL")
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining = NULL WHERE user_id = %s",
+        (customer,),
+    )
+    result = cli("grant", str(customer), "5", "--reason", "r", "--yes")
+    assert result.exit_code == 2 and "is NULL" in result.stderr
+
+
+def test_history_shows_the_adjustment_with_its_reason(cli: CliRunner, customer: uuid.UUID) -> None:
+    cli("grant", str(customer), "5", "--reason", "refund #77", "--yes")
+    runs = cli("history", "--json").json()["runs"]
+    assert runs[0]["command"] == "grant" and runs[0]["reason"] == "refund #77"
+    assert "refund #77" in cli("history").stdout

@@ -1,0 +1,180 @@
+"""`tokenfix grant KEY AMOUNT --reason TEXT` and `tokenfix deduct …`: support adjustments
+that go through the ledger (docs/commands.md, support adjustments)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from tokenfix.base.errors import BadInput
+from tokenfix.base.exitcodes import ExitCode
+from tokenfix.cli.app import app, enable_debug
+from tokenfix.cli.options import (
+    DatabaseUrlOption,
+    DebugOption,
+    EnvFileOption,
+    JsonOption,
+    MappingOption,
+    QuietOption,
+    ask,
+    examples,
+    inputs,
+    stdin_is_interactive,
+)
+
+KeyArgument = Annotated[
+    str, typer.Argument(metavar="KEY", help="The owner (a user id by default).")
+]
+AmountArgument = Annotated[
+    str, typer.Argument(metavar="AMOUNT", help="A positive amount, e.g. 500 or 12.5.")
+]
+ReasonOption = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        metavar="TEXT",
+        help="Why (kept in the audit; history shows it).",
+        show_default=False,
+    ),
+]
+IdempotencyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        metavar="K",
+        help="A retried command with the same key books nothing and exits 0.",
+        show_default=False,
+    ),
+]
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Write without asking (required off a terminal).")
+]
+
+
+def _adjust(
+    kind: Any,
+    key: str,
+    amount: str,
+    reason: str,
+    idempotency_key: str | None,
+    yes: bool,
+    mapping: Any,
+    database_url: str | None,
+    env_file: Any,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    from tokenfix.audit.adjust import adjust, parse_request
+    from tokenfix.db import session
+    from tokenfix.render.adjust import adjust_json, adjust_lines, preview_lines
+
+    request = parse_request(kind, key, amount, reason, idempotency_key)
+    interactive = stdin_is_interactive()
+    if not yes and not interactive:
+        raise BadInput(
+            f"refusing to {kind} without --yes when not on a terminal; nothing was written"
+        )
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
+
+    def confirm(outcome: Any) -> bool:
+        for line in preview_lines(outcome.booking):
+            sys.stderr.write(line + "\n")
+        return ask("Book it?", timeout=settings.prompt_timeout)
+
+    with session.connect(settings) as conn:
+        outcome = adjust(
+            conn, settings, request, mapping=the_mapping, confirm=None if yes else confirm
+        )
+    if json_output:
+        from tokenfix.cli.envelope import envelope
+
+        sys.stdout.write(adjust_json(outcome, envelope()) + "\n")
+    elif not quiet:
+        for line in adjust_lines(outcome):
+            sys.stdout.write(line + "\n")
+    raise typer.Exit(ExitCode.OK)
+
+
+# A negative AMOUNT ("-5") is an argument to refuse with a clear message, not an unknown option.
+_CONTEXT = {"ignore_unknown_options": True}
+
+GRANT_EXAMPLES = examples(
+    'tokenfix grant $USER_ID 500 --reason "refund for ticket #4411"',
+    'tokenfix grant $USER_ID 500 --reason "ticket #4411" --idempotency-key ticket-4411 --yes',
+)
+DEDUCT_EXAMPLES = examples(
+    'tokenfix deduct $USER_ID 200 --reason "duplicate refund, ticket #4411"',
+)
+
+
+@app.command(epilog=GRANT_EXAMPLES, context_settings=_CONTEXT)
+def grant(
+    key: KeyArgument,
+    amount: AmountArgument,
+    reason: ReasonOption,
+    idempotency_key: IdempotencyOption = None,
+    yes: YesOption = False,
+    mapping: MappingOption = None,
+    database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Credit an owner through the ledger: book a grant row and raise the cache by AMOUNT.
+
+    One transaction: the ledger row the balance model counts as a grant, and the cached
+    remaining moved by exactly AMOUNT (drift the owner already had is reported, never wiped).
+    Audited as a run; 'tokenfix revert RUN_ID' takes both back. Exit 0 when booked (or already
+    booked under --idempotency-key), 2 for bad input (nothing written), 3 for database trouble.
+    """
+    enable_debug(debug)
+    _adjust(
+        "grant",
+        key,
+        amount,
+        reason,
+        idempotency_key,
+        yes,
+        mapping,
+        database_url,
+        env_file,
+        json_output,
+        quiet,
+    )
+
+
+@app.command(epilog=DEDUCT_EXAMPLES, context_settings=_CONTEXT)
+def deduct(
+    key: KeyArgument,
+    amount: AmountArgument,
+    reason: ReasonOption,
+    idempotency_key: IdempotencyOption = None,
+    yes: YesOption = False,
+    mapping: MappingOption = None,
+    database_url: DatabaseUrlOption = None,
+    env_file: EnvFileOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Debit an owner through the ledger: book a deduct row and lower the cache by AMOUNT.
+
+    The mirror of 'tokenfix grant' (same transaction, audit, revert and exit codes).
+    """
+    enable_debug(debug)
+    _adjust(
+        "deduct",
+        key,
+        amount,
+        reason,
+        idempotency_key,
+        yes,
+        mapping,
+        database_url,
+        env_file,
+        json_output,
+        quiet,
+    )
