@@ -21,8 +21,7 @@ from tokenfix.mapping import Expr, default_mapping
 from tokenfix.settings import Settings
 
 ESCAPE = (
-    "1); COMMIT; "
-    "UPDATE user_profiles SET vibe_assistant_tokens_remaining = 0; COMMIT; SELECT (1"
+    "1); COMMIT; UPDATE user_profiles SET vibe_assistant_tokens_remaining = 0; COMMIT; SELECT (1"
 )
 
 MAPPING = """
@@ -121,7 +120,7 @@ def test_what_is_not_one_expression_is_named_before_connecting(
     [
         "coalesce(vibe_assistant_tokens_remaining, 0) + length(';)(') * 0",
         "vibe_assistant_tokens_remaining + length($$;)$$) * 0",
-        'vibe_assistant_tokens_remaining + length(E\'\\\';\') * 0 /* ( */',
+        "vibe_assistant_tokens_remaining + length(E'\\';') * 0 /* ( */",
         "vibe_assistant_tokens_remaining -- a note\n + 0",
     ],
 )
@@ -140,9 +139,12 @@ def test_expressions_are_compiled_through_the_extended_protocol(
     mapping = default_mapping(settings)
     balance = dataclasses.replace(mapping.balance, remaining=Expr.raw(ESCAPE))
     escaping = dataclasses.replace(mapping, balance=balance, from_settings=False)
-    with connect(settings) as tool, transaction(tool, settings, read_only=True):
-        with pytest.raises(BadInput, match="not one SQL expression"):
-            shape.describe(tool, escaping)
+    with (
+        connect(settings) as tool,
+        transaction(tool, settings, read_only=True),
+        pytest.raises(BadInput, match="not one SQL expression"),
+    ):
+        shape.describe(tool, escaping)
     assert balances(conn) == [500, 500, 500]
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from tokenfix.errors import BadInput
+from tokenfix.expressions import problem
 from tokenfix.mapping import (
     BalanceSide,
     Expr,
@@ -33,6 +34,9 @@ def _column(value: Any) -> str:
 def _expression(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty SQL expression (a TOML string)")
+    reason = problem(value)
+    if reason is not None:
+        raise ValueError(f"is not one SQL expression: {reason}")
     return value.strip()
 
 

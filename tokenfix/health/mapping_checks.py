@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from tokenfix import catalog, queries
+from tokenfix.expressions import compile_probe
 from tokenfix.health.checks import Check, Context, fail, ok, warn
 from tokenfix.mapping import Expr, LedgerSource
 from tokenfix.settings import QualifiedName
@@ -56,7 +57,7 @@ def _compile(
         statement = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
         try:
             with conn.transaction():
-                cursor = conn.execute(statement, dict(expr.params))
+                cursor = compile_probe(conn, statement, expr.params)
                 oid = cursor.description[0].type_code if cursor.description else 0
         except psycopg.Error as exc:
             if conn.broken:
