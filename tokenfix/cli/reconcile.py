@@ -277,6 +277,7 @@ def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
         settle=parse_duration(args.settle, option="--settle"),
         batch_size=settings.batch_size,
         max_changes=settings.max_changes,
+        max_changes_source=_source_of(settings, "max_changes"),
     )
     ui = _Feedback(
         show=args.all_users and not args.quiet,
@@ -306,6 +307,14 @@ def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
         code = ExitCode.ATTENTION if policy.attention(outcome.changes) else ExitCode.OK
         metrics.done(code, outcome)
     return code
+
+
+def _source_of(settings: Any, name: str) -> str:
+    """Where a setting was set, as an error names it: `TOKENFIX_MAX_CHANGES in /etc/x.env`."""
+    from tokenfix.settings import variable_for
+
+    origin = settings.origin(name)
+    return str(origin) if origin.kind != "default" else f"the default of {variable_for(name)}"
 
 
 def _excluded(path: Path | None) -> tuple[str, ...]:
