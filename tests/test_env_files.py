@@ -50,9 +50,10 @@ def test_the_tools_url_in_an_env_file_beats_the_apps_url_in_the_environment(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with psycopg.connect(db_url, autocommit=True) as tool, psycopg.connect(
-        second_db_url, autocommit=True
-    ) as app:
+    with (
+        psycopg.connect(db_url, autocommit=True) as tool,
+        psycopg.connect(second_db_url, autocommit=True) as app,
+    ):
         ours, theirs = drifting(tool), drifting(app)
         monkeypatch.setenv("DATABASE_URL", second_db_url)
         env = tmp_path / "tool.env"
@@ -67,7 +68,11 @@ def test_the_tools_url_in_an_env_file_beats_the_apps_url_in_the_environment(
     ("environment", "files", "winner"),
     [
         ({"DATABASE_URL": APP_URL}, ["TOKENFIX_DATABASE_URL=postgresql://tool@tool-db/t"], 0),
-        ({}, ["DATABASE_URL=" + APP_URL + "\nTOKENFIX_DATABASE_URL=postgresql://tool@tool-db/t"], 0),
+        (
+            {},
+            ["DATABASE_URL=" + APP_URL + "\nTOKENFIX_DATABASE_URL=postgresql://tool@tool-db/t"],
+            0,
+        ),
         ({}, ["TOKENFIX_DATABASE_URL=postgresql://tool@tool-db/t", "DATABASE_URL=" + APP_URL], 0),
         ({"TOKENFIX_DATABASE_URL": "postgresql://tool@tool-db/t"}, ["DATABASE_URL=" + APP_URL], -1),
     ],
