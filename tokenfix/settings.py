@@ -206,6 +206,20 @@ class Settings(BaseSettings):
     _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
     _env_files: tuple[Path, ...] = PrivateAttr(default=())
 
+    @field_validator("database_url")
+    @classmethod
+    def _one_at_sign(cls, value: SecretStr | None) -> SecretStr | None:
+        from tokenfix.redact import unescaped_at
+
+        if value is not None and unescaped_at(value.get_secret_value()):
+            # Never a piece of it in the message: where libpq would cut it is anyone's guess.
+            raise ValueError(
+                "the URL holds more than one '@', so its password cannot be told from its "
+                "host: percent-encode the password's '@' as %40 (and ':' '/' '?' '#' '%' "
+                "as %3A %2F %3F %23 %25)"
+            )
+        return value
+
     @field_validator("audit_schema")
     @classmethod
     def _audit_schema_is_own(cls, value: str) -> str:
