@@ -121,7 +121,7 @@ def test_doctor_does_not_suggest_an_index_on_a_ledger_that_is_a_view(
         (pg_errors.DiskFull, "out of disk space"),
         (pg_errors.OutOfMemory, "out of memory"),
         (pg_errors.TooManyConnections, "no free connection slots"),
-        (pg_errors.AdminShutdown, "shut down"),
+        (pg_errors.AdminShutdown, "connection was terminated"),
         (pg_errors.IdleInTransactionSessionTimeout, "TOKENFIX_IDLE_TIMEOUT"),
     ],
 )

@@ -73,7 +73,12 @@ _BY_SQLSTATE: dict[str, tuple[str, str | None]] = {
     "53100": ("the database server is out of disk space", "free disk space on the server"),
     "53200": ("the database server is out of memory", "lower TOKENFIX_WORK_MEM or retry"),
     "53300": ("the database server has no free connection slots", "retry later"),
-    "57P01": ("the server was shut down by its administrator", "re-run when it is back"),
+    # pg_terminate_backend, a pooler dropping its server connection and a fast shutdown all
+    # say 57P01; what we know is that our connection ended, not that the server did.
+    "57P01": (
+        "our connection was terminated (by an administrator or a pooler)",
+        "re-run; if the server is restarting, re-run when it is back",
+    ),
     "57P02": ("the server crashed", "re-run when it is back"),
     "57P03": ("the server is not accepting connections yet", "retry in a moment"),
     "25P03": (

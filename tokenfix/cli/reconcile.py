@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from dataclasses import dataclass
@@ -59,13 +60,16 @@ EXAMPLES = examples(
 def _user_ids(arguments: list[str]) -> dict[str, str]:
     """The keys given, in order, without repeats, each with where it came from ("stdin line
     2"), for the message if the database finds it is not of the key's type."""
+    from tokenfix.config import key_lists
+
     ids: dict[str, str] = {}
     for argument in arguments:
         if argument == "-":
-            for number, line in enumerate(sys.stdin, start=1):
-                text = line.split("#", 1)[0].strip()
-                if text:
-                    ids.setdefault(text, f"stdin line {number}")
+            # Bytes, so that a line that is not UTF-8 is named, not an UnicodeDecodeError.
+            stream = getattr(sys.stdin, "buffer", None)
+            lines = stream if stream is not None else io.BytesIO(sys.stdin.read().encode())
+            for key, where in key_lists.read(lines, lambda n: f"stdin line {n}").items():
+                ids.setdefault(key, where)
         else:
             ids.setdefault(argument.strip(), "")
     if not ids:
@@ -280,11 +284,12 @@ def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
         max_changes=args.max_changes,
     )
     given = _user_ids(args.user_ids) if args.user_ids else None
+    excluded = _excluded(args.exclude_file)
     request = Request(
         selection=Selection(
             keys=tuple(given) if given is not None else None,
             since=parse_since(args.since) if args.since else None,
-            excluded=_excluded(args.exclude_file),
+            excluded=tuple(excluded),
         ),
         dry_run=args.dry_run,
         create_missing=args.create_missing,
@@ -292,6 +297,7 @@ def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
         batch_size=settings.batch_size,
         max_changes=settings.max_changes,
         defer_edited=args.defer_edited,
+        max_changes_source=_source_of(settings, "max_changes"),
     )
     ui = _Feedback(
         show=args.all_users and not args.quiet,
@@ -313,7 +319,7 @@ def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
                 on_warning=ui.warn,
             )
         except BadKey as exc:
-            label = (given or {}).get(exc.key)
+            label = (given or {}).get(exc.key) or excluded.get(exc.key)
             raise BadInput(f"{label}: {exc.message}" if label else exc.message) from None
     ui.done()
     with outcome:
@@ -323,15 +329,26 @@ def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
     return code
 
 
-def _excluded(path: Path | None) -> tuple[str, ...]:
-    """Keys one a line (# comments and blank lines ignored): owners deleted upstream."""
+def _source_of(settings: Any, name: str) -> str:
+    """Where a setting was set, as an error names it: `TOKENFIX_MAX_CHANGES in /etc/x.env`."""
+    from tokenfix.config.settings import variable_for
+
+    origin = settings.origin(name)
+    return str(origin) if origin.kind != "default" else f"the default of {variable_for(name)}"
+
+
+def _excluded(path: Path | None) -> dict[str, str]:
+    """Keys one a line (# comments and blank lines ignored): owners deleted upstream; each
+    with its file and line, for the message if one is not a key."""
+    from tokenfix.config import key_lists
+
     if path is None:
-        return ()
+        return {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with path.open("rb") as lines:
+            return key_lists.read(lines, lambda n: f"--exclude-file {path}, line {n}")
     except OSError as exc:
         raise BadInput(f"cannot read --exclude-file {path}: {exc.strerror or exc}") from None
-    return tuple(dict.fromkeys(t for line in lines if (t := line.split("#", 1)[0].strip())))
 
 
 class _Metrics:

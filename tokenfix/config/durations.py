@@ -9,6 +9,9 @@ from tokenfix.base.errors import BadInput
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# A century back is far beyond any ledger, and well inside what both Python's timedelta and
+# PostgreSQL's timestamp arithmetic hold (`--since 99999999h` is "timestamp out of range").
+LONGEST = timedelta(days=36_500)
 
 
 def parse_duration(text: str, *, option: str) -> timedelta:
@@ -17,7 +20,13 @@ def parse_duration(text: str, *, option: str) -> timedelta:
     if not found or (found.group(2) == "" and found.group(1) != "0"):
         raise BadInput(f"{option} {text!r} is not a duration such as 90s, 2m, 24h or 7d")
     amount, unit = int(found.group(1)), found.group(2) or "s"
-    return timedelta(**{_UNITS[unit]: amount})
+    try:
+        duration = timedelta(**{_UNITS[unit]: amount})
+    except OverflowError:
+        duration = LONGEST + LONGEST
+    if duration > LONGEST:
+        raise BadInput(f"{option} {text!r} is too long: at most {LONGEST.days}d (100 years)")
+    return duration
 
 
 def parse_since(text: str) -> datetime | timedelta:

@@ -35,6 +35,17 @@ def _url_password(dsn: str) -> str | None:
     return userinfo[colon + 1 :] if colon >= 0 else None
 
 
+def _parsed_password(dsn: str) -> str | None:
+    """The password as libpq itself reads it (decoded), when it can read the string."""
+    from psycopg import ProgrammingError, conninfo
+
+    try:
+        password = conninfo.conninfo_to_dict(dsn).get("password")
+    except ProgrammingError:
+        return None
+    return str(password) if password else None
+
+
 def secrets(dsn: str) -> list[str]:
     """Every fragment of the password(s) in `dsn` worth scrubbing, longest first."""
     whole: list[str] = []
@@ -43,6 +54,9 @@ def secrets(dsn: str) -> list[str]:
         whole.append(url_password)
     whole += [m.group(1).strip("'") for m in _KV_PASSWORD.finditer(dsn) if m.group(1)]
     whole += [m.group(1) for m in _QUERY_PASSWORD.finditer(dsn) if m.group(1)]
+    parsed = _parsed_password(dsn)
+    if parsed:
+        whole.append(parsed)
     fragments: set[str] = set()
     for secret in whole:
         for form in (secret, unquote(secret)):
@@ -53,9 +67,14 @@ def secrets(dsn: str) -> list[str]:
                 fragments.update(
                     (form[: found.start()], form[found.start() :], form[found.end() :])
                 )
-    # Pieces of 3+ characters: shorter ones would mangle ordinary words of a message for
-    # little gain.
-    return sorted((f for f in fragments if len(f) >= 3), key=len, reverse=True)
+    # Every piece, however short: `b2` of `a1@b2:c3` is what libpq names as the host.
+    return sorted((f for f in fragments if f.strip()), key=len, reverse=True)
+
+
+def _token(fragment: str) -> re.Pattern[str]:
+    # Whole tokens only: a piece is hidden where it stands on its own, never inside a longer
+    # word (the password `p` must not turn the user `app` into `a***`).
+    return re.compile(r"(?<![^\W_])" + re.escape(fragment) + r"(?![^\W_])")
 
 
 def scrub(message: str, dsn: str | None) -> str:
@@ -63,8 +82,15 @@ def scrub(message: str, dsn: str | None) -> str:
     if not dsn:
         return message
     for fragment in secrets(dsn):
-        message = message.replace(fragment, MASK)
+        message = _token(fragment).sub(MASK, message)
     return message
+
+
+def unescaped_at(url: str) -> bool:
+    """Whether a URL holds an `@` besides the one before the host: one in the password that
+    was not percent-encoded. Nobody, libpq included, can tell where such a password ends."""
+    scheme = URL_SCHEME.match(url)
+    return bool(scheme) and url.count("@", scheme.end() if scheme else 0) > 1
 
 
 def redact(dsn: str) -> str:

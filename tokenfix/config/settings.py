@@ -26,7 +26,6 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
-    DotEnvSettingsSource,
     EnvSettingsSource,
     NoDecode,
     SettingsConfigDict,
@@ -36,6 +35,7 @@ from pydantic_settings import (
 from tokenfix.base.errors import BadInput
 from tokenfix.base.identifiers import IDENTIFIER as _IDENTIFIER
 from tokenfix.base.identifiers import QualifiedName
+from tokenfix.config import env_file
 
 _SERVER_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
 _MEMORY = re.compile(r"^\s*(\d+)\s*(kB|MB|GB|TB)?\s*$")
@@ -127,8 +127,9 @@ class Origin:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOKENFIX_",
-        env_file=".env",
-        env_file_encoding="utf-8",
+        # Env files are read by load_settings() alone (./.env or the --env-file ones, never
+        # both): a default here would be read again for every field the files left unset.
+        env_file=None,
         extra="ignore",
         populate_by_name=True,
         frozen=True,
@@ -180,6 +181,20 @@ class Settings(BaseSettings):
     # Set by load_settings(); a Settings built directly knows only its field values.
     _origins: dict[str, Origin] = PrivateAttr(default_factory=dict)
     _env_files: tuple[Path, ...] = PrivateAttr(default=())
+
+    @field_validator("database_url")
+    @classmethod
+    def _one_at_sign(cls, value: SecretStr | None) -> SecretStr | None:
+        from tokenfix.config.redact import unescaped_at
+
+        if value is not None and unescaped_at(value.get_secret_value()):
+            # Never a piece of it in the message: where libpq would cut it is anyone's guess.
+            raise ValueError(
+                "the URL holds more than one '@', so its password cannot be told from its "
+                "host: percent-encode the password's '@' as %40 (and ':' '/' '?' '#' '%' "
+                "as %3A %2F %3F %23 %25)"
+            )
+        return value
 
     @field_validator("audit_schema")
     @classmethod
@@ -258,9 +273,21 @@ def _flag_for(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class _EnvFileSource(EnvSettingsSource):
+    """One env file's variables, already read (env_file.read), looked up as pydantic-settings
+    looks up the environment's (prefix, aliases, case)."""
+
+    def __init__(self, variables: dict[str, str | None]) -> None:
+        self._variables = variables
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        return {name.lower(): value for name, value in self._variables.items()}
+
+
 def _read_env_files(
     env_files: Sequence[str | os.PathLike[str]] | None,
-) -> list[tuple[Path, DotEnvSettingsSource]]:
+) -> list[tuple[Path, EnvSettingsSource]]:
     """Each env file read once, as pydantic-settings reads one (a `<(…)` pipe can only be read
     once). Without `env_files`, ./.env if it exists; a file asked for that is missing is exit 2:
     a cron job whose settings file moved must not run on defaults."""
@@ -274,16 +301,17 @@ def _read_env_files(
                     f"env file {path} not found",
                     hint="give the path of an existing file to --env-file",
                 )
-    return [(path.absolute(), DotEnvSettingsSource(Settings, env_file=path)) for path in paths]
+    return [(path.absolute(), _EnvFileSource(env_file.read(path))) for path in paths]
 
 
 def _resolve(
-    files: list[tuple[Path, DotEnvSettingsSource]], given: dict[str, Any], given_as: OriginKind
+    files: list[tuple[Path, EnvSettingsSource]], given: dict[str, Any], given_as: OriginKind
 ) -> tuple[dict[str, Any], dict[str, Origin]]:
     """Every setting's raw value and origin: given (flags), then the environment, then the
     env files, the later file first. The lookups are pydantic-settings' own (aliases, prefix,
     case), so the name found is the variable that was really read."""
     environment = EnvSettingsSource(Settings)
+    sources: list[tuple[Path | None, EnvSettingsSource]] = [(None, environment), *reversed(files)]
     values: dict[str, Any] = {}
     origins: dict[str, Origin] = {}
     for name, field in Settings.model_fields.items():
@@ -293,7 +321,16 @@ def _resolve(
             origins[name] = Origin(given_as, shown)
             continue
         origins[name] = Origin("default")
-        for path, source in [(None, environment), *reversed(files)]:
+        aliases = field.validation_alias
+        if isinstance(aliases, AliasChoices):
+            # TOKENFIX_DATABASE_URL beats the app's DATABASE_URL wherever each is set (an
+            # environment's DATABASE_URL must not send a run to the app's database when an
+            # env file names the tool's own): name by name, each name in every source.
+            found = _first_by_name([str(a) for a in aliases.choices], sources)
+            if found is not None:
+                values[name], origins[name] = found
+            continue
+        for path, source in sources:
             value, key, _ = source.get_field_value(field, name)
             if value is not None:
                 values[name] = value
@@ -302,6 +339,18 @@ def _resolve(
                 origins[name] = Origin(kind, variable, path)
                 break
     return values, origins
+
+
+def _first_by_name(
+    names: list[str], sources: list[tuple[Path | None, EnvSettingsSource]]
+) -> tuple[Any, Origin] | None:
+    for variable in names:
+        for path, source in sources:
+            value = source.env_vars.get(variable.lower())
+            if value is not None:
+                kind: OriginKind = "environment" if path is None else "file"
+                return value, Origin(kind, variable, path)
+    return None
 
 
 def _field_of(loc: tuple[int | str, ...]) -> str | None:

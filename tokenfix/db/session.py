@@ -21,12 +21,14 @@ from urllib.parse import unquote
 import psycopg
 import simplejson
 from psycopg import conninfo, pq
+from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from tokenfix.base.errors import BadInput, DatabaseProblem, first_line
 from tokenfix.config.redact import MASK, URL_SCHEME, redact, scrub
 from tokenfix.config.settings import Settings
+from tokenfix.db.expressions import wrote
 
 Connection: TypeAlias = psycopg.Connection[Any]
 
@@ -408,4 +410,12 @@ def transaction(
         # SET TRANSACTION must come before any other statement of the transaction.
         conn.execute(_SET_TRANSACTION[isolation, read_only])
         _local_settings(conn, settings, large_aggregate)
-        yield conn
+        try:
+            yield conn
+        except pg_errors.ReadOnlySqlTransaction as exc:
+            if not read_only:
+                raise
+            # The tool's own statements never write in a transaction it opened read only:
+            # what tried is an expression of the mapping (a function it calls), on a
+            # primary or a standby alike.
+            raise wrote(exc) from exc

@@ -12,6 +12,7 @@ from psycopg import sql
 
 from tokenfix import queries
 from tokenfix.base.identifiers import QualifiedName
+from tokenfix.db.expressions import compile_probe
 from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.ledger import catalog
 from tokenfix.mapping.types import Expr, LedgerSource
@@ -58,7 +59,7 @@ def _compile(
         statement = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
         try:
             with conn.transaction():
-                cursor = conn.execute(statement, dict(expr.params))
+                cursor = compile_probe(conn, statement, expr.params)
                 oid = cursor.description[0].type_code if cursor.description else 0
         except psycopg.Error as exc:
             if conn.broken:

@@ -617,6 +617,14 @@ def _check_starting_balance(model: BalanceModel) -> None:
     """A starting balance the balance columns cannot hold is bad input (exit 2), not a
     database error half-way through a run."""
     value = model.starting_balance
+    origin = model.settings.origin("starting_balance")
+    source = (
+        "--starting-balance"
+        if model.starting_override is not None
+        else str(origin)
+        if origin.kind != "default"
+        else "TOKENFIX_STARTING_BALANCE"
+    )
     for column, expr in model.mapping.balance.write:
         type_name = model.shape.balance_columns.get(column)
         if (
@@ -625,7 +633,7 @@ def _check_starting_balance(model: BalanceModel) -> None:
             and not catalog.fits(value, type_name)
         ):
             raise BadInput(
-                f"the starting balance {value} (--starting-balance or TOKENFIX_STARTING_BALANCE)"
+                f"the starting balance {value} ({source})"
                 f" does not fit {model.mapping.balance.table}.{column}, which is {type_name}"
             )
 

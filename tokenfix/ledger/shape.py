@@ -1,6 +1,7 @@
 """What a mapping's expressions are on this database: each one compiled, with its type.
 
-Every expression is compiled as `SELECT expr FROM table LIMIT 0` (no row read): an expression
+Every expression is compiled as `SELECT expr FROM table LIMIT 0` (no row read, one statement
+through the extended protocol, in a read-only transaction): an expression
 the database rejects ends the command naming the expression and the table, before anything
 else runs, and the types tell how to cast parameters (keys are compared in their own type,
 so that ledger filters stay on the index) and whether amounts are numbers.
@@ -12,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from tokenfix import queries
 from tokenfix.base.errors import DatabaseProblem, TokenfixError, first_line, from_database_error
 from tokenfix.base.identifiers import QualifiedName
+from tokenfix.db.expressions import NotOneExpression, compile_probe, several_statements, wrote
 from tokenfix.db.session import Connection
 from tokenfix.ledger import catalog
 from tokenfix.mapping.types import Expr, LedgerSource, Mapping
@@ -71,7 +74,7 @@ def _compile(
     )
     try:
         with conn.transaction():
-            cursor = conn.execute(statement, {**params, **(where.params if where else {})})
+            cursor = compile_probe(conn, statement, {**params, **(where.params if where else {})})
             oids = [column.type_code for column in cursor.description or ()]
     except psycopg.Error as exc:
         if conn.broken:
@@ -90,6 +93,8 @@ def _rejected(
     # Only an expression's own fault (a syntax error, an unknown column or function, a type
     # mismatch: class 42) is the mapping's; locks, timeouts and privileges are the database's.
     state = error.sqlstate or ""
+    if isinstance(error, pg_errors.ReadOnlySqlTransaction):
+        return wrote(error)
     if not state.startswith("42") or state in ("42501", "42P01"):
         return from_database_error(error)
     candidates = ([("where", where)] if where is not None else []) + named
@@ -97,10 +102,16 @@ def _rejected(
         probe = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
         try:
             with conn.transaction():
-                conn.execute(probe, dict(expr.params))
+                compile_probe(conn, probe, expr.params)
         except psycopg.Error as exc:
             if conn.broken:
                 raise
+            if several_statements(exc):
+                return NotOneExpression(
+                    f"the mapping's {name} = {expr.text!r} is not one SQL expression: it holds "
+                    "several statements; nothing of it was run",
+                    hint="a mapping expression is one SQL expression over the table's columns",
+                )
             return ExpressionRejected(
                 f"the mapping's {name} = {expr.text!r} is rejected on table {table}: "
                 f"{first_line(exc.diag.message_primary or str(exc))}",

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from tokenfix.base.errors import BadInput
 from tokenfix.base.identifiers import QualifiedName
 from tokenfix.config.settings import Settings
+from tokenfix.db.expressions import problem
 from tokenfix.mapping.types import (
     Adjust,
     BalanceSide,
@@ -35,6 +36,9 @@ def _column(value: Any) -> str:
 def _expression(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty SQL expression (a TOML string)")
+    reason = problem(value)
+    if reason is not None:
+        raise ValueError(f"is not one SQL expression: {reason}")
     return value.strip()
 
 

@@ -35,6 +35,8 @@ class Request:
     max_changes: int = 1000
     defer_edited: bool = False
     """Leave alone caches above expected that changed after their newest ledger row."""
+    max_changes_source: str = "--max-changes"
+    """Where the limit was set, as an error names it (`TOKENFIX_MAX_CHANGES in /etc/x.env`)."""
 
 
 @dataclass
@@ -210,11 +212,12 @@ def check_brake(plan: Plan, request: Request) -> int:
         1 for c in plan.candidates if _would_write(c, request) and c.key not in plan.edited
     )
     if request.max_changes and planned > request.max_changes:
+        source, limit = request.max_changes_source, request.max_changes
+        named = f"{source} {limit}" if source.startswith("--") else f"{limit} ({source})"
         raise BadInput(
-            f"this run would change {planned} profile rows, more than --max-changes "
-            f"{request.max_changes}; nothing was written",
+            f"this run would change {planned} profile rows, more than {named}; nothing was written",
             hint="check a --dry-run first (is TOKENFIX_STARTING_BALANCE right?), then raise "
-            "--max-changes, or pass 0 for no limit",
+            "the limit (--max-changes wins over the setting), or pass 0 for no limit",
         )
     return planned
 
