@@ -43,6 +43,13 @@ def test_the_benchmark_runs_and_reports_every_target(pg_server: Server, tmp_path
         "| causes ÷ the dry run without them (§12) |",
         "| two-source mapping ÷ the sum of each source's floor |",
         "| peak RSS with 10× users ÷ peak RSS |",
+        "10% of users drifting",
+        "drifting users, 10% case",
+        "every selected user drifting",
+        "| dry run ÷ physical floor, 1% drifting (§12) |",
+        "| dry run ÷ physical floor, 10% drifting (§12) |",
+        "| causes ÷ the dry run without them, 10% drifting (§12) |",
+        "| --since 1h, every selected user drifting (§12) |",
     ):
         assert line in report, line
 
