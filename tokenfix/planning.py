@@ -8,7 +8,7 @@ The request, the plan and the run's outcome live here, below both the orchestrat
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -219,22 +219,19 @@ def skip_reason(c: Candidate, request: Request) -> Skip | None:
     return None
 
 
-CAUSE_BATCH = 1000
-
-
 def causes(
-    conn: Connection, model: BalanceModel, batch: list[Candidate]
+    conn: Connection, model: BalanceModel, candidates: Iterable[Candidate]
 ) -> dict[str, tuple[str, ...]]:
-    """The cause codes of a batch of the plan's candidates, in its own read-only transaction."""
-    # The batch's ledger rows (~100k for 1,000 owners at the SPEC §8 scale) are sorted and
-    # aggregated: with the default 4MB of work_mem the bitmap of their pages went lossy
-    # (2.8M rows rechecked) and the sort to disk. The planner's estimate crosses
-    # jit_above_cost, yet compiling costs more than it saves on so few rows. Measured at
-    # that scale: 1.2 s of server CPU with both, 0.5 s without.
+    """The cause codes of the plan's drifting candidates, all of them in one statement (SPEC
+    §12: one set-based pass, never a statement per batch), in its own read-only transaction.
+    Owners without a code are left out."""
+    # The drifting owners' ledger rows (about 100 an owner at the SPEC §8 scale) are summed in
+    # hash aggregates: with the default 4MB of work_mem they spill. The planner's estimate
+    # crosses jit_above_cost, yet compiling costs more than it saves on these rows.
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")
-        return causes_for(conn, model, batch)
+        return causes_for(conn, model, candidates)
 
 
 def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request) -> Outcome:
@@ -248,13 +245,12 @@ def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request)
         reads_used=plan.reads_used,
         summary=plan.summary,
     )
-    for batch in plan.candidates.batches(CAUSE_BATCH):
-        codes = causes(conn, model, batch)
-        for c in batch:
-            change = Change.of(c, skipped=skip_reason(c, request))
-            change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
-            plan.counts.tally(change)
-            plan.summary.add(change)
-            changes.append(change)
+    codes = causes(conn, model, plan.candidates)
+    for c in plan.candidates:
+        change = Change.of(c, skipped=skip_reason(c, request))
+        change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
+        plan.counts.tally(change)
+        plan.summary.add(change)
+        changes.append(change)
     plan.close()
     return outcome
