@@ -159,6 +159,8 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
             lambda: psql(url, FLOOR_SINCE),
         ),
     )
+    m |= _incident(url, n, quick)
+
     log("the covering index doctor suggests for a large ledger…")
     _create_covering_index(url)
     m |= interleaved(
@@ -213,6 +215,46 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
         )
         m["floor_wide"] = repeat("floor with 10x users", n, lambda: psql(wide, FLOOR))
     return results
+
+
+def _incident(url: str, n: int, quick: int) -> dict[str, Measurement]:
+    """The night of an incident (docs/monitoring.md): 10% of owners drifting by varied amounts, and
+    every
+    owner `--since 1h` selects drifting (bench/sql/incident.sql); the caches are put back
+    after, so the later measurements see the 1% case."""
+    dry_run = ("reconcile", "--all", "--dry-run", "--json")
+    since = (*dry_run, "--since", "1h")
+    log("the incident case: 10% of owners drifting…")
+    generate.run_script(url, SQL / "incident.sql")
+    try:
+        m = interleaved(
+            n,
+            tool_incident=(
+                "tokenfix " + " ".join(dry_run) + ", 10% of users drifting",
+                lambda: tool(url, *dry_run),
+            ),
+            floor_incident=(
+                "physical floor, taken in turn with the 10% case",
+                lambda: psql(url, FLOOR),
+            ),
+        )
+        m["causes_incident"] = _causes_in_process(url, n, "10% case")
+        m |= interleaved(
+            quick,
+            since_incident=(
+                "tokenfix " + " ".join(since) + ", every selected user drifting",
+                lambda: tool(url, *since),
+            ),
+            floor_since_incident=(
+                "floor of --since 1h, taken in turn with the drifting case",
+                lambda: psql(url, FLOOR_SINCE),
+            ),
+        )
+        for key in ("since_incident", "floor_since_incident"):
+            m[key].note = f"median of {quick}, taken in turn with its floor"
+    finally:
+        generate.run_script(url, SQL / "incident_end.sql")
+    return m
 
 
 def _create_covering_index(url: str) -> None:
@@ -313,13 +355,13 @@ def _diagnose_in_process(url: str, sample: list[uuid.UUID]) -> Measurement:
     return measurement
 
 
-def _causes_in_process(url: str, times: int) -> Measurement:
+def _causes_in_process(url: str, times: int, case: str = "1% case") -> Measurement:
     """The cause codes of the drifting users (docs/monitoring.md), as a dry run computes them: the
-    plan's candidates, a batch at a time (planning.causes), on a warm connection. What the
+    plan's candidates, all in one statement (planning.causes), on a warm connection. What the
     dry run pays for them; the rest of the dry run is the tool's time minus this."""
     from tokenfix.db import session
     from tokenfix.ledger.model import load
-    from tokenfix.reconciliation.plan import CAUSE_BATCH, Request, causes, plan
+    from tokenfix.reconciliation.plan import Request, causes, plan
 
     settings = Settings.model_validate(
         {"database_url": url, "starting_balance": generate.STARTING_BALANCE}
@@ -329,20 +371,17 @@ def _causes_in_process(url: str, times: int) -> Measurement:
         the_plan = plan(conn, model, Request(selection=Selection()))
         candidates = list(the_plan.candidates)
         the_plan.close()
-        batches = [
-            candidates[start : start + CAUSE_BATCH]
-            for start in range(0, len(candidates), CAUSE_BATCH)
-        ]
         explained: dict[str, tuple[str, ...]] = {}
 
-        def all_batches() -> None:
-            for batch in batches:
-                explained.update(causes(conn, model, batch))
+        def all_candidates() -> None:
+            explained.update(causes(conn, model, candidates))
 
-        measurement = repeat("", times, lambda: timed(all_batches))
+        measurement = repeat("", times, lambda: timed(all_candidates))
     drifting = sum(1 for c in candidates if c.has_profile)
-    measurement.name = f"causes of the {drifting:,} drifting users (in-process, warm connection)"
-    measurement.note = f"{len(batches)} batch(es) of up to {CAUSE_BATCH:,}"
+    measurement.name = (
+        f"causes of the {drifting:,} drifting users, {case} (in-process, warm connection)"
+    )
+    measurement.note = f"one statement; {len(explained):,} users with a cause"
     return measurement
 
 

@@ -58,6 +58,13 @@ def generate(url: str, *, users: int, rows: int, log: Any = print) -> float:
     return time.perf_counter() - started
 
 
+def run_script(url: str, path: Path) -> None:
+    """The statements of a bench/sql/ file, each in its own transaction (VACUUM included)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in _statements(path):
+            conn.execute(statement, {})  # params: so that %% reads as %
+
+
 def _set_caches(conn: psycopg.Connection[Any], url: str) -> None:
     settings = Settings.model_validate({"database_url": url, "starting_balance": STARTING_BALANCE})
     set_caches_from_ledger(conn, settings)

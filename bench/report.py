@@ -59,6 +59,20 @@ def _since(what: str, since: Measurement, floor: Measurement | None) -> tuple[st
     )
 
 
+def _to_floor(
+    what: str, tool: Measurement, floor: Measurement, limit: float
+) -> tuple[str, str, str, bool]:
+    ratio = tool.seconds / floor.seconds
+    return (what, f"{ratio:.2f}×", f"≤ {limit:g}×", ratio <= limit)
+
+
+def _causes(what: str, causes: Measurement, tool: Measurement) -> tuple[str, str, str, bool]:
+    """docs/monitoring.md: what the causes add to a dry run, against the dry run without them."""
+    added = causes.seconds
+    rest = tool.seconds - added
+    return (what, f"{100 * added / rest:.1f} %", "≤ 25 %", added <= 0.25 * rest)
+
+
 def ratios(m: dict[str, Measurement]) -> list[tuple[str, str, str, bool]]:
     """(what, measured, documented target, met) for every target the run can judge (unless
     named)."""
@@ -82,11 +96,16 @@ def ratios(m: dict[str, Measurement]) -> list[tuple[str, str, str, bool]]:
         rows.append(_since("--since 1h (covering user_id index)", m["since_covering"],
                            m.get("floor_since_covering")))  # fmt: skip
     if "causes" in m:
-        # docs/monitoring.md: what the causes add to a dry run, against the dry run without them.
-        added = m["causes"].seconds
-        rows.append(("causes ÷ the dry run without them (docs/monitoring.md)",
-                     f"{100 * added / (tool - added):.1f} %", "≤ 25 %",
-                     added <= 0.25 * (tool - added)))  # fmt: skip
+        rows.append(_causes("causes ÷ the dry run without them", m["causes"], m["tool"]))
+    rows.append(_to_floor("dry run ÷ physical floor, 1% drifting", m["tool"], m["floor"],
+                          1.5))  # fmt: skip
+    if "tool_incident" in m:
+        rows.append(_to_floor("dry run ÷ physical floor, 10% drifting", m["tool_incident"],
+                              m["floor_incident"], 2))  # fmt: skip
+        rows.append(_causes("causes ÷ the dry run without them, 10% drifting",
+                            m["causes_incident"], m["tool_incident"]))  # fmt: skip
+        rows.append(_since("--since 1h, every selected user drifting", m["since_incident"],
+                           m.get("floor_since_incident")))  # fmt: skip
     if "tool_two_sources" in m:
         two, floors = m["tool_two_sources"].seconds, m["floor_two_sources"].seconds
         rows.append(("two-source mapping ÷ the sum of each source's floor",

@@ -40,9 +40,16 @@ def test_the_benchmark_runs_and_reports_every_target(pg_server: Server, tmp_path
         "floor of the two sources",
         "tool with 3,000 users (same rows)",
         "| tool ÷ physical floor |",
-        "| causes ÷ the dry run without them (docs/monitoring.md) |",
+        "| causes ÷ the dry run without them |",
         "| two-source mapping ÷ the sum of each source's floor |",
         "| peak RSS with 10× users ÷ peak RSS |",
+        "10% of users drifting",
+        "drifting users, 10% case",
+        "every selected user drifting",
+        "| dry run ÷ physical floor, 1% drifting |",
+        "| dry run ÷ physical floor, 10% drifting |",
+        "| causes ÷ the dry run without them, 10% drifting |",
+        "| --since 1h, every selected user drifting |",
     ):
         assert line in report, line
 

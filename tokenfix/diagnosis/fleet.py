@@ -1,9 +1,11 @@
 """Why the fleet drifted (docs/monitoring.md): the cause codes of every drifting owner, and the
 summary.
 
-Causes are computed for the drifting owners only, a batch at a time, in one statement per
-batch (fleet_evidence.sql) that reads their ledger rows by index: no per-owner round trip.
-Across the fleet, many owners sharing one remaining-only drift point at the starting balance.
+Causes are computed for the drifting owners only, all of them in one set-based statement
+(fleet_evidence.sql) that reads their ledger rows once by index: no statement per batch of
+owners, no per-owner round trip, so explaining an incident's drift costs about what reading
+those owners' rows costs. Across the fleet, many owners sharing one remaining-only drift point
+at the starting balance.
 """
 
 from __future__ import annotations
@@ -37,41 +39,57 @@ def explainable(c: Candidate) -> bool:
     )
 
 
+def stops_like_a_cache(drift: Pair, reads_used: bool) -> bool:
+    """A drift a cache that stopped updating would leave: remaining too high by what the
+    latest charges cost, used too low by as much."""
+    remaining = drift.tokens_remaining
+    if remaining is None or remaining <= 0:
+        return False
+    return not reads_used or drift.tokens_used == -remaining
+
+
 def causes_for(
     conn: Connection, model: BalanceModel, candidates: Iterable[Candidate]
 ) -> dict[str, tuple[str, ...]]:
     """The cause codes of each explainable drifting candidate (every code that explains its
-    whole drift exactly; none: unexplained). Run inside the caller's transaction."""
-    batch = [c for c in candidates if explainable(c)]
-    if not batch:
+    whole drift exactly; none: unexplained), in one statement for all of them, whatever
+    their number. Run inside the caller's transaction."""
+    # Only each owner's drift is kept (not the candidate), and only the owners that have codes
+    # are returned: the memory this takes grows with the drifting owners, never with the fleet.
+    drifts = {c.key: c.drift for c in candidates if explainable(c) and c.drift is not None}
+    if not drifts:
         return {}
     reads_used = model.mapping.balance.used is not None
+    stopped = {k: d for k, d in drifts.items() if stops_like_a_cache(d, reads_used)}
     statement, params = model.fleet_evidence()
     params |= {
-        "keys": [c.key for c in batch],
-        "drift_remaining": [_text(c.drift.tokens_remaining) for c in batch if c.drift],
-        "drift_used": [
-            _text(c.drift.tokens_used) if reads_used else None for c in batch if c.drift
-        ],
+        "keys": list(drifts),
+        "stopped": list(stopped),
+        "stopped_drifts": [_text(d.tokens_remaining) for d in stopped.values()],
     }
     found: dict[str, tuple[str, ...]] = {}
-    for row in conn.execute(statement, params).fetchall():
-        found[str(row[0])] = tuple(c.code for c in likely_causes(_evidence(row, model)))
+    for row in conn.execute(statement, params):
+        key = str(row[0])
+        codes = tuple(c.code for c in likely_causes(_evidence(drifts[key], row, model)))
+        if codes:
+            found[key] = codes
     return found
 
 
-def _evidence(row: Any, model: BalanceModel) -> Evidence:
-    (_, drift_remaining, drift_used, starting, granted, deducted, override_records,
-     override_difference, before_records, before_remaining, before_used, failed,
-     failed_priced, stopped_at, stopped_charges, stopped_tokens) = row  # fmt: skip
+def _evidence(drift: Pair, row: Any, model: BalanceModel) -> Evidence:
+    (_, starting, granted, deducted, override_records, override_difference, before_records,
+     before_remaining, before_used, failed, failed_priced, stopped_at, stopped_charges,
+     stopped_tokens) = row  # fmt: skip
     stopped = (
         StoppedUpdating(stopped_at, stopped_charges, exact(stopped_tokens))
         if stopped_at is not None
         else None
     )
+    assert drift.tokens_remaining is not None  # explainable
+    reads_used = model.mapping.balance.used is not None
     return Evidence(
-        drift_remaining=exact(drift_remaining),
-        drift_used=exact(drift_used) if drift_used is not None else None,
+        drift_remaining=drift.tokens_remaining,
+        drift_used=drift.tokens_used if reads_used else None,
         starting_balance=exact(starting),
         granted=exact(granted),
         deducted=exact(deducted),

@@ -553,13 +553,20 @@ class BalanceModel:
         return queries.compose(name, classified=classified), {**self.params(), **params}
 
     def fleet_evidence(self) -> tuple[sql.Composed, dict[str, Any]]:
-        """The causes' evidence (docs/monitoring.md) for a batch of drifting owners, in one
-        statement."""
-        classified, params = self.classified(batch=True)
+        """The causes' evidence (docs/monitoring.md) for every drifting owner of a run (%(keys)s),
+        in
+        one statement; %(stopped)s and %(stopped_drifts)s: the owners whose drift looks like
+        a cache that stopped updating, and their remaining drifts."""
         b = self.mapping.balance
+        early = sql.SQL(
+            "ARRAY(SELECT c.key::text FROM classes AS c JOIN balances AS b ON b.key = c.key"
+            " WHERE c.first_at < b.created_at)"
+        )
         statement = queries.compose(
             "fleet_evidence",
-            classified=classified,
+            rows=self._evidence_rows(sql.SQL("%(keys)s::text[]")),
+            early_rows=self._evidence_rows(early),
+            stopped_rows=self._evidence_rows(sql.SQL("%(stopped)s::text[]")),
             balance=self.balance_table,
             key=self.key,
             key_type=self.key_type,
@@ -569,7 +576,40 @@ class BalanceModel:
             else sql.SQL("NULL::timestamptz"),
             starting=self._starting_expression(),
         )
-        return statement, {**self.params(), **params}
+        params = self.params()
+        for source in self.mapping.ledgers:
+            params |= self._price(source)[1]
+        return statement, params
+
+    def _evidence_rows(self, keys: sql.Composable) -> sql.Composable:
+        """Every source's rows of the owners in `keys` (a text array), classified for the
+        causes' evidence (evidence_rows.sql)."""
+        several = len(self.mapping.ledgers) > 1
+        parts = []
+        for index, source in enumerate(self.mapping.ledgers):
+            ident = _e(source.id)
+            parts.append(
+                queries.compose(
+                    "evidence_rows",
+                    key=self._source_key(index),
+                    counted=_e(source.counted),
+                    amount=_e(source.amount),
+                    kind=_e(source.kind),
+                    kind_code=self._kind_code(source),
+                    price=self._price(source)[0],
+                    at=_e(source.at),
+                    source_name=sql.Literal(source.name),
+                    id=sql.SQL("({})::text").format(ident) if several else ident,
+                    table=source.table.identifier,
+                    where=_e(source.where, TRUE),
+                    # The array cast to the source's key type, never the column: the filter
+                    # stays on the index (docs/mapping.md).
+                    selection=sql.SQL("{} = ANY(({})::{}[])").format(
+                        _e(source.key), keys, _type(self.shape.source(index).key)
+                    ),
+                )
+            )
+        return sql.SQL("\nUNION ALL\n").join(parts)
 
 
 # The class of a row (docs/mapping.md), top-down, over a source's row as read (alias n).

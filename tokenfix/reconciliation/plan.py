@@ -9,7 +9,7 @@ The request, the plan and the run's outcome live here, below both the orchestrat
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -161,7 +161,7 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     if the_plan.shared_drift is not None:
         the_plan.warnings.append(_shared_drift_warning(model, the_plan, shared))
     if request.defer_edited:
-        for batch in candidates.batches(CAUSE_BATCH):
+        for batch in candidates.batches(EDITED_BATCH):
             the_plan.edited |= edited_keys(conn, model, batch, request)
     return the_plan
 
@@ -233,7 +233,8 @@ def skip_reason(c: Candidate, request: Request) -> Skip | None:
     return None
 
 
-CAUSE_BATCH = 1000
+EDITED_BATCH = 1000
+"""--defer-edited asks about the drifting owners this many at a time."""
 
 
 def edited_keys(
@@ -262,18 +263,19 @@ def edited_keys(
 
 
 def causes(
-    conn: Connection, model: BalanceModel, batch: list[Candidate]
+    conn: Connection, model: BalanceModel, candidates: Iterable[Candidate]
 ) -> dict[str, tuple[str, ...]]:
-    """The cause codes of a batch of the plan's candidates, in its own read-only transaction."""
-    # The batch's ledger rows (~100k for 1,000 owners at the benchmark scale) are sorted and
-    # aggregated: with the default 4MB of work_mem the bitmap of their pages went lossy
-    # (2.8M rows rechecked) and the sort to disk. The planner's estimate crosses
-    # jit_above_cost, yet compiling costs more than it saves on so few rows. Measured at
-    # that scale: 1.2 s of server CPU with both, 0.5 s without.
+    """The cause codes of the plan's drifting candidates, all of them in one statement (one
+    set-based pass, never a statement per batch: docs/performance.md), in its own read-only
+    transaction. Owners without a code are left out."""
+    # The drifting owners' ledger rows (about 100 an owner at the docs/performance.md scale) are
+    # summed in
+    # hash aggregates: with the default 4MB of work_mem they spill. The planner's estimate
+    # crosses jit_above_cost, yet compiling costs more than it saves on these rows.
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")
-        return causes_for(conn, model, batch)
+        return causes_for(conn, model, candidates)
 
 
 def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request) -> Outcome:
@@ -287,15 +289,14 @@ def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request)
         reads_used=plan.reads_used,
         summary=plan.summary,
     )
-    for batch in plan.candidates.batches(CAUSE_BATCH):
-        codes = causes(conn, model, batch)
-        for c in batch:
-            edited = c.key in plan.edited
-            reason = "edited_after_ledger" if edited else skip_reason(c, request)
-            change = Change.of(c, skipped=reason)
-            change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
-            plan.counts.tally(change)
-            plan.summary.add(change)
-            changes.append(change)
+    codes = causes(conn, model, plan.candidates)
+    for c in plan.candidates:
+        edited = c.key in plan.edited
+        reason = "edited_after_ledger" if edited else skip_reason(c, request)
+        change = Change.of(c, skipped=reason)
+        change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
+        plan.counts.tally(change)
+        plan.summary.add(change)
+        changes.append(change)
     plan.close()
     return outcome

@@ -69,11 +69,11 @@ class Writer:
         outcome = Outcome(
             run_id, False, plan.counts, changes, plan.warnings, plan.reads_used, plan.summary
         )
+        # The causes of the drift the plan found (docs/monitoring.md: judged whether or not fixed),
+        # for
+        # every candidate in one statement, read before any write transaction opens.
+        codes = causes(self.conn, self.model, plan.candidates)
         for batch in plan.candidates.batches(self.request.batch_size):
-            # The causes of the drift the plan found (docs/monitoring.md: judged whether or not
-            # fixed),
-            # read before the batch's write transaction, which stays as short as it was.
-            codes = causes(self.conn, self.model, batch)
             results: dict[str, Change] = {}
             to_write = []
             for c in batch:
