@@ -144,7 +144,7 @@ def test_a_failing_run_writes_its_exit_code_and_keeps_the_last_success(
     found = metrics(path)
     assert found["tokenfix_exit_code"] == {(): 3}
     assert found["tokenfix_last_success_timestamp_seconds"] == {(): last_success}
-    assert "tokenfix_users_checked" not in found  # nothing was checked
+    assert found["tokenfix_users_checked"] == {(): 0}  # kept from the run that measured it
 
 
 def test_bad_input_is_a_failure_in_the_metrics_too(cli: CliRunner, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from tokenfix import __version__
-from tokenfix.cli import envelope
+from tokenfix.cli import envelope, metricsfile
 from tokenfix.exitcodes import ExitCode
 from tokenfix.signals import Interrupted
 
@@ -75,6 +75,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     _state["debug"] = False
     args = list(sys.argv[1:] if argv is None else argv)
     envelope.start(args)
+    metricsfile.start(args)
+    code = _command(args)
+    metricsfile.finish(code)  # every exit, a usage error included (docs/monitoring.md)
+    return code
+
+
+def _command(args: list[str]) -> int:
     quiet_library_logs("--debug" in args)
     click_error = _click_exception_base()
     command = typer.main.get_command(app)

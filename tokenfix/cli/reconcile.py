@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tokenfix.cli import metricsfile
 from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -197,34 +197,30 @@ def reconcile(
     from tokenfix.policy import ExitPolicy
     from tokenfix.settings import exact_amount
 
-    # From here on every way the run ends, bad input included, is in the metrics (SPEC §12).
-    metrics = _Metrics(metrics_file)
+    # Every way the run ends, bad input included, is in the metrics: run() writes the exit
+    # code of any ending that did not write the run's numbers (docs/monitoring.md).
+    metricsfile.expect(metrics_file)
+    fmt = _format(json_output, output_format)
+    if bool(user_ids) == all_users:
+        raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
+    interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
+    if not dry_run and not yes and not interactive:
+        raise BadInput(
+            "refusing to write without --yes when not on a terminal",
+            hint="preview with --dry-run, then add --yes",
+        )
     try:
-        fmt = _format(json_output, output_format)
-        if bool(user_ids) == all_users:
-            raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
-        interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
-        if not dry_run and not yes and not interactive:
-            raise BadInput(
-                "refusing to write without --yes when not on a terminal",
-                hint="preview with --dry-run, then add --yes",
-            )
-        try:
-            policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
-        except ValueError as exc:
-            raise BadInput(f"--threshold {threshold!r}: {exc}") from None
-        args = _Args(
-            user_ids=user_ids or [], all_users=all_users, dry_run=dry_run, yes=yes,
-            create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
-            max_changes=max_changes, mapping=mapping, database_url=database_url,
-            starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
-            env_file=env_file,
-        )  # fmt: skip
-        code = _run(args, policy, metrics)
-    except BaseException as exc:
-        metrics.failed(exc)
-        raise
-    raise typer.Exit(code)
+        policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
+    except ValueError as exc:
+        raise BadInput(f"--threshold {threshold!r}: {exc}") from None
+    args = _Args(
+        user_ids=user_ids or [], all_users=all_users, dry_run=dry_run, yes=yes,
+        create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
+        max_changes=max_changes, mapping=mapping, database_url=database_url,
+        starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
+        env_file=env_file,
+    )  # fmt: skip
+    raise typer.Exit(_run(args, policy))
 
 
 @dataclass(frozen=True)
@@ -249,7 +245,7 @@ class _Args:
     env_file: list[Path] | None
 
 
-def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
+def _run(args: _Args, policy: Any) -> int:
     from tokenfix import db
     from tokenfix.durations import parse_duration, parse_since
     from tokenfix.keys import BadKey
@@ -303,8 +299,9 @@ def _run(args: _Args, policy: Any, metrics: _Metrics) -> int:
     ui.done()
     with outcome:
         _print(outcome, args.fmt, args.quiet)
-        code = ExitCode.ATTENTION if policy.attention(outcome.changes) else ExitCode.OK
-        metrics.done(code, outcome)
+        alerting = policy.counted(outcome.changes)
+        code = ExitCode.ATTENTION if alerting else ExitCode.OK
+        metricsfile.done(code, outcome, alerting)
     return code
 
 
@@ -317,32 +314,6 @@ def _excluded(path: Path | None) -> tuple[str, ...]:
     except OSError as exc:
         raise BadInput(f"cannot read --exclude-file {path}: {exc.strerror or exc}") from None
     return tuple(dict.fromkeys(t for line in lines if (t := line.split("#", 1)[0].strip())))
-
-
-class _Metrics:
-    """--metrics-file: written at the end of every run, however it ends."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.started = time.monotonic()
-
-    def done(self, code: int, outcome: Any) -> None:
-        if self.path is not None:
-            from tokenfix import metrics
-
-            duration = time.monotonic() - self.started
-            metrics.write(self.path, exit_code=code, duration_s=duration, outcome=outcome)
-            self.path = None  # written: a later failure must not overwrite it
-
-    def failed(self, exc: BaseException) -> None:
-        if self.path is None:
-            return
-        from tokenfix import metrics
-        from tokenfix.errors import exit_code_for
-
-        code = int(exc.exit_code) if isinstance(exc, typer.Exit) else exit_code_for(exc)
-        duration = time.monotonic() - self.started
-        metrics.write(self.path, exit_code=code, duration_s=duration)
 
 
 def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
