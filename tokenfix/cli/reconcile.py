@@ -47,7 +47,7 @@ EXAMPLES = examples(
     "tokenfix reconcile --all --dry-run",
     "tokenfix reconcile $USER_ID --yes",
     "tokenfix reconcile --all --since 25h --yes --format jsonl --fail-on unexplained"
-    " --metrics-file /var/lib/node_exporter/tokenfix.prom >> /var/log/tokenfix.jsonl",
+    " --metrics-file /var/lib/prometheus/node-exporter/tokenfix.prom >> /var/log/tokenfix.jsonl",
     "cut -d, -f1 users.csv | tokenfix reconcile - --dry-run --format csv",
 )
 
