@@ -75,10 +75,12 @@ def reconcile(
     on_plan: Callable[[Plan], None] | None = None,
     on_progress: Progress | None = None,
     on_warning: Callable[[str], None] | None = None,
+    on_run: Callable[[uuid.UUID], None] | None = None,
 ) -> Outcome:
     """Check the selected owners and, unless a dry run, fix them under the writer lease.
     `on_warning` hears a warning that is known before the scan as soon as it is known (the
-    plan's warnings, `on_plan`, come after it)."""
+    plan's warnings, `on_plan`, come after it); `on_run` hears the run id once the run is
+    recorded (an error after it belongs to that run)."""
     # Row-level security first (SPEC §12): before any table is read, and a write run refuses
     # before its lease, its audit row or any write.
     warnings: list[str] = []
@@ -144,6 +146,8 @@ def reconcile(
                 options=_options(request),
                 mapping=model.mapping,
             )
+            if on_run is not None:
+                on_run(run_id)
             outcome = writer.apply(the_plan, run_id=run_id)
             audit.finish_run(conn, settings, run_id, "completed", counts_of(outcome.counts))
         except BaseException as exc:

@@ -141,9 +141,9 @@ def fail(message: str, code: int) -> int:
         from tokenfix.render import json
 
         shown = " ".join(message.split())
-        sys.stdout.write(
-            json.error(shown, code, envelope.envelope(), line=output == "jsonl") + "\n"
-        )
+        line = output == "jsonl"
+        found = json.error(shown, code, envelope.envelope(), line=line, run_id=envelope.run_id())
+        sys.stdout.write(found + "\n")
         sys.stdout.flush()
     return code
 

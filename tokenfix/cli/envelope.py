@@ -9,7 +9,7 @@ from typing import Any
 
 from tokenfix import __version__
 
-_run: dict[str, Any] = {"started": time.monotonic(), "target": None, "mode": None}
+_run: dict[str, Any] = {"started": time.monotonic(), "target": None, "mode": None, "run_id": None}
 
 
 def start(args: list[str]) -> None:
@@ -17,6 +17,7 @@ def start(args: list[str]) -> None:
     _run["started"] = time.monotonic()
     _run["target"] = None
     _run["mode"] = _mode(args)
+    _run["run_id"] = None
 
 
 def _mode(args: list[str]) -> str | None:
@@ -33,6 +34,15 @@ def _mode(args: list[str]) -> str | None:
 
 def mode() -> str | None:
     return _run["mode"]  # type: ignore[no-any-return]
+
+
+def remember_run(run_id: Any) -> None:
+    """The command recorded a run: an error from here on names it."""
+    _run["run_id"] = str(run_id) if run_id is not None else None
+
+
+def run_id() -> str | None:
+    return _run["run_id"]  # type: ignore[no-any-return]
 
 
 def remember_target(settings: Any) -> None:

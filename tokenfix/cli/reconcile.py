@@ -247,6 +247,7 @@ class _Args:
 
 def _run(args: _Args, policy: Any) -> int:
     from tokenfix import db
+    from tokenfix.cli.envelope import remember_run
     from tokenfix.durations import parse_duration, parse_since
     from tokenfix.keys import BadKey
     from tokenfix.model import Selection
@@ -292,6 +293,7 @@ def _run(args: _Args, policy: Any) -> int:
                 on_plan=ui.planned,
                 on_progress=ui.advance,
                 on_warning=ui.warn,
+                on_run=remember_run,
             )
         except BadKey as exc:
             label = (given or {}).get(exc.key)
