@@ -8,7 +8,7 @@ The request, the plan and the run's outcome live here, below both the orchestrat
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -237,7 +237,13 @@ def causes(
         return causes_for(conn, model, batch)
 
 
-def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request) -> Outcome:
+def dry_run(
+    conn: Connection,
+    model: BalanceModel,
+    plan: Plan,
+    request: Request,
+    on_progress: Callable[[int], None] | None = None,
+) -> Outcome:
     changes: Spool[Change] = Spool()
     outcome = Outcome(
         run_id=None,
@@ -256,5 +262,7 @@ def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request)
             plan.counts.tally(change)
             plan.summary.add(change)
             changes.append(change)
+        if on_progress is not None:
+            on_progress(len(batch))
     plan.close()
     return outcome

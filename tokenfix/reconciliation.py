@@ -107,7 +107,7 @@ def reconcile(
         the_plan.warnings[:0] = warnings
         if on_plan:
             on_plan(the_plan)
-        return dry_run(conn, model, the_plan, request)
+        return dry_run(conn, model, the_plan, request, on_progress)
 
     require_primary(conn)
     if not model.shape.key_unique:
@@ -135,7 +135,7 @@ def reconcile(
         if planned == 0:  # all deferred or not ours to create: no audit run for nothing
             return writer.apply(the_plan, run_id=None)
         if confirm is not None and not confirm(the_plan, planned):
-            raise Declined("nothing was written")
+            raise Declined("nothing written")
         try:
             audit.start_run(
                 conn,

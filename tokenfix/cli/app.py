@@ -148,6 +148,22 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def declined(message: str, code: int) -> int:
+    """The operator said no at the prompt: not an error, one plain line (and the JSON object
+    a --json or jsonl reader expects)."""
+    sys.stderr.write(f"{' '.join(message.split())}\n")
+    sys.stderr.flush()
+    output = envelope.mode()
+    if output is not None:
+        from tokenfix.render import json
+
+        line = output == "jsonl"
+        found = json.error(message, code, envelope.envelope(), line=line, run_id=envelope.run_id())
+        sys.stdout.write(found + "\n")
+        sys.stdout.flush()
+    return code
+
+
 def _usage_error(exc: BaseException) -> int:
     if type(exc).__name__ == "NoArgsIsHelpError":
         return ExitCode.BAD_INPUT
@@ -160,11 +176,13 @@ def _usage_error(exc: BaseException) -> int:
 def _failure(exc: Exception) -> int:
     import psycopg
 
-    from tokenfix.errors import TokenfixError, exit_code_for, from_database_error
+    from tokenfix.errors import Declined, TokenfixError, exit_code_for, from_database_error
 
     shown: Exception = from_database_error(exc) if isinstance(exc, psycopg.Error) else exc
     if _state["debug"]:
         traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(shown, Declined):
+        return declined(str(shown), exit_code_for(shown))
     if isinstance(shown, TokenfixError):
         return fail(str(shown), exit_code_for(shown))
     message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"

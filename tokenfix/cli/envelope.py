@@ -32,6 +32,11 @@ def _mode(args: list[str]) -> str | None:
     return None
 
 
+def started() -> float:
+    """When the command began (time.monotonic())."""
+    return float(_run["started"])
+
+
 def mode() -> str | None:
     return _run["mode"]  # type: ignore[no-any-return]
 

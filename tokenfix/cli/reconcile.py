@@ -20,11 +20,9 @@ from tokenfix.cli.options import (
     MappingOption,
     QuietOption,
     StartingBalanceOption,
-    ask,
     examples,
     inputs,
     stdin_is_interactive,
-    warning_line,
 )
 from tokenfix.errors import BadInput
 from tokenfix.exitcodes import ExitCode
@@ -194,9 +192,6 @@ def reconcile(
     another run holding the write lock).
     """
     enable_debug(debug)
-    from tokenfix.policy import ExitPolicy
-    from tokenfix.settings import exact_amount
-
     # Every way the run ends, bad input included, is in the metrics: run() writes the exit
     # code of any ending that did not write the run's numbers (docs/monitoring.md).
     metricsfile.expect(metrics_file)
@@ -209,18 +204,35 @@ def reconcile(
             "refusing to write without --yes when not on a terminal",
             hint="preview with --dry-run, then add --yes",
         )
+    # The progress line is on from here to the output: reading the settings alone takes a
+    # second on a small VM, and a person should never look at a blank terminal.
+    ui = _feedback(all_users and not quiet, quiet or fmt is OutputFormat.jsonl, dry_run)
     try:
-        policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
-    except ValueError as exc:
-        raise BadInput(f"--threshold {threshold!r}: {exc}") from None
-    args = _Args(
-        user_ids=user_ids or [], all_users=all_users, dry_run=dry_run, yes=yes,
-        create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
-        max_changes=max_changes, mapping=mapping, database_url=database_url,
-        starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
-        env_file=env_file,
-    )  # fmt: skip
-    raise typer.Exit(_run(args, policy))
+        from tokenfix.policy import ExitPolicy
+        from tokenfix.settings import exact_amount
+
+        try:
+            policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
+        except ValueError as exc:
+            raise BadInput(f"--threshold {threshold!r}: {exc}") from None
+        args = _Args(
+            user_ids=user_ids or [], all_users=all_users, dry_run=dry_run, yes=yes,
+            create_missing=create_missing, since=since, settle=settle, batch_size=batch_size,
+            max_changes=max_changes, mapping=mapping, database_url=database_url,
+            starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
+            env_file=env_file,
+        )  # fmt: skip
+        code = _run(args, policy, ui)
+    finally:
+        ui.done()
+    raise typer.Exit(code)
+
+
+def _feedback(show: bool, quiet: bool, dry_run: bool) -> Any:
+    from tokenfix.cli.envelope import started
+    from tokenfix.cli.feedback import Feedback
+
+    return Feedback(show=show, quiet=quiet, dry_run=dry_run, started=started())
 
 
 @dataclass(frozen=True)
@@ -245,7 +257,20 @@ class _Args:
     env_file: list[Path] | None
 
 
-def _run(args: _Args, policy: Any) -> int:
+def _run(args: _Args, policy: Any, ui: Any) -> int:
+    try:
+        outcome = _reconcile(args, ui)
+    finally:
+        ui.done()  # before the output: the progress line is gone when the table comes
+    with outcome:
+        _print(outcome, args.fmt, args.quiet)
+        alerting = policy.counted(outcome.changes)
+        code = ExitCode.ATTENTION if alerting else ExitCode.OK
+        metricsfile.done(code, outcome, alerting)
+    return code
+
+
+def _reconcile(args: _Args, ui: Any) -> Any:
     from tokenfix import db
     from tokenfix.cli.envelope import remember_run
     from tokenfix.durations import parse_duration, parse_since
@@ -275,13 +300,10 @@ def _run(args: _Args, policy: Any) -> int:
         batch_size=settings.batch_size,
         max_changes=settings.max_changes,
     )
-    ui = _Feedback(
-        show=args.all_users and not args.quiet,
-        target=settings,
-        quiet=args.quiet or args.fmt is OutputFormat.jsonl,
-        dry_run=args.dry_run,
-    )
+    ui.request = request
+    ui.connecting(settings)
     with db.connect(settings) as conn:
+        ui.reading()
         try:
             outcome = run_reconcile(
                 conn,
@@ -298,13 +320,7 @@ def _run(args: _Args, policy: Any) -> int:
         except BadKey as exc:
             label = (given or {}).get(exc.key)
             raise BadInput(f"{label}: {exc.message}" if label else exc.message) from None
-    ui.done()
-    with outcome:
-        _print(outcome, args.fmt, args.quiet)
-        alerting = policy.counted(outcome.changes)
-        code = ExitCode.ATTENTION if alerting else ExitCode.OK
-        metricsfile.done(code, outcome, alerting)
-    return code
+    return outcome
 
 
 def _excluded(path: Path | None) -> tuple[str, ...]:
@@ -338,82 +354,3 @@ def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
 
         render_outcome(make_consoles()[0], outcome)
     sys.stdout.flush()
-
-
-class _Feedback:
-    """Prompt and progress on stderr, on a terminal only."""
-
-    def __init__(self, *, show: bool, target: Any, quiet: bool, dry_run: bool) -> None:
-        # rich only when there is a terminal to draw on: cron runs skip its import.
-        self.show = show and sys.stderr.isatty()
-        self.target = target
-        self.quiet = quiet
-        self.dry_run = dry_run
-        self.err: Any = None
-        if self.show or sys.stdin.isatty():
-            from tokenfix.render.console import make_consoles
-
-            _, self.err = make_consoles()
-        self.progress: Any = None
-        self.task: Any = None
-        self.warned: list[str] = []
-        self.status = self.err.status("scanning the ledger…") if self.show else None
-        if self.status is not None:
-            self.status.start()
-
-    def warn(self, warning: str) -> None:
-        """A warning known before the scan (row-level security): shown at once, not again."""
-        self.warned.append(warning)
-        if not self.quiet:
-            warning_line(warning)
-
-    def planned(self, plan: Any) -> None:
-        if self.status is not None:
-            self.status.stop()
-        if not self.quiet:
-            for warning in plan.warnings:
-                if warning not in self.warned:
-                    warning_line(warning)
-        if not self.show:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("checking" if self.dry_run else "writing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=self.err,
-            transient=True,
-        )
-        self.task = self.progress.add_task("write", total=plan.candidates.count)
-        self.progress.start()
-
-    def advance(self, users: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task, users)
-
-    def done(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-        if self.progress is not None:
-            self.progress.stop()
-
-    def confirm(self, plan: Any, planned: int) -> bool:
-        from tokenfix.db import database_url, describe_target
-        from tokenfix.render.console import make_consoles
-        from tokenfix.words import plural
-
-        self.err = self.err or make_consoles()[1]
-        if self.progress is not None:
-            self.progress.stop()
-        counts = plan.counts
-        self.err.print(
-            f"{plural(counts.users_with_drift, 'user')} with drift and "
-            f"{plural(counts.missing_profiles, 'missing profile')} found; "
-            f"{plural(planned, 'row')} would be written to "
-            f"{describe_target(database_url(self.target))}."
-        )
-        answer = ask("Write them?", timeout=self.target.prompt_timeout)
-        if self.progress is not None:
-            self.progress.start()
-        return answer
