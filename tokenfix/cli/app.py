@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from tokenfix import __version__
-from tokenfix.cli import envelope, metricsfile
+from tokenfix.cli import envelope, helptext, metricsfile
 from tokenfix.exitcodes import ExitCode
 from tokenfix.signals import Interrupted
 
@@ -27,6 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+
+helptext.install()
 
 _state: dict[str, bool] = {"debug": False}
 

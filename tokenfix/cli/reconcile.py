@@ -137,6 +137,7 @@ def reconcile(
         OutputFormat | None,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="table (default), json, jsonl (one object a line, for >> log.jsonl) or csv.",
             show_default=False,
         ),
@@ -145,8 +146,9 @@ def reconcile(
         FailOn | None,
         typer.Option(
             "--fail-on",
-            help="Exit 1 on any drift found, only unexplained drift, or never (fixed or not; "
-            "default: when something is left unfixed).",
+            metavar="POLICY",
+            help="When to exit 1: any (drift found, fixed or not), unexplained (drift no cause "
+            "explains) or never (default: when something is left unfixed).",
             show_default=False,
         ),
     ] = None,
