@@ -294,3 +294,21 @@ def report(r: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         "checks": [dataclasses.asdict(check) for check in r.checks],
         "status": r.status,
     }
+
+
+def write_document_lines(
+    stream: TextIO,
+    head: dict[str, Any],
+    items: Iterable[dict[str, Any]] | None,
+    *,
+    line_type: str,
+) -> None:
+    """Any command's document as jsonl: each entry of its list a line of `line_type`, then
+    `head` as the `summary` line (a document without a list: one line of `line_type`)."""
+    stamp = line_stamp(head.get("run_id"), head)
+    if items is None:
+        stream.write(dumps({"type": line_type, **stamp, **head}, indent=None) + "\n")
+        return
+    for item in items:
+        stream.write(dumps({"type": line_type, **stamp, **item}, indent=None) + "\n")
+    stream.write(dumps({"type": "summary", **stamp, **head}, indent=None) + "\n")
