@@ -16,7 +16,7 @@ import typer
 from tokenfix import __version__
 from tokenfix.base.exitcodes import ExitCode
 from tokenfix.base.signals import Interrupted
-from tokenfix.cli import envelope
+from tokenfix.cli import envelope, helptext, metricsfile
 
 app = typer.Typer(
     name="tokenfix",
@@ -27,6 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+
+helptext.install()
 
 _state: dict[str, bool] = {"debug": False}
 
@@ -75,6 +77,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     _state["debug"] = False
     args = list(sys.argv[1:] if argv is None else argv)
     envelope.start(args)
+    metricsfile.start(args)
+    code = _command(args)
+    metricsfile.finish(code)  # every exit, a usage error included (docs/monitoring.md)
+    return code
+
+
+def _command(args: list[str]) -> int:
     quiet_library_logs("--debug" in args)
     click_error = _click_exception_base()
     command = typer.main.get_command(app)
@@ -134,9 +143,25 @@ def fail(message: str, code: int) -> int:
         from tokenfix.render import json
 
         shown = " ".join(message.split())
-        sys.stdout.write(
-            json.error(shown, code, envelope.envelope(), line=output == "jsonl") + "\n"
-        )
+        line = output == "jsonl"
+        found = json.error(shown, code, envelope.envelope(), line=line, run_id=envelope.run_id())
+        sys.stdout.write(found + "\n")
+        sys.stdout.flush()
+    return code
+
+
+def declined(message: str, code: int) -> int:
+    """The operator said no at the prompt: not an error, one plain line (and the JSON object
+    a --json or jsonl reader expects)."""
+    sys.stderr.write(f"{' '.join(message.split())}\n")
+    sys.stderr.flush()
+    output = envelope.mode()
+    if output is not None:
+        from tokenfix.render import json
+
+        line = output == "jsonl"
+        found = json.error(message, code, envelope.envelope(), line=line, run_id=envelope.run_id())
+        sys.stdout.write(found + "\n")
         sys.stdout.flush()
     return code
 
@@ -153,11 +178,13 @@ def _usage_error(exc: BaseException) -> int:
 def _failure(exc: Exception) -> int:
     import psycopg
 
-    from tokenfix.base.errors import TokenfixError, exit_code_for, from_database_error
+    from tokenfix.base.errors import Declined, TokenfixError, exit_code_for, from_database_error
 
     shown: Exception = from_database_error(exc) if isinstance(exc, psycopg.Error) else exc
     if _state["debug"]:
         traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(shown, Declined):
+        return declined(str(shown), exit_code_for(shown))
     if isinstance(shown, TokenfixError):
         return fail(str(shown), exit_code_for(shown))
     message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"

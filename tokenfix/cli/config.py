@@ -10,6 +10,7 @@ import typer
 
 from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug
+from tokenfix.cli.formats import Format, FormatOption, chosen, write
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
@@ -36,6 +37,7 @@ def config(
     database_url: DatabaseUrlOption = None,
     mapping: MappingOption = None,
     json_output: JsonOption = False,
+    output_format: FormatOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Show every setting in effect and its source: a flag, an environment variable, a line
@@ -46,8 +48,10 @@ def config(
     """
     enable_debug(debug)
     from tokenfix.base.errors import BadInput
-    from tokenfix.config.settings import Origin, SettingInEffect, in_effect
     from tokenfix.db import session
+
+    fmt = chosen(json_output, output_format)
+    from tokenfix.config.settings import Origin, SettingInEffect, in_effect
     from tokenfix.mapping.choice import LOCAL_FILE
 
     settings = load(env_file=env_file, database_url=database_url, mapping=mapping)
@@ -76,8 +80,10 @@ def config(
         },
         "connection_error": problem,
     }
-    if json_output:
+    if fmt is Format.json:
         _write_json(facts)
+    elif fmt is not Format.table:
+        _write_lines(fmt, facts)
     else:
         _render(facts)
     raise typer.Exit(ExitCode.OK)
@@ -104,6 +110,19 @@ def _write_json(facts: dict[str, Any]) -> None:
         },
     }
     sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+
+
+def _write_lines(fmt: Format, facts: dict[str, Any]) -> None:
+    """jsonl or csv: one entry per setting, the rest of the facts as the summary."""
+    from tokenfix.cli.envelope import envelope
+
+    settings = [
+        {"name": row.name, "variable": row.variable, "value": row.value,
+         "source": _source(row.origin)}
+        for row in facts["settings"]
+    ]  # fmt: skip
+    rest = {key: value for key, value in facts.items() if key != "settings"}
+    write(fmt, {**envelope(), **rest}, settings, line_type="setting")
 
 
 def _described(row: SettingInEffect) -> str:

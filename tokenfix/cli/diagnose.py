@@ -9,6 +9,7 @@ import typer
 
 from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug, error_line
+from tokenfix.cli.formats import Format, FormatOption, chosen, write
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
@@ -48,6 +49,7 @@ def diagnose(
     env_file: EnvFileOption = None,
     starting_balance: StartingBalanceOption = None,
     json_output: JsonOption = False,
+    output_format: FormatOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -59,6 +61,9 @@ def diagnose(
     enable_debug(debug)
     from tokenfix.db import session
     from tokenfix.diagnosis.report import diagnose as run_diagnosis
+
+    fmt = chosen(json_output, output_format)
+    json_output = fmt is Format.json
 
     settings, the_mapping, starting = inputs(
         mapping, starting_balance, database_url=database_url, env_file=env_file
@@ -78,10 +83,15 @@ def diagnose(
         from tokenfix.render import json
 
         sys.stdout.write(json.dumps(json.diagnosis(result, envelope())) + "\n")
+    elif fmt in (Format.jsonl, Format.csv):
+        from tokenfix.cli.envelope import envelope
+        from tokenfix.render import json
+
+        write(fmt, json.diagnosis(result, envelope()), line_type="diagnosis")
     if result.status == "not_found":
         error_line(f"user {result.user_id} not found: no profile row and no ledger rows")
         raise typer.Exit(ExitCode.BAD_INPUT)
-    if not json_output and not quiet:
+    if fmt is Format.table and not quiet:
         from tokenfix.render.console import make_consoles
         from tokenfix.render.diagnosis import render_diagnosis
 

@@ -9,6 +9,7 @@ import typer
 
 from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug, error_line
+from tokenfix.cli.formats import Format, FormatOption, chosen, write
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
@@ -43,6 +44,7 @@ def doctor(
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
     json_output: JsonOption = False,
+    output_format: FormatOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -57,6 +59,9 @@ def doctor(
     enable_debug(debug)
     from tokenfix.health.run import run_doctor
 
+    fmt = chosen(json_output, output_format)
+    json_output = fmt is Format.json
+
     settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
     report = run_doctor(settings, probe=probe, mapping=the_mapping)
     if json_output:
@@ -64,6 +69,13 @@ def doctor(
         from tokenfix.render import json
 
         sys.stdout.write(json.dumps(json.report(report, envelope())) + "\n")
+    elif fmt is not Format.table:
+        from tokenfix.cli.envelope import envelope
+        from tokenfix.render import json
+
+        document = json.report(report, envelope())
+        checks = document.pop("checks")
+        write(fmt, document, checks, line_type="check")
     elif not quiet:
         from tokenfix.render.console import make_consoles
         from tokenfix.render.doctor import render_report

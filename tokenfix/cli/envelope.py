@@ -13,7 +13,7 @@ from tokenfix import __version__
 if TYPE_CHECKING:
     from tokenfix.config.settings import Settings
 
-_run: dict[str, Any] = {"started": time.monotonic(), "target": None, "mode": None}
+_run: dict[str, Any] = {"started": time.monotonic(), "target": None, "mode": None, "run_id": None}
 
 
 def start(args: list[str]) -> None:
@@ -21,6 +21,7 @@ def start(args: list[str]) -> None:
     _run["started"] = time.monotonic()
     _run["target"] = None
     _run["mode"] = _mode(args)
+    _run["run_id"] = None
 
 
 def _mode(args: list[str]) -> str | None:
@@ -35,8 +36,22 @@ def _mode(args: list[str]) -> str | None:
     return None
 
 
+def started() -> float:
+    """When the command began (time.monotonic())."""
+    return float(_run["started"])
+
+
 def mode() -> str | None:
     return _run["mode"]  # type: ignore[no-any-return]
+
+
+def remember_run(run_id: Any) -> None:
+    """The command recorded a run: an error from here on names it."""
+    _run["run_id"] = str(run_id) if run_id is not None else None
+
+
+def run_id() -> str | None:
+    return _run["run_id"]  # type: ignore[no-any-return]
 
 
 def remember_target(settings: Settings) -> None:

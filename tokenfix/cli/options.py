@@ -19,6 +19,7 @@ DatabaseUrlOption = Annotated[
     typer.Option(
         "--database-url",
         "-d",
+        metavar="URL",
         help="PostgreSQL URL (default: TOKENFIX_DATABASE_URL, DATABASE_URL, from the "
         "environment or an env file; else libpq's PGHOST, PGSERVICE, …). Prefer an env file: "
         "a URL on the command line ends up in shell history.",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -14,6 +13,7 @@ import typer
 
 from tokenfix.base.errors import BadInput
 from tokenfix.base.exitcodes import ExitCode
+from tokenfix.cli import metricsfile
 from tokenfix.cli.app import app, enable_debug
 from tokenfix.cli.options import (
     DatabaseUrlOption,
@@ -23,16 +23,13 @@ from tokenfix.cli.options import (
     MappingOption,
     QuietOption,
     StartingBalanceOption,
-    ask,
     examples,
     inputs,
     stdin_is_interactive,
-    warning_line,
 )
 
 if TYPE_CHECKING:
-    from tokenfix.reconciliation.exit_policy import ExitPolicy
-    from tokenfix.reconciliation.plan import Outcome, Plan
+    pass
 
 
 class OutputFormat(StrEnum):
@@ -52,7 +49,7 @@ EXAMPLES = examples(
     "tokenfix reconcile --all --dry-run",
     "tokenfix reconcile $USER_ID --yes",
     "tokenfix reconcile --all --since 25h --yes --format jsonl --fail-on unexplained"
-    " --metrics-file /var/lib/node_exporter/tokenfix.prom >> /var/log/tokenfix.jsonl",
+    " --metrics-file /var/lib/prometheus/node-exporter/tokenfix.prom >> /var/log/tokenfix.jsonl",
     "cut -d, -f1 users.csv | tokenfix reconcile - --dry-run --format csv",
 )
 
@@ -147,6 +144,7 @@ def reconcile(
         OutputFormat | None,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="table (default), json, jsonl (one object a line, for >> log.jsonl) or csv.",
             show_default=False,
         ),
@@ -155,8 +153,9 @@ def reconcile(
         FailOn | None,
         typer.Option(
             "--fail-on",
-            help="Exit 1 on any drift found, only unexplained drift, or never (fixed or not; "
-            "default: when something is left unfixed).",
+            metavar="POLICY",
+            help="When to exit 1: any (drift found, fixed or not), unexplained (drift no cause "
+            "explains) or never (default: when something is left unfixed).",
             show_default=False,
         ),
     ] = None,
@@ -210,22 +209,25 @@ def reconcile(
     another run holding the write lock).
     """
     enable_debug(debug)
-    from tokenfix.config.settings import exact_amount
-    from tokenfix.reconciliation.exit_policy import ExitPolicy
-
-    # From here on every way the run ends, bad input included, is in the metrics
-    # (docs/monitoring.md).
-    metrics = _Metrics(metrics_file)
+    # Every way the run ends, bad input included, is in the metrics: run() writes the exit
+    # code of any ending that did not write the run's numbers (docs/monitoring.md).
+    metricsfile.expect(metrics_file)
+    fmt = _format(json_output, output_format)
+    if bool(user_ids) == all_users:
+        raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
+    interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
+    if not dry_run and not yes and not interactive:
+        raise BadInput(
+            "refusing to write without --yes when not on a terminal",
+            hint="preview with --dry-run, then add --yes",
+        )
+    # The progress line is on from here to the output: reading the settings alone takes a
+    # second on a small VM, and a person should never look at a blank terminal.
+    ui = _feedback(all_users and not quiet, quiet or fmt is OutputFormat.jsonl, dry_run)
     try:
-        fmt = _format(json_output, output_format)
-        if bool(user_ids) == all_users:
-            raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
-        interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
-        if not dry_run and not yes and not interactive:
-            raise BadInput(
-                "refusing to write without --yes when not on a terminal",
-                hint="preview with --dry-run, then add --yes",
-            )
+        from tokenfix.config.settings import exact_amount
+        from tokenfix.reconciliation.exit_policy import ExitPolicy
+
         try:
             policy = ExitPolicy(fail_on.value if fail_on else None, exact_amount(threshold))
         except ValueError as exc:
@@ -237,11 +239,17 @@ def reconcile(
             starting_balance=starting_balance, exclude_file=exclude_file, quiet=quiet, fmt=fmt,
             env_file=env_file, defer_edited=defer_edited,
         )  # fmt: skip
-        code = _run(args, policy, metrics)
-    except BaseException as exc:
-        metrics.failed(exc)
-        raise
+        code = _run(args, policy, ui)
+    finally:
+        ui.done()
     raise typer.Exit(code)
+
+
+def _feedback(show: bool, quiet: bool, dry_run: bool) -> Any:
+    from tokenfix.cli.envelope import started
+    from tokenfix.cli.feedback import Feedback
+
+    return Feedback(show=show, quiet=quiet, dry_run=dry_run, started=started())
 
 
 @dataclass(frozen=True)
@@ -267,7 +275,21 @@ class _Args:
     defer_edited: bool = False
 
 
-def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
+def _run(args: _Args, policy: Any, ui: Any) -> int:
+    try:
+        outcome = _reconcile(args, ui)
+    finally:
+        ui.done()  # before the output: the progress line is gone when the table comes
+    with outcome:
+        _print(outcome, args.fmt, args.quiet)
+        alerting = policy.counted(outcome.changes)
+        code = ExitCode.ATTENTION if alerting else ExitCode.OK
+        metricsfile.done(code, outcome, alerting)
+    return code
+
+
+def _reconcile(args: _Args, ui: Any) -> Any:
+    from tokenfix.cli.envelope import remember_run
     from tokenfix.config.durations import parse_duration, parse_since
     from tokenfix.db import session
     from tokenfix.ledger.keys import BadKey
@@ -299,13 +321,10 @@ def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
         defer_edited=args.defer_edited,
         max_changes_source=_source_of(settings, "max_changes"),
     )
-    ui = _Feedback(
-        show=args.all_users and not args.quiet,
-        target=settings,
-        quiet=args.quiet or args.fmt is OutputFormat.jsonl,
-        dry_run=args.dry_run,
-    )
+    ui.request = request
+    ui.connecting(settings)
     with session.connect(settings) as conn:
+        ui.reading()
         try:
             outcome = run_reconcile(
                 conn,
@@ -317,16 +336,12 @@ def _run(args: _Args, policy: ExitPolicy, metrics: _Metrics) -> int:
                 on_plan=ui.planned,
                 on_progress=ui.advance,
                 on_warning=ui.warn,
+                on_run=remember_run,
             )
         except BadKey as exc:
             label = (given or {}).get(exc.key) or excluded.get(exc.key)
             raise BadInput(f"{label}: {exc.message}" if label else exc.message) from None
-    ui.done()
-    with outcome:
-        _print(outcome, args.fmt, args.quiet)
-        code = ExitCode.ATTENTION if policy.attention(outcome.changes) else ExitCode.OK
-        metrics.done(code, outcome)
-    return code
+    return outcome
 
 
 def _source_of(settings: Any, name: str) -> str:
@@ -351,33 +366,7 @@ def _excluded(path: Path | None) -> dict[str, str]:
         raise BadInput(f"cannot read --exclude-file {path}: {exc.strerror or exc}") from None
 
 
-class _Metrics:
-    """--metrics-file: written at the end of every run, however it ends."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.started = time.monotonic()
-
-    def done(self, code: int, outcome: Outcome | None) -> None:
-        if self.path is not None:
-            from tokenfix.render import metrics
-
-            duration = time.monotonic() - self.started
-            metrics.write(self.path, exit_code=code, duration_s=duration, outcome=outcome)
-            self.path = None  # written: a later failure must not overwrite it
-
-    def failed(self, exc: BaseException) -> None:
-        if self.path is None:
-            return
-        from tokenfix.base.errors import exit_code_for
-        from tokenfix.render import metrics
-
-        code = int(exc.exit_code) if isinstance(exc, typer.Exit) else exit_code_for(exc)
-        duration = time.monotonic() - self.started
-        metrics.write(self.path, exit_code=code, duration_s=duration)
-
-
-def _print(outcome: Outcome, fmt: OutputFormat, quiet: bool) -> None:
+def _print(outcome: Any, fmt: OutputFormat, quiet: bool) -> None:
     # rich only for people: cron's JSON and CSV paths never load it.
     if fmt in (OutputFormat.json, OutputFormat.jsonl):
         from tokenfix.cli.envelope import envelope
@@ -397,82 +386,3 @@ def _print(outcome: Outcome, fmt: OutputFormat, quiet: bool) -> None:
 
         render_outcome(make_consoles()[0], outcome)
     sys.stdout.flush()
-
-
-class _Feedback:
-    """Prompt and progress on stderr, on a terminal only."""
-
-    def __init__(self, *, show: bool, target: Any, quiet: bool, dry_run: bool) -> None:
-        # rich only when there is a terminal to draw on: cron runs skip its import.
-        self.show = show and sys.stderr.isatty()
-        self.target = target
-        self.quiet = quiet
-        self.dry_run = dry_run
-        self.err: Any = None
-        if self.show or sys.stdin.isatty():
-            from tokenfix.render.console import make_consoles
-
-            _, self.err = make_consoles()
-        self.progress: Any = None
-        self.task: Any = None
-        self.warned: list[str] = []
-        self.status = self.err.status("scanning the ledger…") if self.show else None
-        if self.status is not None:
-            self.status.start()
-
-    def warn(self, warning: str) -> None:
-        """A warning known before the scan (row-level security): shown at once, not again."""
-        self.warned.append(warning)
-        if not self.quiet:
-            warning_line(warning)
-
-    def planned(self, plan: Plan) -> None:
-        if self.status is not None:
-            self.status.stop()
-        if not self.quiet:
-            for warning in plan.warnings:
-                if warning not in self.warned:
-                    warning_line(warning)
-        if not self.show:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("checking" if self.dry_run else "writing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=self.err,
-            transient=True,
-        )
-        self.task = self.progress.add_task("write", total=plan.candidates.count)
-        self.progress.start()
-
-    def advance(self, users: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task, users)
-
-    def done(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-        if self.progress is not None:
-            self.progress.stop()
-
-    def confirm(self, plan: Plan, planned: int) -> bool:
-        from tokenfix.base.words import plural
-        from tokenfix.db.session import database_url, describe_target
-        from tokenfix.render.console import make_consoles
-
-        self.err = self.err or make_consoles()[1]
-        if self.progress is not None:
-            self.progress.stop()
-        counts = plan.counts
-        self.err.print(
-            f"{plural(counts.users_with_drift, 'user')} with drift and "
-            f"{plural(counts.missing_profiles, 'missing profile')} found; "
-            f"{plural(planned, 'row')} would be written to "
-            f"{describe_target(database_url(self.target))}."
-        )
-        answer = ask("Write them?", timeout=self.target.prompt_timeout)
-        if self.progress is not None:
-            self.progress.start()
-        return answer

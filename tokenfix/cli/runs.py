@@ -11,6 +11,7 @@ from tokenfix.base.errors import BadInput
 from tokenfix.base.exitcodes import ExitCode
 from tokenfix.base.words import plural
 from tokenfix.cli.app import app, enable_debug
+from tokenfix.cli.formats import Format, FormatOption, chosen, write
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
@@ -75,6 +76,7 @@ def history(
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
     json_output: JsonOption = False,
+    output_format: FormatOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -88,6 +90,8 @@ def history(
     enable_debug(debug)
     from tokenfix.db import session
 
+    fmt = chosen(json_output, output_format)
+    json_output = fmt is Format.json
     target = None
     if run_id is not None:
         from tokenfix.audit.revert import parse_run_id
@@ -95,9 +99,9 @@ def history(
         target = parse_run_id(run_id)
     settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
     if target is not None:
-        _run_history(settings, the_mapping, target, user, limit, json_output, quiet)
+        _run_history(settings, the_mapping, target, user, limit, fmt, quiet)
     elif user is not None:
-        _owner_history(settings, the_mapping, user, limit, json_output, quiet)
+        _owner_history(settings, the_mapping, user, limit, fmt, quiet)
     else:
         from tokenfix.audit import trail
 
@@ -108,6 +112,11 @@ def history(
             from tokenfix.render import json
 
             sys.stdout.write(json.dumps(json.history(runs, envelope())) + "\n")
+        elif fmt is not Format.table:
+            from tokenfix.cli.envelope import envelope
+            from tokenfix.render import json
+
+            write(fmt, envelope(), (json.run_entry(run) for run in runs), line_type="run")
         elif not quiet:
             from tokenfix.render.console import make_consoles
             from tokenfix.render.runs import render_history
@@ -121,7 +130,7 @@ def _owner_history(
     the_mapping: Mapping,
     user: str,
     limit: int | None,
-    json_output: bool,
+    fmt: Format,
     quiet: bool,
 ) -> None:
     from tokenfix.audit.history import owner_history
@@ -135,11 +144,17 @@ def _owner_history(
             f"changes to key {found.key} in other balance tables are not shown: {shown}; "
             "they are another owner's (see them with --mapping)"
         )
-    if json_output:
+    if fmt is Format.json:
         from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
         json.write_owner_history(sys.stdout, found, envelope())
+    elif fmt is not Format.table:
+        from tokenfix.cli.envelope import envelope
+        from tokenfix.render import json
+
+        head = {**envelope(), "user_id": found.key}
+        write(fmt, head, (json.audited_change(c) for c in found.changes), line_type="change")
     elif not quiet:
         from tokenfix.render.console import make_consoles
         from tokenfix.render.runs import render_owner_history
@@ -153,7 +168,7 @@ def _run_history(
     run_id: uuid.UUID,
     user: str | None,
     limit: int | None,
-    json_output: bool,
+    fmt: Format,
     quiet: bool,
 ) -> None:
     from tokenfix.audit.history import run_history
@@ -162,11 +177,18 @@ def _run_history(
     with session.connect(settings) as conn:
         found = run_history(conn, settings, run_id, user=user, mapping=the_mapping, limit=limit)
     try:
-        if json_output:
+        if fmt is Format.json:
             from tokenfix.cli.envelope import envelope
             from tokenfix.render import json
 
             json.write_run_history(sys.stdout, found, envelope())
+        elif fmt is not Format.table:
+            from tokenfix.cli.envelope import envelope
+            from tokenfix.render import json
+
+            head = {**envelope(), "run": json.run_entry(found.run), "user_id": found.key}
+            changes = (json.audited_change(c) for c in found.changes)
+            write(fmt, head, changes, line_type="change")
         elif not quiet:
             from tokenfix.render.console import make_consoles
             from tokenfix.render.runs import render_run_history
@@ -201,6 +223,7 @@ def revert(
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
     json_output: JsonOption = False,
+    output_format: FormatOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -217,6 +240,8 @@ def revert(
     from tokenfix.audit.revert import revert as run_revert
     from tokenfix.db import session
 
+    fmt = chosen(json_output, output_format)
+    json_output = fmt is Format.json
     target = parse_run_id(run_id)
     if not dry_run and not yes and not stdin_is_interactive():
         raise BadInput(
@@ -249,6 +274,12 @@ def revert(
         from tokenfix.render import json
 
         json.write_revert(sys.stdout, outcome, envelope())
+    elif fmt is not Format.table:
+        from tokenfix.cli.envelope import envelope
+        from tokenfix.render import json
+
+        changes = (json.revert_change(c) for c in outcome.changes)
+        write(fmt, json.revert_head(outcome, envelope()), changes, line_type="change")
     elif not quiet:
         from tokenfix.render.console import make_consoles
         from tokenfix.render.runs import render_revert

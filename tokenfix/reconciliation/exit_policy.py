@@ -38,16 +38,21 @@ class ExitPolicy:
         return bool(sides) and max(abs(Decimal(d)) for d in sides) <= Decimal(self.threshold)
 
     def attention(self, changes: Iterable[Change]) -> bool:
-        for change in changes:
-            if self.ignored(change):
-                continue
-            if self.fail_on is None and not change.resolved:
-                return True
-            if self.fail_on == "any":
-                return True
-            if self.fail_on == "unexplained" and _unexplained(change):
-                return True
-        return False
+        return any(self.counts(change) for change in changes)
+
+    def counted(self, changes: Iterable[Change]) -> int:
+        """The owners that make exit 1: what `tokenfix_alerting_users` reports."""
+        return sum(1 for change in changes if self.counts(change))
+
+    def counts(self, change: Change) -> bool:
+        """Whether this owner, on its own, makes the run exit 1."""
+        if self.ignored(change):
+            return False
+        if self.fail_on is None:
+            return not change.resolved
+        if self.fail_on == "any":
+            return True
+        return self.fail_on == "unexplained" and _unexplained(change)
 
 
 def _unexplained(change: Change) -> bool:

@@ -9,7 +9,7 @@ The request, the plan and the run's outcome live here, below both the orchestrat
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -161,7 +161,7 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     if the_plan.shared_drift is not None:
         the_plan.warnings.append(_shared_drift_warning(model, the_plan, shared))
     if request.defer_edited:
-        for batch in candidates.batches(EDITED_BATCH):
+        for batch in candidates.batches(CHANGES_BATCH):
             the_plan.edited |= edited_keys(conn, model, batch, request)
     return the_plan
 
@@ -233,8 +233,8 @@ def skip_reason(c: Candidate, request: Request) -> Skip | None:
     return None
 
 
-EDITED_BATCH = 1000
-"""--defer-edited asks about the drifting owners this many at a time."""
+CHANGES_BATCH = 1000
+"""Drifting owners are handled this many at a time (progress, --defer-edited)."""
 
 
 def edited_keys(
@@ -278,7 +278,13 @@ def causes(
         return causes_for(conn, model, candidates)
 
 
-def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request) -> Outcome:
+def dry_run(
+    conn: Connection,
+    model: BalanceModel,
+    plan: Plan,
+    request: Request,
+    on_progress: Callable[[int], None] | None = None,
+) -> Outcome:
     changes: Spool[Change] = Spool()
     outcome = Outcome(
         run_id=None,
@@ -290,13 +296,16 @@ def dry_run(conn: Connection, model: BalanceModel, plan: Plan, request: Request)
         summary=plan.summary,
     )
     codes = causes(conn, model, plan.candidates)
-    for c in plan.candidates:
-        edited = c.key in plan.edited
-        reason = "edited_after_ledger" if edited else skip_reason(c, request)
-        change = Change.of(c, skipped=reason)
-        change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
-        plan.counts.tally(change)
-        plan.summary.add(change)
-        changes.append(change)
+    for batch in plan.candidates.batches(CHANGES_BATCH):
+        for c in batch:
+            edited = c.key in plan.edited
+            reason = "edited_after_ledger" if edited else skip_reason(c, request)
+            change = Change.of(c, skipped=reason)
+            change = with_causes(change, codes.get(c.key, ()), plan.shared_drift)
+            plan.counts.tally(change)
+            plan.summary.add(change)
+            changes.append(change)
+        if on_progress is not None:
+            on_progress(len(batch))
     plan.close()
     return outcome

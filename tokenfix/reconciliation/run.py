@@ -77,10 +77,12 @@ def reconcile(
     on_plan: Callable[[Plan], None] | None = None,
     on_progress: Progress | None = None,
     on_warning: Callable[[str], None] | None = None,
+    on_run: Callable[[uuid.UUID], None] | None = None,
 ) -> Outcome:
     """Check the selected owners and, unless a dry run, fix them under the writer lease.
     `on_warning` hears a warning that is known before the scan as soon as it is known (the
-    plan's warnings, `on_plan`, come after it)."""
+    plan's warnings, `on_plan`, come after it); `on_run` hears the run id once the run is
+    recorded (an error after it belongs to that run)."""
     if request.defer_edited and (mapping or default_mapping(settings)).balance.changed_at is None:
         raise BadInput(
             "--defer-edited needs [balance] changed_at in the mapping (when a balance row last "
@@ -89,8 +91,7 @@ def reconcile(
             "pass --mapping tokenfix.toml",
         )
     # Row-level security first (docs/monitoring.md): before any table is read, and a write run
-    # refuses
-    # before its lease, its audit row or any write.
+    # refuses before its lease, its audit row or any write.
     warnings: list[str] = []
     if request.dry_run:
         warnings = visibility.read_warnings(conn, settings, mapping)
@@ -119,7 +120,7 @@ def reconcile(
         the_plan.warnings[:0] = warnings
         if on_plan:
             on_plan(the_plan)
-        return dry_run(conn, model, the_plan, request)
+        return dry_run(conn, model, the_plan, request, on_progress)
 
     require_primary(conn)
     if not model.shape.key_unique:
@@ -147,7 +148,7 @@ def reconcile(
         if planned == 0:  # all deferred or not ours to create: no audit run for nothing
             return writer.apply(the_plan, run_id=None)
         if confirm is not None and not confirm(the_plan, planned):
-            raise Declined("nothing was written")
+            raise Declined("nothing written")
         try:
             trail.start_run(
                 conn,
@@ -158,6 +159,8 @@ def reconcile(
                 options=_options(request),
                 mapping=model.mapping,
             )
+            if on_run is not None:
+                on_run(run_id)
             outcome = writer.apply(the_plan, run_id=run_id)
             trail.finish_run(conn, settings, run_id, "completed", counts_of(outcome.counts))
         except BaseException as exc:

@@ -197,21 +197,41 @@ def write_outcome(stream: TextIO, o: Any, envelope: dict[str, Any] | None = None
 
 
 def write_lines(stream: TextIO, o: Any, envelope: dict[str, Any]) -> None:
-    """`--format jsonl` (docs/monitoring.md): one object per line, each with its `type`, the summary
-    last, so that `>> file.jsonl` keeps a log a program reads line by line."""
+    """`--format jsonl` (docs/monitoring.md): one object per line, the summary last, so that
+    `>> file.jsonl` keeps a log a program reads line by line; every line stands alone with its
+    `type`, the run's `run_id` (null when it recorded none), `generated_at` and `target`."""
+    head = outcome_head(o, envelope)
+    stamp = line_stamp(head["run_id"], envelope)
     for warning in o.warnings:
-        stream.write(dumps({"type": "warning", "message": warning}, indent=None) + "\n")
+        stream.write(dumps({"type": "warning", **stamp, "message": warning}, indent=None) + "\n")
     for c in o.changes:
-        stream.write(dumps({"type": "change", **change(c)}, indent=None) + "\n")
-    stream.write(dumps({"type": "summary", **outcome_head(o, envelope)}, indent=None) + "\n")
+        stream.write(dumps({"type": "change", **stamp, **change(c)}, indent=None) + "\n")
+    stream.write(dumps({"type": "summary", **stamp, **head}, indent=None) + "\n")
 
 
-def error(message: str, exit_code: int, envelope: dict[str, Any], *, line: bool) -> str:
-    """The one JSON object a failure prints on stdout with --json / --format jsonl."""
+def line_stamp(run_id: str | None, envelope: dict[str, Any]) -> dict[str, Any]:
+    """What every jsonl line carries after its `type`."""
+    return {
+        "run_id": run_id,
+        "generated_at": envelope.get("generated_at"),
+        "target": envelope.get("target"),
+    }
+
+
+def error(
+    message: str,
+    exit_code: int,
+    envelope: dict[str, Any],
+    *,
+    line: bool,
+    run_id: str | None = None,
+) -> str:
+    """The one JSON object a failure prints on stdout with --json / --format jsonl; `run_id`
+    is the run it ended, when one was recorded."""
     found = {"error": {"message": message, "exit_code": exit_code}, **envelope}
     if line:
-        return dumps({"type": "error", **found}, indent=None)
-    return dumps(found)
+        return dumps({"type": "error", **line_stamp(run_id, envelope), **found}, indent=None)
+    return dumps({**found, "run_id": run_id} if run_id else found)
 
 
 def history(runs: Iterable[Any], envelope: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -276,3 +296,21 @@ def report(r: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         "checks": [dataclasses.asdict(check) for check in r.checks],
         "status": r.status,
     }
+
+
+def write_document_lines(
+    stream: TextIO,
+    head: dict[str, Any],
+    items: Iterable[dict[str, Any]] | None,
+    *,
+    line_type: str,
+) -> None:
+    """Any command's document as jsonl: each entry of its list a line of `line_type`, then
+    `head` as the `summary` line (a document without a list: one line of `line_type`)."""
+    stamp = line_stamp(head.get("run_id"), head)
+    if items is None:
+        stream.write(dumps({"type": line_type, **stamp, **head}, indent=None) + "\n")
+        return
+    for item in items:
+        stream.write(dumps({"type": line_type, **stamp, **item}, indent=None) + "\n")
+    stream.write(dumps({"type": "summary", **stamp, **head}, indent=None) + "\n")

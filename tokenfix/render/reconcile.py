@@ -6,15 +6,15 @@ same memory for ten users as for a million. (JSON and CSV: render.json, render.c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from tokenfix.base.records import Change, Pair
+from tokenfix.base.records import Candidate, Change, Pair
 from tokenfix.base.words import plural
 
 if TYPE_CHECKING:
@@ -157,3 +157,25 @@ def summary_line(outcome: Outcome) -> str:
     if outcome.run_id:
         line += f" Run {outcome.run_id}: undo with 'tokenfix revert {outcome.run_id}'."
     return line
+
+
+def planned_rows(
+    candidates: Iterable[Candidate], planned: int, shown: int, *, reads_used: bool
+) -> Group:
+    """What the write prompt shows before asking: the first `shown` rows it would write (in key
+    order), and how many more."""
+    table = Table(show_edge=False, pad_edge=False)
+    for name, justify in zip(HEADERS[:5], ("left", "left", "right", "right", "right"), strict=True):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for c in islice(candidates, shown):
+        table.add_row(
+            Text(c.key),
+            Text("drift" if c.has_profile else "missing"),
+            _pair(c.current, reads_used=reads_used),
+            _pair(c.expected),
+            _pair(c.drift, signed=True, reads_used=reads_used),
+        )
+    more = planned - min(planned, shown)
+    if not more:
+        return Group(table)
+    return Group(table, Text(f"… and {plural(more, 'more row')}", style="dim"))
