@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from tokenfix.health.checks import Check, Context, fail, ok, warn
+from tokenfix.health.expected import expected_balance
 from tokenfix.health.grants import PUBLIC, Exposure, columns_of, sees_rows, shown
 from tokenfix.health.ledger_probe import Operation, Probed, probe_ledger, probe_pricing
 from tokenfix.health.mint import TableExposure, table_exposures
 from tokenfix.health.raise_probe import BalanceRow, first_row
 from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
-from tokenfix.health.target import LedgerTarget, TrustTarget, trust_target
+from tokenfix.health.target import LedgerShape, LedgerTarget, TrustTarget, trust_target
 from tokenfix.health.trust import WHO, skip_reason
 
 WHO_PUBLIC = "every role (PUBLIC)"
@@ -35,11 +36,20 @@ def _decide(
     *,
     catalog_allows: bool,
     filtered: bool = False,
+    unprobed: tuple[str, ...] = (),
 ) -> Finding:
     """The probes decide when they are conclusive; otherwise the catalogs do. `filtered`: the
-    probe names its row in a WHERE clause (UPDATE, DELETE), which the SELECT policies see."""
+    probe names its row in a WHERE clause (UPDATE, DELETE), which the SELECT policies see.
+    `unprobed`: write paths the catalogs leave open that no probe tried conclusively — a
+    probe only adds evidence, so those keep the catalogs' verdict."""
     notes = [f"{p.description} {p.outcome.detail}" for p in probes]
     if any(p.outcome.took_effect for p in probes):
+        return Finding(True, "; ".join(notes))
+    if unprobed and command.allowed:
+        notes.append(
+            f"{command.how}, and no probe settled {', '.join(unprobed)}, which it may change "
+            "(catalog verdict)"
+        )
         return Finding(True, "; ".join(notes))
     conclusive = [p for p in probes if p.outcome.conclusive]
     if conclusive and len(conclusive) == len(probes):
@@ -62,6 +72,18 @@ def _decide(
     # No conclusive probe: the catalogs decide (a skipped probe's note says so once per role).
     notes.append(f"{command.how} (catalog verdict)" if probes else command.how)
     return Finding(catalog_allows, "; ".join(notes))
+
+
+def _unprobed(
+    ledger: LedgerTarget, shape: LedgerShape | None, exposure: TableExposure, probes: list[Probed]
+) -> tuple[str, ...]:
+    """The columns that move the expected balance which the role may UPDATE, but which no
+    conclusive probe changed (its charge row's amount, counted flag, action or owner)."""
+    if shape is None or exposure.access is None:
+        return ()
+    settled = {p.column for p in probes if p.outcome.conclusive}
+    columns = (shape.amount, shape.counted, shape.action, ledger.key)
+    return tuple(c for c in exposure.access.may_update(columns) if c not in settled)
 
 
 def _role_phrase(role: str) -> str:
@@ -87,6 +109,7 @@ def _ledger_check(
     if not exposures:
         return None
     fallback = _key(first_row(context.conn, target))
+    expected = expected_balance(context.conn, context.settings, context.mapping)
     shape = ledger.shape
     columns = columns_of(context.conn, ledger.table) or set()
     if shape is not None and not {ledger.key, *shape.columns} <= columns:
@@ -106,7 +129,7 @@ def _ledger_check(
             if skip is None and exposure.access is not None:
                 for p in probe_ledger(
                     context.conn, target, ledger, shape, role_name, exposure.access,
-                    fallback_key=fallback,
+                    fallback_key=fallback, expected=expected,
                 ):  # fmt: skip
                     found.setdefault(p.operation, []).append(p)
         elif role is not None:
@@ -124,6 +147,7 @@ def _ledger_check(
             found.get("lower", []),
             catalog_allows=exposure.update.allowed,
             filtered=True,
+            unprobed=_unprobed(ledger, shape, exposure, found.get("lower", [])) if found else (),
         )
         delete = _decide(
             exposure,

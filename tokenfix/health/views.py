@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from tokenfix import queries
 from tokenfix.health.checks import Check, Context, fail, ok
+from tokenfix.health.expected import expected_balance
 from tokenfix.health.grants import RoleAccess, role_access, shown
 from tokenfix.health.ledger_probe import Probed, probe_ledger, probe_pricing
 from tokenfix.health.raise_probe import BalanceRow, first_row, probe_raises
@@ -104,7 +105,7 @@ def writable_views(context: Context) -> list[Check]:
     harmless: list[str] = []
     open_views: list[QualifiedName] = []
     for view in views:
-        columns = target.balance_columns if view.kind == "balance" else ()
+        columns = target.balance_columns if view.kind == "balance" else _columns_for(view, target)
         access = role_access(context.conn, view.name, judged(roles), columns)
         writers = _writers(view, access, target)
         if not writers:
@@ -186,6 +187,7 @@ def _probe_view(
             probes = probe_ledger(
                 context.conn, target, ledger, ledger.shape, role.name, grants,
                 fallback_key=_key(first_row(context.conn, target)), relation=view.name,
+                expected=expected_balance(context.conn, context.settings, context.mapping),
             )  # fmt: skip
         else:
             assert target.pricing is not None
