@@ -38,6 +38,8 @@ class View:
     security_invoker: bool
     events: int
     columns: tuple[str, ...]
+    through: tuple[QualifiedName, ...] = ()
+    """The views between this one and its table, outermost first (empty: directly over it)."""
 
     def accepts(self, event: int) -> bool:
         return bool(self.events & event)
@@ -64,6 +66,10 @@ def dependent_views(conn: psycopg.Connection[Any], target: TrustTarget) -> list[
             security_invoker=row["security_invoker"],
             events=row["events"],
             columns=tuple(row["columns"]),
+            through=tuple(
+                QualifiedName([schema, name])
+                for schema, name in zip(row["through_schemas"], row["through_names"], strict=True)
+            ),
         )
         for row in rows
     ]
@@ -103,7 +109,7 @@ def writable_views(context: Context) -> list[Check]:
     views = dependent_views(context.conn, target)
     findings: list[str] = []
     harmless: list[str] = []
-    open_views: list[QualifiedName] = []
+    open_views: list[QualifiedName] = []  # each open view, then the views it reads through
     for view in views:
         columns = target.balance_columns if view.kind == "balance" else _columns_for(view, target)
         access = role_access(context.conn, view.name, judged(roles), columns)
@@ -119,7 +125,7 @@ def writable_views(context: Context) -> list[Check]:
         hole, finding = _probe_view(context, target, view, access, writers, roles)
         if hole:
             findings.append(finding)
-            open_views.append(view.name)
+            open_views += [view.name, *view.through]
         else:
             harmless.append(finding)
     if findings:
@@ -127,7 +133,7 @@ def writable_views(context: Context) -> list[Check]:
             sql.SQL("ALTER VIEW {} SET (security_invoker = true);")
             .format(name.identifier)
             .as_string(context.conn)
-            for name in open_views
+            for name in dict.fromkeys(open_views)
         )
         return [
             fail(
@@ -151,9 +157,19 @@ def _probe_view(
     roles: list[ApiRole],
 ) -> tuple[bool, str]:
     """(a hole?, what was found) for one view that runs with its owner's rights."""
+    over = (
+        f"{view.base} through {', '.join(map(str, view.through))}"
+        if view.through
+        else f"{view.base}"
+    )
+    rights = (
+        f"the rights of its owner {view.owner} (no security_invoker)"
+        if not view.through
+        else "an owner's rights (a view of the chain has no security_invoker)"
+    )
     head = (
-        f"view {view.name} over {view.base} runs with the rights of its owner {view.owner} "
-        f"(no security_invoker) and {', '.join(map(shown, writers))} may write it"
+        f"view {view.name} over {over} runs with {rights} and "
+        f"{', '.join(map(shown, writers))} may write it"
     )
     missing = [c for c in _columns_for(view, target) if c not in view.columns]
     ledger = next((ledger for ledger in target.ledgers if ledger.table == view.base), None)
