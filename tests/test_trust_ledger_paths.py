@@ -278,3 +278,24 @@ def test_a_grant_row_a_trigger_marks_failed_is_not_minting(
     )  # fmt: skip
     check = doctor(cli)["ledger_writes"]
     assert check["status"] == "warn", check
+
+
+# --- 6. the ledger's fix closes the hole, ownership included ---
+
+
+def test_an_api_role_owning_the_ledger_is_told_to_hand_it_over(
+    cli: CliRunner, conn: psycopg.Connection, users: Users
+) -> None:
+    conn.execute("ALTER TABLE token_usage OWNER TO authenticated")
+    grant = (
+        "INSERT INTO token_usage (user_id, action_type, tokens_used, success)"
+        " VALUES (%s, 'admin_grant', 1000000, true)"
+    )
+    assert raises_expected(conn, users.owner, grant, (users.owner,), method="POST")
+    check = doctor(cli)["ledger_writes"]
+    assert check["status"] == "fail"
+    assert check["fix"].startswith('ALTER TABLE "token_usage" OWNER TO "postgres";')
+    assert "unverified" not in check["fix"]
+    for statement in check["fix"].split(";")[:3]:
+        conn.execute(statement)
+    assert not raises_expected(conn, users.owner, grant, (users.owner,), method="POST")

@@ -418,3 +418,38 @@ def test_a_foreign_key_to_the_users_does_not_hide_an_insert_guard(
     assert not post_profile(conn, "authenticated", newcomer, newcomer)
     check = doctor(cli)["api_role_authenticated"]
     assert check["status"] != "fail", check
+
+
+# --- 6. a fix that cannot be tried is marked unverified ---
+
+
+def test_a_fix_whose_lock_is_not_granted_at_once_is_marked_unverified(
+    cli: CliRunner, conn: psycopg.Connection, db_url: str, users: Users
+) -> None:
+    # The app is reading the table: handing it to another owner needs a lock the app holds.
+    conn.execute("ALTER TABLE user_profiles OWNER TO authenticated")
+    with psycopg.connect(db_url) as app:
+        app.execute("SELECT count(*) FROM user_profiles").fetchone()  # transaction left open
+        check = doctor(cli)["api_role_authenticated"]
+    assert check["status"] == "fail"
+    assert check["fix"].startswith('ALTER TABLE "user_profiles" OWNER TO "postgres";')
+    assert "(unverified: the lock it needs was not granted at once" in check["fix"]
+
+
+def test_a_fix_the_tool_may_not_make_is_marked_unverified(
+    cli: CliRunner, conn: psycopg.Connection, db_url: str, users: Users
+) -> None:
+    from psycopg.conninfo import make_conninfo
+
+    from tests.builders import ensure_role
+
+    conn.execute(OWN_UPDATE)
+    ensure_role(conn, "tokenfix_doctor", "LOGIN BYPASSRLS")
+    conn.execute("GRANT authenticated, anon, service_role TO tokenfix_doctor")
+    conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tokenfix_doctor")
+    check = doctor(cli, "-d", make_conninfo(db_url, user="tokenfix_doctor"))[
+        "api_role_authenticated"
+    ]
+    assert check["status"] == "fail"
+    assert check["fix"].startswith('REVOKE UPDATE ON "user_profiles" FROM "authenticated";')
+    assert "(unverified: the tool's role does not own user_profiles" in check["fix"]

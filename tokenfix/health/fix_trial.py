@@ -15,6 +15,7 @@ from psycopg import sql
 
 from tokenfix import queries
 from tokenfix.errors import first_line
+from tokenfix.settings import QualifiedName
 
 UNVERIFIED = "unverified"
 
@@ -41,8 +42,14 @@ def trial(
     conn: psycopg.Connection[Any],
     statements: Sequence[sql.Composed],
     still_open: Callable[[], bool],
+    table: QualifiedName,
 ) -> Trial:
-    """Apply `statements`, ask `still_open`, undo everything."""
+    """Apply `statements` (changes to `table`), ask `still_open`, undo everything."""
+    row = conn.execute(
+        queries.get("fix_trial_can_alter"), {"relation": table.identifier.as_string(conn)}
+    ).fetchone()
+    if row is None or not row[0]:
+        return Trial(None, f"the tool's role does not own {table}, so doctor could not try it")
     with conn.transaction(savepoint_name="tokenfix_fix") as attempt:
         conn.execute(queries.get("fix_trial_begin"))
         try:
@@ -57,6 +64,23 @@ def trial(
             result = Trial(not still_open())
         raise psycopg.Rollback(attempt)
     return result
+
+
+def owner_change(
+    conn: psycopg.Connection[Any], table: QualifiedName, role: str
+) -> list[sql.Composed]:
+    """An API role that owns `table` keeps every privilege whatever REVOKE says, and passes
+    its row-level security: the table goes to another owner, and the role keeps reading it."""
+    row = conn.execute(
+        queries.get("doctor_table_owner"),
+        {"role": role, "relation": table.identifier.as_string(conn)},
+    ).fetchone()
+    if row is None or not row[1]:
+        return []
+    return [
+        sql.SQL("ALTER TABLE {} OWNER TO {}").format(table.identifier, sql.Identifier(row[2])),
+        sql.SQL("GRANT SELECT ON {} TO {}").format(table.identifier, sql.Identifier(role)),
+    ]
 
 
 def rendered(conn: psycopg.Connection[Any], statements: Sequence[sql.Composed]) -> str:

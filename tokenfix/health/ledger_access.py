@@ -4,13 +4,15 @@ rolled back; and who may read them with row-level security off."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from psycopg import sql
 
 from tokenfix.health.checks import Check, Context, fail, ok, warn
 from tokenfix.health.expected import expected_balance
-from tokenfix.health.grants import PUBLIC, Exposure, columns_of, sees_rows, shown
+from tokenfix.health.fix_trial import owner_change, rendered, trial, unverified
+from tokenfix.health.grants import PUBLIC, Exposure, columns_of, policies, sees_rows, shown
 from tokenfix.health.ledger_probe import Operation, Probed, probe_ledger, probe_pricing
 from tokenfix.health.mint import TableExposure, table_exposures
 from tokenfix.health.raise_probe import BalanceRow, first_row
@@ -97,9 +99,97 @@ def ledger_writes(context: Context) -> list[Check]:
     for ledger in target.ledgers:
         name = "ledger_writes" + (f"_{ledger.table.table_name}" if len(target.ledgers) > 1 else "")
         check = _ledger_check(context, target, ledger, roles, name)
+        if check is not None and check.status == "fail":
+            check = _verified_ledger_fix(context, target, ledger, roles, name, check)
         if check is not None and (supabase_shaped(roles) or check.status != "ok"):
             checks.append(check)
     return checks
+
+
+def _verified_ledger_fix(
+    context: Context,
+    target: TrustTarget,
+    ledger: LedgerTarget,
+    roles: list[ApiRole],
+    name: str,
+    check: Check,
+) -> Check:
+    """The fix tried before it is printed: revoking the writes (and handing over a table an
+    API role owns); then, as the alternative for apps whose users record their own usage,
+    charge rows only. Each is printed only when the probes, run again under it, find the
+    ledger closed."""
+    conn = context.conn
+    table = ledger.table
+    # anon and authenticated: the tool's own constants (roles.PROBED), written bare as
+    # everyone writes them.
+    grantees = [sql.SQL("PUBLIC"), *(sql.SQL(r.name) for r in probed(roles))]
+    owners = [s for r in probed(roles) for s in owner_change(conn, table, r.name)]
+
+    def revoke(privileges: str) -> sql.Composed:
+        return sql.SQL("REVOKE {} ON {} FROM {}").format(
+            sql.SQL(privileges), table.identifier, sql.SQL(", ").join(grantees)
+        )
+
+    closing = [*owners, revoke("INSERT, UPDATE, DELETE")]
+    server = " and write ledger rows from the server (service_role)"
+    if not context.probe or context.server.get("standby"):
+        why = "probes are off" if not context.probe else "no probe can run here"
+        return replace(check, fix=unverified(rendered(conn, closing), why) + server)
+
+    def still_open() -> bool:
+        again = _ledger_check(context, target, ledger, roles, name)
+        return again is not None and again.status == "fail"
+
+    result = trial(conn, closing, still_open, table)
+    if result.closed is None:
+        return replace(check, fix=unverified(rendered(conn, closing), result.why) + server)
+    if not result.closed:
+        return replace(
+            check,
+            fix="doctor tried revoking every write on the ledger from the API roles and the "
+            "probes still got through: look for what else lets them write it (a role they are "
+            "members of, a rule, a trigger that writes as its owner)" + server,
+        )
+    fix = rendered(conn, closing) + server
+    charges_only = _charges_only(context, target, ledger, owners, revoke)
+    if charges_only and trial(conn, charges_only, still_open, table).closed:
+        fix += (
+            "; if users must record their own usage, let them insert charge rows only: "
+            + rendered(conn, charges_only)
+        )
+    return replace(check, fix=fix)
+
+
+def _charges_only(
+    context: Context,
+    target: TrustTarget,
+    ledger: LedgerTarget,
+    owners: list[sql.Composed],
+    revoke: Callable[[str], sql.Composed],
+) -> list[sql.Composed]:
+    if ledger.shape is None:
+        return []
+    table = ledger.table.identifier
+    drops = [
+        sql.SQL("DROP POLICY {} ON {}").format(sql.Identifier(p.name), table)
+        for p in policies(context.conn, ledger.table)
+        if p.command in ("INSERT", "UPDATE", "DELETE", "ALL")
+    ]
+    return [
+        *owners,
+        revoke("UPDATE, DELETE"),
+        *drops,
+        sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table),
+        sql.SQL(
+            "CREATE POLICY own_charges_insert ON {t} FOR INSERT TO authenticated WITH CHECK "
+            "({key} = auth.uid() AND {action} <> ALL (ARRAY[{actions}]))"
+        ).format(
+            t=table,
+            key=sql.Identifier(ledger.key),
+            action=sql.Identifier(ledger.shape.action),
+            actions=sql.SQL(", ").join(map(sql.Literal, target.non_charge_actions)),
+        ),
+    ]
 
 
 def _ledger_check(

@@ -12,10 +12,9 @@ from dataclasses import dataclass, replace
 
 from psycopg import sql
 
-from tokenfix import queries
 from tokenfix.health.checks import Check, Context, fail, ok, warn
 from tokenfix.health.definers import definer_writers
-from tokenfix.health.fix_trial import rendered, trial, unverified
+from tokenfix.health.fix_trial import owner_change, rendered, trial, unverified
 from tokenfix.health.grants import (
     PUBLIC,
     Exposure,
@@ -320,19 +319,7 @@ def _revokes(
 
 
 def _owner_change(context: Context, target: TrustTarget, role: str) -> list[sql.Composed]:
-    """An API role that owns the table keeps every privilege whatever REVOKE says, and passes
-    its row-level security: the table goes to another owner, the role keeps reading it."""
-    row = context.conn.execute(
-        queries.get("doctor_table_owner"),
-        {"role": role, "relation": target.balance_table.identifier.as_string(context.conn)},
-    ).fetchone()
-    if row is None or not row[1]:
-        return []
-    table = target.balance_table.identifier
-    return [
-        sql.SQL("ALTER TABLE {} OWNER TO {}").format(table, sql.Identifier(row[2])),
-        sql.SQL("GRANT SELECT ON {} TO {}").format(table, sql.Identifier(role)),
-    ]
+    return owner_change(context.conn, target.balance_table, role)
 
 
 def _drops(target: TrustTarget, names: tuple[str, ...]) -> list[sql.Composed]:
@@ -369,7 +356,7 @@ def _with_verified_fix(
         return _assess(context, target, role, roles, definers).check.status == "fail"
 
     for statements in candidates:
-        result = trial(conn, statements, still_open)
+        result = trial(conn, statements, still_open, target.balance_table)
         if result.closed is None:
             fix = unverified(rendered(conn, statements), result.why)
             return replace(check, fix=f"{fix} {advice}")
@@ -379,7 +366,7 @@ def _with_verified_fix(
             drops = _drops(target, assessed.policies)
             if drops and statements is candidates[0]:
                 instead = [*_owner_change(context, target, role.name), *drops]
-                if trial(conn, instead, still_open).closed:
+                if trial(conn, instead, still_open, target.balance_table).closed:
                     alternative = f" (or, closing it too: {rendered(conn, instead)})"
             return replace(check, fix=f"{fix}{alternative} {advice}")
     return replace(
