@@ -255,3 +255,25 @@ def test_doctor_probing_and_trying_fixes_changes_no_table_nor_catalog(
     assert checks["writable_views"]["status"] == "fail"
     assert _snapshot(conn) == before
     assert conn.execute("SELECT to_regnamespace('tokenfix')").fetchone() == (None,)
+
+
+def test_a_definer_view_that_accepts_only_inserts_is_probed_with_a_post(
+    cli: CliRunner, conn: psycopg.Connection, users: Users
+) -> None:
+    conn.execute(
+        "CREATE VIEW public.signup AS SELECT user_id, vibe_assistant_tokens_remaining,"
+        " vibe_assistant_tokens_used FROM public.user_profiles"
+    )
+    conn.execute("REVOKE UPDATE, DELETE ON public.signup FROM anon, authenticated")
+    newcomer = uuid.uuid4()
+    posted = attack(
+        conn, "authenticated", newcomer,
+        "INSERT INTO public.signup VALUES (%s, 1000000, 0)", (newcomer,),
+        then=REMAINING, then_params=(newcomer,), method="POST", path="/signup",
+    )  # fmt: skip
+    assert posted.after == (1_000_000,)
+    check = doctor(cli)["writable_views"]
+    assert check["status"] == "fail"
+    assert "can POST a balance row of 1,000,000 through it" in check["message"]
+    conn.execute("REVOKE INSERT ON public.signup FROM anon, authenticated")
+    assert doctor(cli)["writable_views"]["status"] == "ok"

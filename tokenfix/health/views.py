@@ -19,7 +19,7 @@ from tokenfix.health.checks import Check, Context, fail, ok
 from tokenfix.health.expected import expected_balance
 from tokenfix.health.grants import RoleAccess, role_access, shown
 from tokenfix.health.ledger_probe import Probed, probe_ledger, probe_pricing
-from tokenfix.health.raise_probe import BalanceRow, first_row, probe_raises
+from tokenfix.health.raise_probe import LARGE, BalanceRow, first_row, probe_raises
 from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
 from tokenfix.health.target import LedgerShape, TrustTarget, trust_target
 from tokenfix.health.trust import WHO, skip_reason
@@ -80,7 +80,9 @@ def _writers(view: View, access: dict[str, RoleAccess], target: TrustTarget) -> 
     found = []
     for role, grants in access.items():
         if view.kind == "balance":
-            may = view.accepts(UPDATE) and bool(grants.may_update(target.balance_columns))
+            may = (view.accepts(UPDATE) and bool(grants.may_update(target.balance_columns))) or (
+                view.accepts(INSERT) and grants.may("INSERT")
+            )
         else:
             may = (
                 (view.accepts(INSERT) and grants.may("INSERT"))
@@ -189,13 +191,22 @@ def _probe_view(
             continue
         grants = access.get(role.name)
         if view.kind == "balance":
-            raised = probe_raises(context.conn, target, role.name, grants, relation=view.name)
+            raised = probe_raises(
+                context.conn, target, role.name, grants, relation=view.name,
+                inserts=view.accepts(INSERT),
+            )  # fmt: skip
             notes.extend(raised.notes)
             if raised.other is not None and raised.other.took_effect:
                 holes.append(f"{WHO[role.name]} can raise any user's balance through it")
             elif raised.own is not None and raised.own.took_effect:
                 holes.append(f"{WHO[role.name]} can raise their own balance through it")
-            elif not all(o.conclusive for o in (raised.own, raised.other) if o is not None):
+            elif any(o is not None and o.took_effect for o in (raised.inserted, raised.reinserted)):
+                holes.append(f"{WHO[role.name]} can POST a balance row of {LARGE:,} through it")
+            elif not all(
+                o.conclusive
+                for o in (raised.own, raised.other, raised.inserted, raised.reinserted)
+                if o is not None
+            ):
                 proven_safe = False
             continue
         probes: list[Probed]
