@@ -173,20 +173,22 @@ def test_a_check_constraint_refusal_is_protection(
 def test_a_not_null_error_from_the_probe_row_proves_nothing(
     cli: CliRunner, conn: psycopg.Connection, users: Users
 ) -> None:
-    # An audit trigger records the user's email from the JWT: real tokens carry one, the
-    # probe's does not, so its update fails on its own row, not on a protection.
+    # An audit trigger records the user's display name from the JWT: real users set one in
+    # their metadata, the probe's token has none, so its update fails on its own row, not on
+    # a protection.
     conn.execute(OWN_UPDATE)
-    conn.execute("CREATE TABLE balance_audit (email text NOT NULL)")
+    conn.execute("CREATE TABLE balance_audit (name text NOT NULL)")
     conn.execute(
         "CREATE FUNCTION audit_balance() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
-        " SET search_path = public AS $$ BEGIN"
-        " INSERT INTO balance_audit (email) VALUES (auth.jwt() ->> 'email'); RETURN NEW; END $$"
+        " SET search_path = public AS $$ BEGIN INSERT INTO balance_audit (name)"
+        " VALUES (auth.jwt() -> 'user_metadata' ->> 'name'); RETURN NEW; END $$"
     )
     conn.execute(
         "CREATE TRIGGER audit_balance AFTER UPDATE ON user_profiles"
         " FOR EACH ROW EXECUTE FUNCTION audit_balance()"
     )
-    assert raise_balance(conn, "authenticated", users.owner, users.owner, email="u@example.com")
+    named = {"user_metadata": {"name": "Ada"}}
+    assert raise_balance(conn, "authenticated", users.owner, users.owner, **named)
     check = doctor(cli)["api_role_authenticated"]
     assert check["status"] == "fail"
     assert "NOT NULL" in check["message"] and "this proves nothing" in check["message"]

@@ -4,6 +4,7 @@ and acting as an API role the way PostgREST does, to find the ground truth of a 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,23 +71,55 @@ def make_supabase_like(conn: psycopg.Connection[Any]) -> None:
     conn.execute(SUPABASE_SHAPE)
 
 
+def access_token(role: str, sub: uuid.UUID | str | None, **claims: Any) -> dict[str, Any]:
+    """The claims PostgREST puts in request.jwt.claims: the anon key's, or a Supabase access
+    token's for a signed-in user. Extra claims (user_metadata, email, ...) go in as given."""
+    now = int(time.time())
+    if sub is None:
+        token: dict[str, Any] = {"iss": "supabase", "ref": "test", "role": role, "iat": now}
+    else:
+        token = {
+            "iss": "https://test.supabase.co/auth/v1",
+            "sub": str(sub),
+            "aud": "authenticated",
+            "exp": now + 3600,
+            "iat": now,
+            "email": "user@example.com",
+            "phone": "",
+            "role": role,
+            "aal": "aal1",
+            "amr": [{"method": "password", "timestamp": now}],
+            "session_id": str(uuid.uuid4()),
+            "is_anonymous": False,
+            "app_metadata": {"provider": "email", "providers": ["email"]},
+            "user_metadata": {},
+        }
+    return token | claims
+
+
 @contextmanager
 def acting_as(
     conn: psycopg.Connection[Any],
     role: str,
     sub: uuid.UUID | str | None = None,
+    *,
+    method: str = "PATCH",
+    path: str = "/user_profiles",
     **claims: Any,
 ) -> Iterator[psycopg.Connection[Any]]:
-    """A transaction that is always rolled back, as PostgREST runs a request: the JWT claims
-    (JSON and legacy forms) set locally, then SET LOCAL ROLE. Extra claims (user_metadata,
-    email, ...) go into the JSON, as a real user's token carries them."""
-    payload = {"role": role, **claims} | ({"sub": str(sub)} if sub is not None else {})
+    """A transaction that is always rolled back, as PostgREST (v10 and later) runs a request:
+    exactly its settings, set locally (request.jwt.claims, request.method, request.path,
+    request.headers, request.cookies; never the legacy request.jwt.claim.*), then SET LOCAL
+    ROLE."""
+    headers = {"accept": "*/*", "content-type": "application/json", "x-client-info": "test"}
     with conn.transaction(force_rollback=True):
         conn.execute(
             "SELECT set_config('request.jwt.claims', %s, true),"
-            " set_config('request.jwt.claim.sub', %s, true),"
-            " set_config('request.jwt.claim.role', %s, true)",
-            (json.dumps(payload), str(sub) if sub is not None else "", role),
+            " set_config('request.method', %s, true),"
+            " set_config('request.path', %s, true),"
+            " set_config('request.headers', %s, true),"
+            " set_config('request.cookies', '{}', true)",
+            (json.dumps(access_token(role, sub, **claims)), method, path, json.dumps(headers)),
         )
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
         yield conn
@@ -115,10 +148,12 @@ def attack(
     *,
     then: str | None = None,
     then_params: Any = None,
+    method: str = "PATCH",
+    path: str = "/user_profiles",
     **claims: Any,
 ) -> Attack:
     """Run `statement` as `role` (rolled back); `then` reads the result as the test's role."""
-    with acting_as(conn, role, sub, **claims):
+    with acting_as(conn, role, sub, method=method, path=path, **claims):
         try:
             with conn.transaction():
                 rows = conn.execute(statement, params).rowcount

@@ -31,6 +31,8 @@ class DefinerFunction:
     updates_balance: bool
     callers: tuple[str, ...]
     """Who among PUBLIC, anon and authenticated may EXECUTE it."""
+    calls: tuple[str, ...] = ()
+    """The functions it calls down to the one that writes (empty: it writes itself)."""
 
 
 def _writes(table: QualifiedName) -> str:
@@ -65,6 +67,7 @@ def definer_writers(
             writes=tuple(tables[i - 1] for i in row["writes"]),
             updates_balance=row["updates_balance"],
             callers=tuple(row["callers"]),
+            calls=tuple(row["calls"]),
         )
         for row in rows
     ]
@@ -86,7 +89,9 @@ def callable_definers(context: Context) -> list[Check]:
             )
         ]
     described = "; ".join(
-        f"{f.function} writes {', '.join(map(str, f.writes))} as {f.owner} and may be called "
+        f"{f.function} writes {', '.join(map(str, f.writes))}"
+        f"{' (through ' + ' -> '.join(f.calls) + ')' if f.calls else ''} as {f.owner} and "
+        "may be called "
         f"by {', '.join(map(shown, f.callers))}"
         f"{'' if f.fixed_search_path else ' (and has no fixed search_path)'}"
         for f in callable_

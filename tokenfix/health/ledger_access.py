@@ -5,17 +5,20 @@ rolled back; and who may read them with row-level security off."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from psycopg import sql
 
-from tokenfix.health.grants import PUBLIC, Exposure, columns_of, sees_rows, shown
+from tokenfix.health.expected import expected_balance
+from tokenfix.health.fix_trial import owner_change, rendered, trial, unverified
+from tokenfix.health.grants import PUBLIC, Exposure, columns_of, policies, sees_rows, shown
 from tokenfix.health.ledger_probe import Operation, Probed, probe_ledger, probe_pricing
 from tokenfix.health.mint import TableExposure, table_exposures
 from tokenfix.health.raise_probe import BalanceRow, first_row
 from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
-from tokenfix.health.target import LedgerTarget, TrustTarget, trust_target
+from tokenfix.health.target import LedgerShape, LedgerTarget, TrustTarget, trust_target
 from tokenfix.health.trust import WHO, skip_reason
 
 WHO_PUBLIC = "every role (PUBLIC)"
@@ -36,11 +39,20 @@ def _decide(
     *,
     catalog_allows: bool,
     filtered: bool = False,
+    unprobed: tuple[str, ...] = (),
 ) -> Finding:
     """The probes decide when they are conclusive; otherwise the catalogs do. `filtered`: the
-    probe names its row in a WHERE clause (UPDATE, DELETE), which the SELECT policies see."""
+    probe names its row in a WHERE clause (UPDATE, DELETE), which the SELECT policies see.
+    `unprobed`: write paths the catalogs leave open that no probe tried conclusively — a
+    probe only adds evidence, so those keep the catalogs' verdict."""
     notes = [f"{p.description} {p.outcome.detail}" for p in probes]
     if any(p.outcome.took_effect for p in probes):
+        return Finding(True, "; ".join(notes))
+    if unprobed and command.allowed:
+        notes.append(
+            f"{command.how}, and no probe settled {', '.join(unprobed)}, which it may change "
+            "(catalog verdict)"
+        )
         return Finding(True, "; ".join(notes))
     conclusive = [p for p in probes if p.outcome.conclusive]
     if conclusive and len(conclusive) == len(probes):
@@ -65,6 +77,18 @@ def _decide(
     return Finding(catalog_allows, "; ".join(notes))
 
 
+def _unprobed(
+    ledger: LedgerTarget, shape: LedgerShape | None, exposure: TableExposure, probes: list[Probed]
+) -> tuple[str, ...]:
+    """The columns that move the expected balance which the role may UPDATE, but which no
+    conclusive probe changed (its charge row's amount, counted flag, action or owner)."""
+    if shape is None or exposure.access is None:
+        return ()
+    settled = {p.column for p in probes if p.outcome.conclusive}
+    columns = (shape.amount, shape.counted, shape.action, ledger.key)
+    return tuple(c for c in exposure.access.may_update(columns) if c not in settled)
+
+
 def _role_phrase(role: str) -> str:
     return WHO.get(role, WHO_PUBLIC) + f" ({shown(role)})"
 
@@ -76,9 +100,97 @@ def ledger_writes(context: Context) -> list[Check]:
     for ledger in target.ledgers:
         name = "ledger_writes" + (f"_{ledger.table.table_name}" if len(target.ledgers) > 1 else "")
         check = _ledger_check(context, target, ledger, roles, name)
+        if check is not None and check.status == "fail":
+            check = _verified_ledger_fix(context, target, ledger, roles, name, check)
         if check is not None and (supabase_shaped(roles) or check.status != "ok"):
             checks.append(check)
     return checks
+
+
+def _verified_ledger_fix(
+    context: Context,
+    target: TrustTarget,
+    ledger: LedgerTarget,
+    roles: list[ApiRole],
+    name: str,
+    check: Check,
+) -> Check:
+    """The fix tried before it is printed: revoking the writes (and handing over a table an
+    API role owns); then, as the alternative for apps whose users record their own usage,
+    charge rows only. Each is printed only when the probes, run again under it, find the
+    ledger closed."""
+    conn = context.conn
+    table = ledger.table
+    # anon and authenticated: the tool's own constants (roles.PROBED), written bare as
+    # everyone writes them.
+    grantees = [sql.SQL("PUBLIC"), *(sql.SQL(r.name) for r in probed(roles))]
+    owners = [s for r in probed(roles) for s in owner_change(conn, table, r.name)]
+
+    def revoke(privileges: str) -> sql.Composed:
+        return sql.SQL("REVOKE {} ON {} FROM {}").format(
+            sql.SQL(privileges), table.identifier, sql.SQL(", ").join(grantees)
+        )
+
+    closing = [*owners, revoke("INSERT, UPDATE, DELETE")]
+    server = " and write ledger rows from the server (service_role)"
+    if not context.probe or context.server.get("standby"):
+        why = "probes are off" if not context.probe else "no probe can run here"
+        return replace(check, fix=unverified(rendered(conn, closing), why) + server)
+
+    def still_open() -> bool:
+        again = _ledger_check(context, target, ledger, roles, name)
+        return again is not None and again.status == "fail"
+
+    result = trial(conn, closing, still_open, table)
+    if result.closed is None:
+        return replace(check, fix=unverified(rendered(conn, closing), result.why) + server)
+    if not result.closed:
+        return replace(
+            check,
+            fix="doctor tried revoking every write on the ledger from the API roles and the "
+            "probes still got through: look for what else lets them write it (a role they are "
+            "members of, a rule, a trigger that writes as its owner)" + server,
+        )
+    fix = rendered(conn, closing) + server
+    charges_only = _charges_only(context, target, ledger, owners, revoke)
+    if charges_only and trial(conn, charges_only, still_open, table).closed:
+        fix += (
+            "; if users must record their own usage, let them insert charge rows only: "
+            + rendered(conn, charges_only)
+        )
+    return replace(check, fix=fix)
+
+
+def _charges_only(
+    context: Context,
+    target: TrustTarget,
+    ledger: LedgerTarget,
+    owners: list[sql.Composed],
+    revoke: Callable[[str], sql.Composed],
+) -> list[sql.Composed]:
+    if ledger.shape is None:
+        return []
+    table = ledger.table.identifier
+    drops = [
+        sql.SQL("DROP POLICY {} ON {}").format(sql.Identifier(p.name), table)
+        for p in policies(context.conn, ledger.table)
+        if p.command in ("INSERT", "UPDATE", "DELETE", "ALL")
+    ]
+    return [
+        *owners,
+        revoke("UPDATE, DELETE"),
+        *drops,
+        sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table),
+        sql.SQL(
+            "CREATE POLICY own_charges_insert ON {t} FOR INSERT TO authenticated WITH CHECK "
+            "({key} = auth.uid() AND {action} <> ALL (ARRAY[{actions}]))"
+        ).format(
+            t=table,
+            key=sql.Identifier(ledger.key),
+            action=sql.Identifier(ledger.shape.action),
+            actions=sql.SQL(", ").join(map(sql.Literal, target.non_charge_actions)),
+        ),
+    ]
 
 
 def _ledger_check(
@@ -88,6 +200,7 @@ def _ledger_check(
     if not exposures:
         return None
     fallback = _key(first_row(context.conn, target))
+    expected = expected_balance(context.conn, context.settings, context.mapping)
     shape = ledger.shape
     columns = columns_of(context.conn, ledger.table) or set()
     if shape is not None and not {ledger.key, *shape.columns} <= columns:
@@ -107,7 +220,7 @@ def _ledger_check(
             if skip is None and exposure.access is not None:
                 for p in probe_ledger(
                     context.conn, target, ledger, shape, role_name, exposure.access,
-                    fallback_key=fallback,
+                    fallback_key=fallback, expected=expected,
                 ):  # fmt: skip
                     found.setdefault(p.operation, []).append(p)
         elif role is not None:
@@ -125,6 +238,7 @@ def _ledger_check(
             found.get("lower", []),
             catalog_allows=exposure.update.allowed,
             filtered=True,
+            unprobed=_unprobed(ledger, shape, exposure, found.get("lower", [])) if found else (),
         )
         delete = _decide(
             exposure,

@@ -6,7 +6,7 @@ delete an override. Directly or through a view; each in a savepoint that is roll
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import psycopg
@@ -14,8 +14,9 @@ from psycopg import sql
 
 from tokenfix import queries
 from tokenfix.base.identifiers import QualifiedName
+from tokenfix.health.expected import ExpectedBalance
 from tokenfix.health.grants import RoleAccess
-from tokenfix.health.probe import Claims, Outcome, Write, attempt
+from tokenfix.health.probe import Claims, Outcome, Write, attempt, request_path
 from tokenfix.health.target import LedgerShape, LedgerTarget, PricingTarget, TrustTarget
 
 # The action a probe's charge row carries when the ledger holds no charge row to copy.
@@ -31,6 +32,8 @@ class Probed:
     operation: Operation
     description: str
     outcome: Outcome
+    column: str | None = None
+    """The column an UPDATE probe changed."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ def _update_one(
         may_write=bool(access and access.may_update([column])),
         may_filter=bool(access and access.may_read(id_column)),
         took_effect=took_effect,
+        method="PATCH",
+        path=request_path(relation),
     )
 
 
@@ -115,6 +120,8 @@ def _delete_one(
         {"id": row_id},
         may_write=bool(access and access.may("DELETE")),
         may_filter=bool(access and access.may_read(id_column)),
+        method="DELETE",
+        path=request_path(relation),
     )
 
 
@@ -129,11 +136,18 @@ def probe_ledger(
     fallback_key: Any | None,
     relation: QualifiedName | None = None,
     operations: tuple[Operation, ...] = ("mint", "lower", "delete", "charge"),
+    expected: ExpectedBalance | None = None,
 ) -> list[Probed]:
-    """The ledger probes as `role`. The caller is the owner of a charge row (so that its own
-    rows exist and foreign keys to the users hold), else `fallback_key`'s owner."""
+    """The ledger probes as `role`, every write that could raise the caller's expected
+    balance: an insert of each grant action and of each other kind that is not a charge
+    (deduct actions), changes of the amount, counted flag, action and owner of one of their
+    charge rows, its deletion; and a charge row inserted (self-reported usage). The caller is
+    the owner of a charge row (so that its own rows exist and foreign keys to the users
+    hold), else `fallback_key`'s owner. With `expected`, a probe took effect only when it
+    raised the caller's expected balance."""
     relation = relation or ledger.table
     via = "" if relation == ledger.table else f" through {relation}"
+    path = request_path(relation)
     charge = charge_row(conn, target, ledger, shape)
     key = charge.key if charge else fallback_key if fallback_key is not None else uuid.uuid4()
     # Under the seed's shape the ledger key is the user's id, which is the JWT subject.
@@ -141,45 +155,74 @@ def probe_ledger(
     whose = "for itself" if role == "authenticated" else "for a user"
     owned = "its own" if role == "authenticated" else "a user's"
     may_insert = bool(access and access.may("INSERT"))
+    before = expected.of(conn, key) if expected is not None else None
+    not_raised = "the expected balance did not go up"
+
+    def raised(conn: psycopg.Connection[Any]) -> bool:
+        assert expected is not None
+        return expected.raised(conn, key, before)
+
     found = []
     if "mint" in operations:
-        row = {
-            ledger.key: key,
-            shape.action: target.grant_action,
-            shape.amount: 1,
-            shape.counted: True,
-        }
-        statement, params = _insert(relation, row)
-        count = queries.compose(
-            "probe_count_actions",
-            table=ledger.table.identifier,
-            key=sql.Identifier(ledger.key),
-            action=sql.Identifier(shape.action),
-        )
-        count_params = {"key": key, "action": target.grant_action}
-        before = conn.execute(count, count_params).fetchone()
-
-        def minted(conn: psycopg.Connection[Any]) -> bool:
-            return conn.execute(count, count_params).fetchone() != before
-
-        outcome = attempt(conn, claims, Write(statement, params, may_insert, took_effect=minted))
-        found.append(
-            Probed("mint", f"INSERT{via} of a grant row ({target.grant_action}) {whose}", outcome)
-        )
-    if charge is not None and "lower" in operations:
-        write = _update_one(
-            relation, ledger.table, shape.amount, shape.id, charge.id, charge.amount,
-            charge.amount - 1, access,
-        )  # fmt: skip
-        found.append(
-            Probed(
-                "lower",
-                f"UPDATE{via} lowering {owned} charge row {charge.id}",
-                attempt(conn, claims, write),
+        kinds = [(a, "grant") for a in target.grant_actions or (target.grant_action,)]
+        kinds += [(a, "deduct") for a in target.deduct_actions]
+        for action, kind in kinds:
+            row = {ledger.key: key, shape.action: action, shape.amount: 1, shape.counted: True}
+            statement, params = _insert(relation, row)
+            count = queries.compose(
+                "probe_count_actions",
+                table=ledger.table.identifier,
+                key=sql.Identifier(ledger.key),
+                action=sql.Identifier(shape.action),
             )
-        )
+            count_params = {"key": key, "action": action}
+            counted = conn.execute(count, count_params).fetchone()
+
+            def minted(
+                conn: psycopg.Connection[Any],
+                count: sql.Composed = count,
+                count_params: dict[str, Any] = count_params,
+                counted: Any = counted,
+            ) -> bool:
+                return bool(conn.execute(count, count_params).fetchone() != counted)
+
+            write = Write(
+                statement, params, may_insert, took_effect=raised if expected else minted,
+                method="POST", path=path, unchanged=not_raised,
+            )  # fmt: skip
+            found.append(
+                Probed(
+                    "mint",
+                    f"INSERT{via} of a {kind} row ({action}) {whose}",
+                    attempt(conn, claims, write),
+                )
+            )
+    if charge is not None and "lower" in operations:
+        grant = (target.grant_actions or (target.grant_action,))[0]
+        changes: list[tuple[str, Any, Any, str]] = [
+            (shape.amount, charge.amount, charge.amount - 1, f"lowering {owned} charge row"),
+            (shape.counted, True, False, f"marking {owned} charge row failed ({shape.counted})"),
+            (shape.action, charge.action, grant, f"turning {owned} charge row into a {grant}"),
+            (ledger.key, charge.key, str(uuid.uuid4()), f"moving {owned} charge row away"),
+        ]  # fmt: skip
+        for column, old, new, words in changes:
+            write = _update_one(
+                relation, ledger.table, column, shape.id, charge.id, old, new, access,
+            )  # fmt: skip
+            if expected is not None:
+                write = replace(write, took_effect=raised, unchanged=not_raised)
+            found.append(
+                Probed(
+                    "lower",
+                    f"UPDATE{via} {words} {charge.id}",
+                    attempt(conn, claims, write),
+                    column,
+                )
+            )
     if charge is not None and "delete" in operations:
         write = _delete_one(relation, shape.id, charge.id, access)
+        if expected is not None:
+            write = replace(write, took_effect=raised, unchanged=not_raised)
         found.append(
             Probed(
                 "delete",
@@ -196,7 +239,8 @@ def probe_ledger(
             shape.model: charge.model if charge else None,
         }
         statement, params = _insert(relation, row)
-        outcome = attempt(conn, claims, Write(statement, params, may_insert))
+        write = Write(statement, params, may_insert, method="POST", path=path)
+        outcome = attempt(conn, claims, write)
         found.append(Probed("charge", f"INSERT{via} of a charge row {whose}", outcome))
     return found
 
@@ -221,7 +265,17 @@ def probe_pricing(
         Probed(
             "price_insert",
             f"INSERT{via} of an override",
-            attempt(conn, claims, Write(statement, params, bool(access and access.may("INSERT")))),
+            attempt(
+                conn,
+                claims,
+                Write(
+                    statement,
+                    params,
+                    bool(access and access.may("INSERT")),
+                    method="POST",
+                    path=request_path(relation),
+                ),
+            ),
         )
     ]
     existing = conn.execute(

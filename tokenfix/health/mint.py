@@ -77,11 +77,24 @@ class TableExposure:
         }[command]
 
 
-def _charge_only(insert: Exposure, grant_action: str) -> bool:
-    literal = "'" + grant_action.replace("'", "''") + "'"
+def _charge_only(insert: Exposure, grant_actions: Sequence[str]) -> bool:
+    """Every permitting policy names every grant action: one that names only the first of
+    several (admin_grant, not purchase) still lets the others in."""
+    literals = ["'" + action.replace("'", "''") + "'" for action in grant_actions]
     return bool(insert.permitting) and all(
-        literal in (p.check_expression or p.using_expression or "") for p in insert.permitting
+        literal in (p.check_expression or p.using_expression or "")
+        for p in insert.permitting
+        for literal in literals
     )
+
+
+def _columns(table: QualifiedName, target: TrustTarget) -> tuple[str, ...]:
+    """The columns whose UPDATE privilege matters on a ledger (those a probe changes)."""
+    for ledger in target.ledgers:
+        if ledger.table == table:
+            shape = ledger.shape.columns if ledger.shape is not None else ()
+            return (ledger.key, *shape)
+    return ()
 
 
 def table_exposures(
@@ -92,7 +105,7 @@ def table_exposures(
     target: TrustTarget,
 ) -> dict[str, TableExposure]:
     """Each role's exposure on `table`; empty when the table does not exist."""
-    found = role_access(conn, table, roles)
+    found = role_access(conn, table, roles, _columns(table, target))
     if not found:
         return {}
     table_policies = tuple(policies(conn, table))
@@ -110,7 +123,7 @@ def table_exposures(
             update=judge(access, table_policies, "UPDATE"),
             delete=judge(access, table_policies, "DELETE"),
             select=judge(access, table_policies, "SELECT"),
-            charge_only=_charge_only(insert, target.grant_action),
+            charge_only=_charge_only(insert, target.grant_actions or (target.grant_action,)),
         )
     return exposures
 

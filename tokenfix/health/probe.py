@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import psycopg
@@ -42,8 +44,47 @@ class Claims:
     sub: str | None = None
 
     def as_json(self) -> str:
-        claims = {"role": self.role} | ({"sub": self.sub} if self.sub is not None else {})
+        """The claims of the token the request carries: the anon key's own claims, or a
+        Supabase access token's for a signed-in user (without user-editable metadata: a
+        policy that trusts it is judged from the catalogs)."""
+        now = int(time.time())
+        if self.sub is None:
+            claims: dict[str, Any] = {
+                "iss": "supabase",
+                "ref": "tokenfix-probe",
+                "role": self.role,
+                "iat": now,
+                "exp": now + 3600,
+            }
+        else:
+            claims = {
+                "iss": "https://tokenfix-probe.supabase.co/auth/v1",
+                "sub": self.sub,
+                "aud": "authenticated",
+                "exp": now + 3600,
+                "iat": now,
+                "email": "",
+                "phone": "",
+                "role": self.role,
+                "aal": "aal1",
+                "amr": [{"method": "password", "timestamp": now}],
+                "session_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tokenfix-probe:{self.sub}")),
+                "is_anonymous": False,
+                "app_metadata": {"provider": "email", "providers": ["email"]},
+                "user_metadata": {},
+            }
         return json.dumps(claims)
+
+
+# The headers a supabase-js request carries, without the keys themselves.
+HEADERS = json.dumps(
+    {
+        "accept": "application/json",
+        "content-type": "application/json",
+        "prefer": "return=minimal",
+        "x-client-info": "tokenfix-doctor-probe",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,19 @@ class Write:
     """The role may read the columns the WHERE clause names (else 42501 proves nothing)."""
     took_effect: Callable[[psycopg.Connection[Any]], bool] | None = field(default=None)
     """Read back as the tool after the write; None: every row the statement counted is one."""
+    method: str = "PATCH"
+    """The HTTP method PostgREST would serve this write with (request.method)."""
+    path: str = "/"
+    """The request's path (request.path): the relation, as PostgREST names it."""
+    unchanged: str = "a trigger kept the stored values"
+    """Why rows touched without effect are no harm, as words ('the balance did not go up')."""
+    reach: bool = False
+    """A filterless write whose value fails at the first row it reaches: that failure
+    (division by zero) means "reached a row", and nothing was written."""
+    before: tuple[tuple[sql.Composed, dict[str, Any], str], ...] = ()
+    """Statements run first, each as its own request with its method (a DELETE before a
+    re-INSERT): their refusal is the write's; when one touches no row, the write is not
+    attempted."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +120,9 @@ class Outcome:
     rows: int
     detail: str
     """What happened, as words following the statement: 'touched 1 row and changed it'."""
+    step: int = 0
+    """How many of the write's `before` statements ran through: equal to their number when
+    the write itself was attempted."""
 
     @property
     def conclusive(self) -> bool:
@@ -74,6 +131,11 @@ class Outcome:
     @property
     def took_effect(self) -> bool:
         return self.kind == "changed"
+
+
+def request_path(relation: Any) -> str:
+    """PostgREST's request.path for a write to `relation` (a QualifiedName): /name."""
+    return "/" + str(relation.table_name)
 
 
 def attempt(conn: psycopg.Connection[Any], claims: Claims, write: Write) -> Outcome:
@@ -85,15 +147,25 @@ def attempt(conn: psycopg.Connection[Any], claims: Claims, write: Write) -> Outc
                 "lock_timeout": LOCK_TIMEOUT,
                 "statement_timeout": STATEMENT_TIMEOUT,
                 "claims": claims.as_json(),
-                "sub": claims.sub or "",
-                "role": claims.role,
+                "method": write.method,
+                "path": write.path,
+                "headers": HEADERS,
+                "cookies": "{}",
             },
         )
         conn.execute(queries.compose("probe_as_role", role=sql.Identifier(claims.role)))
+        step = 0
         try:
             # A nested savepoint, so that an error leaves the probe's own savepoint usable.
             with conn.transaction(savepoint_name="tokenfix_attempt"):
-                rows = conn.execute(write.statement, write.params).rowcount
+                rows = 1
+                for statement, params, method in write.before:
+                    conn.execute(queries.get("probe_method"), {"method": method})
+                    rows = min(rows, conn.execute(statement, params).rowcount)
+                    step += rows > 0
+                if rows > 0:
+                    conn.execute(queries.get("probe_method"), {"method": write.method})
+                    rows = conn.execute(write.statement, write.params).rowcount
         except psycopg.Error as exc:
             if conn.broken:
                 raise
@@ -102,7 +174,7 @@ def attempt(conn: psycopg.Connection[Any], claims: Claims, write: Write) -> Outc
             conn.execute(queries.get("probe_end"))
             outcome = _effect(conn, max(rows, 0), write)
         raise psycopg.Rollback(probe)
-    return outcome
+    return replace(outcome, step=step)
 
 
 def _rows(n: int) -> str:
@@ -114,9 +186,7 @@ def _effect(conn: psycopg.Connection[Any], rows: int, write: Write) -> Outcome:
         return Outcome("no_rows", 0, _rows(0))
     if write.took_effect is None or write.took_effect(conn):
         return Outcome("changed", rows, f"{_rows(rows)} and took effect (rolled back)")
-    return Outcome(
-        "unchanged", rows, f"{_rows(rows)}, but a trigger kept the stored values (rolled back)"
-    )
+    return Outcome("unchanged", rows, f"{_rows(rows)}, but {write.unchanged} (rolled back)")
 
 
 _CONTEXT_FUNCTION = re.compile(r"function ([^\s]+\))")
@@ -133,6 +203,8 @@ def classify(exc: psycopg.Error, write: Write) -> Outcome:
     (docs/doctor.md)."""
     state = exc.sqlstate or ""
     diag = exc.diag
+    if write.reach and state == "22012":
+        return Outcome("changed", 1, "reached a row (stopped before writing it; rolled back)")
     message = (diag.message_primary or str(exc)).splitlines()[0]
     found = _CONTEXT_FUNCTION.search(diag.context or "")
     function = found.group(1) if found else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
@@ -24,6 +25,26 @@ def _column(expr: Expr) -> str:
     return found.group(1) if found else expr.text
 
 
+def _lowering(mapping: Mapping) -> tuple[str, ...]:
+    """Compared columns whose increase lowers the balance: those the `used` side reads,
+    unless the spendable balance is that very column."""
+    balance = mapping.balance
+    remaining = _column(balance.remaining) if balance.remaining is not None else None
+    return tuple(
+        c
+        for c in balance.compared_columns
+        if balance.used is not None and balance.used.uses(c) and c != remaining
+    )
+
+
+def _spendable(mapping: Mapping) -> sql.Composable | None:
+    """The spendable balance over one balance row (alias b), when it binds no values."""
+    remaining = mapping.balance.remaining
+    if remaining is None or remaining.params:
+        return None
+    return remaining.sql
+
+
 def _from_mapping(settings: Settings, mapping: Mapping) -> TrustTarget:
     balance = mapping.balance
     return TrustTarget(
@@ -35,6 +56,11 @@ def _from_mapping(settings: Settings, mapping: Mapping) -> TrustTarget:
         non_charge_actions=settings.special_actions,
         pricing=PricingTarget(mapping.pricing) if mapping.pricing is not None else None,
         subject=balance.subject.sql if balance.subject is not None else None,
+        spendable=_spendable(mapping),
+        lowering_columns=_lowering(mapping),
+        starting_balance=settings.starting_balance,
+        grant_actions=tuple(settings.grant_action),
+        deduct_actions=tuple(settings.deduct_action),
     )
 
 
@@ -93,6 +119,16 @@ class TrustTarget:
     pricing: PricingTarget | None
     subject: sql.Composable | None
     """An expression over a balance row giving its owner's JWT `sub`; None: no own-row probe."""
+    spendable: sql.Composable | None = None
+    """The spendable balance over one balance row (alias b): what a raise raises. None: any
+    change of a compared column counts."""
+    lowering_columns: tuple[str, ...] = ()
+    """Compared columns whose increase lowers the balance (used): a raise lowers them."""
+    starting_balance: Any = 0
+    """What a new owner's balance should be (no ledger rows yet)."""
+    grant_actions: tuple[str, ...] = ()
+    """Every configured grant action (a probe inserts each)."""
+    deduct_actions: tuple[str, ...] = ()
 
     @property
     def tables(self) -> tuple[QualifiedName, ...]:
@@ -116,4 +152,9 @@ def trust_target(settings: Settings, mapping: Mapping | None = None) -> TrustTar
         non_charge_actions=settings.special_actions,
         pricing=PricingTarget(settings.overrides_table),
         subject=sql.Identifier("user_id"),
+        spendable=sql.Identifier(settings.remaining_column.table_name),
+        lowering_columns=(settings.used_column.table_name,),
+        starting_balance=settings.starting_balance,
+        grant_actions=tuple(settings.grant_action),
+        deduct_actions=tuple(settings.deduct_action),
     )

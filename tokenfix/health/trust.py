@@ -8,12 +8,13 @@ that bypass row-level security: shown, never failed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from psycopg import sql
 
 from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.definers import definer_writers
+from tokenfix.health.fix_trial import owner_change, rendered, trial, unverified
 from tokenfix.health.grants import (
     PUBLIC,
     Exposure,
@@ -28,7 +29,7 @@ from tokenfix.health.grants import (
 )
 from tokenfix.health.outbound import outbound_triggers, skip_note
 from tokenfix.health.probe import Outcome
-from tokenfix.health.raise_probe import RaiseProbes, probe_raises
+from tokenfix.health.raise_probe import LARGE, RaiseProbes, probe_raises, probe_reach
 from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.health.roles import ApiRole, api_roles, judged, rls_bypassers, supabase_shaped
 from tokenfix.health.target import TrustTarget, trust_target
@@ -60,6 +61,9 @@ def skip_reason(
     return skip_note(triggers) if triggers else None
 
 
+NOT_ALLOWED = Exposure(False, False, "not judged")
+
+
 @dataclass(frozen=True)
 class BalanceAccess:
     """What the catalogs say about one role and the balance columns."""
@@ -68,6 +72,8 @@ class BalanceAccess:
     exposure: Exposure
     policies: tuple[Policy, ...]
     columns: tuple[str, ...]
+    insert: Exposure = NOT_ALLOWED
+    delete: Exposure = NOT_ALLOWED
 
     @property
     def granted(self) -> bool:
@@ -94,7 +100,14 @@ def balance_access(
             )
         else:
             exposure = judge(access, table_policies, "UPDATE", granted=granted)
-        result[role] = BalanceAccess(access, exposure, table_policies, columns)
+        result[role] = BalanceAccess(
+            access,
+            exposure,
+            table_policies,
+            columns,
+            insert=judge(access, table_policies, "INSERT"),
+            delete=judge(access, table_policies, "DELETE"),
+        )
     return result
 
 
@@ -117,17 +130,252 @@ def api_roles_check(context: Context) -> list[Check]:
     checks = []
     service_role = None
     for role in roles:
-        skip = skip_reason(context, target, role, target.balance_table)
-        if skip is None:
-            probes = probe_raises(context.conn, target, role.name, catalog[role.name].access)
-        else:
-            probes = RaiseProbes(None, None, (skip,))
         if role.name == "service_role":
+            skip = skip_reason(context, target, role, target.balance_table)
+            if skip is None:
+                probes = probe_raises(context.conn, target, role.name, catalog[role.name].access)
+            else:
+                probes = RaiseProbes(None, None, (skip,))
             service_role = _service_role(context, target, catalog[role.name], probes)
-        else:
-            checks.append(_verdict(context, target, role.name, catalog, probes, definers))
+            continue
+        assessed = _assess(context, target, role, roles, definers)
+        checks.append(_with_verified_fix(context, target, role, roles, definers, assessed))
     checks.append(public)
     return checks + ([service_role] if service_role else [])
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One API role's verdict on the balance table, and the fix to try when it fails."""
+
+    check: Check
+    statements: tuple[sql.Composed, ...] = ()
+    """The privilege changes that should close it (tried before they are printed)."""
+    policies: tuple[str, ...] = ()
+    """The policies that let the writes through (dropped in a second try)."""
+    advice: str = ""
+
+
+def _assess(
+    context: Context,
+    target: TrustTarget,
+    role: ApiRole,
+    roles: list[ApiRole],
+    definers: list[str],
+) -> Assessment:
+    """The catalogs, then every write path probed: UPDATE of the balance, POST of a new
+    owner's row, DELETE then POST of the caller's own row (and a PATCH without a filter
+    where the probe's filter saw no row)."""
+    catalog = balance_access(context, target, [*(r.name for r in roles), PUBLIC])
+    mine = catalog[role.name]
+    skip = skip_reason(context, target, role, target.balance_table)
+    reach = None
+    if skip is None:
+        probes = probe_raises(context.conn, target, role.name, mine.access, inserts=True)
+        decisive = probes.own if probes.own is not None else probes.other
+        if (
+            decisive is not None
+            and decisive.kind == "no_rows"
+            and mine.exposure.allowed
+            and not mine.sees_rows
+        ):
+            reach = probe_reach(context.conn, target, role.name, mine.access, probes.caller)
+    else:
+        probes = RaiseProbes(None, None, (skip,))
+    update = _verdict(context, target, role.name, catalog, probes, definers, reach)
+    holes, permitting = _insert_holes(role.name, mine, probes)
+    update_open = update.status == "fail"
+    if not holes and not update_open:
+        return Assessment(update)
+    statements = _owner_change(context, target, role.name)
+    if update_open:
+        statements += _revokes(context, target, role.name, catalog, "UPDATE")
+        permitting += tuple(p.name for p in mine.exposure.permitting)
+    if holes:
+        statements += _revokes(context, target, role.name, catalog, "INSERT")
+    advice = (
+        "then update balances only with service_role or a SECURITY DEFINER function"
+        if update_open
+        else "then create balance rows only with service_role or a trigger on auth.users"
+    )
+    name = f"api_role_{role.name}"
+    table = target.balance_table
+    if update_open:
+        message = update.message + ("; " + "; ".join(holes) if holes else "")
+    else:
+        message = f"{role.name} can insert balance rows in {table}: " + "; ".join(holes)
+    return Assessment(
+        fail(name, message, advice),
+        tuple(statements),
+        tuple(dict.fromkeys(permitting)),
+        advice,
+    )
+
+
+def _insert_holes(
+    role: str, mine: BalanceAccess, probes: RaiseProbes
+) -> tuple[list[str], tuple[str, ...]]:
+    """The INSERT paths that raise a balance: a new owner's row, and the caller's own row
+    deleted and inserted again. A conclusive probe decides; otherwise the catalogs."""
+    who = WHO[role]
+    holes = []
+    permitting: tuple[str, ...] = ()
+    insert, delete = mine.insert, mine.delete
+    inserted, label = probes.inserted, "POST of a new owner's row"
+    again_ = probes.reinserted
+    if (
+        inserted is not None
+        and not inserted.conclusive
+        and again_ is not None
+        and again_.conclusive
+        and not again_.took_effect
+        and again_.step == 1
+    ):
+        # A made-up owner breaks a foreign key to the users; the caller's own row, deleted
+        # first, reached the same INSERT with a real owner.
+        inserted = again_
+        label = (
+            "POST of the caller's own row after its DELETE (a made-up owner's row broke a "
+            "constraint)"
+        )
+    new_row = _path_open(label, inserted, insert.allowed, insert, hidden=False)
+    if new_row is not None:
+        holes.append(
+            f"{who} can POST a new balance row with {LARGE:,} tokens ({insert.how}; {new_row})"
+        )
+        permitting += tuple(p.name for p in insert.permitting)
+    both = insert.allowed and delete.allowed
+    hidden = not mine.sees_rows
+    again = _path_open(
+        f"DELETE, then POST {LARGE:,} higher", probes.reinserted, both, delete, hidden=hidden
+    )
+    if again is not None:
+        whose = "their own balance row" if role == "authenticated" else "a user's balance row"
+        holes.append(
+            f"{who} can DELETE {whose} and POST it again with a higher balance "
+            f"({delete.how}; {insert.how}; {again})"
+        )
+        permitting += tuple(p.name for p in (*insert.permitting, *delete.permitting))
+    return holes, permitting
+
+
+def _path_open(
+    label: str,
+    outcome: Outcome | None,
+    catalog_allows: bool,
+    exposure: Exposure,
+    *,
+    hidden: bool,
+) -> str | None:
+    """Evidence that one write path is open, or None. A probe only adds evidence: a probe
+    that proved nothing leaves the catalogs' verdict standing."""
+    if outcome is not None and outcome.took_effect:
+        return f"probe: {label} {outcome.detail}"
+    if outcome is None or not outcome.conclusive:
+        if not catalog_allows:
+            return None
+        seen = f"probe: {label} {outcome.detail}: " if outcome is not None else ""
+        return f"{seen}{CATALOG}"
+    if catalog_allows and exposure.trusts_user_editable_claims:
+        names = ", ".join(p.name for p in exposure.trusts_user_editable_claims)
+        return f"policy {names} trusts user_metadata, which users set themselves: {CATALOG}"
+    if outcome.kind == "no_rows" and catalog_allows and hidden:
+        return (
+            "no SELECT policy lets the role see the row the probe names, but a DELETE without "
+            f"a filter is judged by the DELETE policy alone: {CATALOG}"
+        )
+    return None
+
+
+def _revokes(
+    context: Context,
+    target: TrustTarget,
+    role: str,
+    catalog: dict[str, BalanceAccess],
+    privilege: str,
+) -> list[sql.Composed]:
+    """REVOKE of `privilege` on the table and on its columns, from the role and from PUBLIC
+    when PUBLIC holds it too."""
+    table = target.balance_table.identifier
+    columns = sql.SQL(", ").join(
+        map(sql.Identifier, (target.key, *target.balance_columns) if privilege == "INSERT"
+            else target.balance_columns)
+    )  # fmt: skip
+    grantees: list[sql.Composable] = [sql.Identifier(role)]
+    public = catalog[PUBLIC].access
+    if public and public.may(privilege):  # type: ignore[arg-type]
+        grantees.append(sql.SQL("PUBLIC"))
+    statements: list[sql.Composed] = []
+    for grantee in grantees:
+        statements.append(
+            sql.SQL("REVOKE {p} ON {t} FROM {r}").format(p=sql.SQL(privilege), t=table, r=grantee)
+        )
+        statements.append(
+            sql.SQL("REVOKE {p} ({c}) ON {t} FROM {r}").format(
+                p=sql.SQL(privilege), c=columns, t=table, r=grantee
+            )
+        )
+    return statements
+
+
+def _owner_change(context: Context, target: TrustTarget, role: str) -> list[sql.Composed]:
+    return owner_change(context.conn, target.balance_table, role)
+
+
+def _drops(target: TrustTarget, names: tuple[str, ...]) -> list[sql.Composed]:
+    return [
+        sql.SQL("DROP POLICY {} ON {}").format(sql.Identifier(n), target.balance_table.identifier)
+        for n in names
+    ]
+
+
+def _with_verified_fix(
+    context: Context,
+    target: TrustTarget,
+    role: ApiRole,
+    roles: list[ApiRole],
+    definers: list[str],
+    assessed: Assessment,
+) -> Check:
+    """The fail's fix, printed only when it closes the hole (tried, rolled back), or marked
+    unverified when it cannot be tried."""
+    check = assessed.check
+    if check.status != "fail":
+        return check
+    candidates = [list(assessed.statements)]
+    if assessed.policies:
+        candidates.append([*assessed.statements, *_drops(target, assessed.policies)])
+    advice = assessed.advice
+    conn = context.conn
+    if not context.probe or context.server.get("standby") or not role.can_set_role:
+        why = "probes are off" if not context.probe else "no probe can run here"
+        fix = unverified(rendered(conn, candidates[0]), why)
+        return replace(check, fix=f"{fix} {advice}")
+
+    def still_open() -> bool:
+        return _assess(context, target, role, roles, definers).check.status == "fail"
+
+    for statements in candidates:
+        result = trial(conn, statements, still_open, target.balance_table)
+        if result.closed is None:
+            fix = unverified(rendered(conn, statements), result.why)
+            return replace(check, fix=f"{fix} {advice}")
+        if result.closed:
+            fix = rendered(conn, statements)
+            alternative = ""
+            drops = _drops(target, assessed.policies)
+            if drops and statements is candidates[0]:
+                instead = [*_owner_change(context, target, role.name), *drops]
+                if trial(conn, instead, still_open, target.balance_table).closed:
+                    alternative = f" (or, closing it too: {rendered(conn, instead)})"
+            return replace(check, fix=f"{fix}{alternative} {advice}")
+    return replace(
+        check,
+        fix="doctor tried revoking the privileges and dropping the policies that allow it, and "
+        "the probes still got through: look for what else lets the role write the table (a "
+        "role it is a member of, a rule, a trigger that writes as its owner), "
+        f"{advice}",
+    )
 
 
 CATALOG = "catalog verdict"
@@ -166,6 +414,7 @@ def _verdict(
     catalog: dict[str, BalanceAccess],
     probes: RaiseProbes,
     definers: list[str],
+    reach: Outcome | None = None,
 ) -> Check:
     name = f"api_role_{role}"
     table = target.balance_table
@@ -196,11 +445,11 @@ def _verdict(
         if exposure.everyone and exposure.permitting:
             # The probe's WHERE on another's row meets the SELECT policies too; an UPDATE
             # without a filter meets only the always-true UPDATE policy, and reaches every row.
-            reach = (
+            every_row = (
                 f"policy {', '.join(p.name for p in exposure.permitting)} lets an UPDATE "
                 "without a filter reach every row"
             )
-            return raise_fail(True, _evidence(exposure, probes, reach))
+            return raise_fail(True, _evidence(exposure, probes, every_row))
         return raise_fail(False, _evidence(exposure, probes))
     if decisive is None or not decisive.conclusive:
         if exposure.allowed:
@@ -220,6 +469,22 @@ def _verdict(
             "balances by editing their own user_metadata",
         )
     if decisive.kind == "no_rows" and exposure.allowed and not mine.sees_rows:
+        if reach is not None and reach.conclusive and not reach.took_effect:
+            # The catalogs' worry, measured: a PATCH without a filter reaches no row either.
+            note = f"a PATCH without a filter {reach.detail}"
+            return _cannot(
+                name, role, table, mine, decisive, _evidence(exposure, probes, note), definers
+            )
+        if reach is not None and reach.took_effect:
+            return raise_fail(
+                exposure.everyone,
+                _evidence(
+                    exposure,
+                    probes,
+                    f"no SELECT policy lets {role} see the row the probe names, but a PATCH "
+                    f"without a filter {reach.detail}: catalog verdict",
+                ),
+            )
         return raise_fail(
             exposure.everyone,
             _evidence(

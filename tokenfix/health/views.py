@@ -16,9 +16,10 @@ from psycopg.rows import dict_row
 
 from tokenfix import queries
 from tokenfix.base.identifiers import QualifiedName
+from tokenfix.health.expected import expected_balance
 from tokenfix.health.grants import RoleAccess, role_access, shown
 from tokenfix.health.ledger_probe import Probed, probe_ledger, probe_pricing
-from tokenfix.health.raise_probe import BalanceRow, first_row, probe_raises
+from tokenfix.health.raise_probe import LARGE, BalanceRow, first_row, probe_raises
 from tokenfix.health.report import Check, Context, fail, ok
 from tokenfix.health.roles import ApiRole, api_roles, judged, probed, supabase_shaped
 from tokenfix.health.target import LedgerShape, TrustTarget, trust_target
@@ -37,6 +38,8 @@ class View:
     security_invoker: bool
     events: int
     columns: tuple[str, ...]
+    through: tuple[QualifiedName, ...] = ()
+    """The views between this one and its table, outermost first (empty: directly over it)."""
 
     def accepts(self, event: int) -> bool:
         return bool(self.events & event)
@@ -63,6 +66,10 @@ def dependent_views(conn: psycopg.Connection[Any], target: TrustTarget) -> list[
             security_invoker=row["security_invoker"],
             events=row["events"],
             columns=tuple(row["columns"]),
+            through=tuple(
+                QualifiedName([schema, name])
+                for schema, name in zip(row["through_schemas"], row["through_names"], strict=True)
+            ),
         )
         for row in rows
     ]
@@ -73,7 +80,9 @@ def _writers(view: View, access: dict[str, RoleAccess], target: TrustTarget) -> 
     found = []
     for role, grants in access.items():
         if view.kind == "balance":
-            may = view.accepts(UPDATE) and bool(grants.may_update(target.balance_columns))
+            may = (view.accepts(UPDATE) and bool(grants.may_update(target.balance_columns))) or (
+                view.accepts(INSERT) and grants.may("INSERT")
+            )
         else:
             may = (
                 (view.accepts(INSERT) and grants.may("INSERT"))
@@ -102,9 +111,9 @@ def writable_views(context: Context) -> list[Check]:
     views = dependent_views(context.conn, target)
     findings: list[str] = []
     harmless: list[str] = []
-    open_views: list[QualifiedName] = []
+    open_views: list[QualifiedName] = []  # each open view, then the views it reads through
     for view in views:
-        columns = target.balance_columns if view.kind == "balance" else ()
+        columns = target.balance_columns if view.kind == "balance" else _columns_for(view, target)
         access = role_access(context.conn, view.name, judged(roles), columns)
         writers = _writers(view, access, target)
         if not writers:
@@ -118,7 +127,7 @@ def writable_views(context: Context) -> list[Check]:
         hole, finding = _probe_view(context, target, view, access, writers, roles)
         if hole:
             findings.append(finding)
-            open_views.append(view.name)
+            open_views += [view.name, *view.through]
         else:
             harmless.append(finding)
     if findings:
@@ -126,7 +135,7 @@ def writable_views(context: Context) -> list[Check]:
             sql.SQL("ALTER VIEW {} SET (security_invoker = true);")
             .format(name.identifier)
             .as_string(context.conn)
-            for name in open_views
+            for name in dict.fromkeys(open_views)
         )
         return [
             fail(
@@ -150,9 +159,19 @@ def _probe_view(
     roles: list[ApiRole],
 ) -> tuple[bool, str]:
     """(a hole?, what was found) for one view that runs with its owner's rights."""
+    over = (
+        f"{view.base} through {', '.join(map(str, view.through))}"
+        if view.through
+        else f"{view.base}"
+    )
+    rights = (
+        f"the rights of its owner {view.owner} (no security_invoker)"
+        if not view.through
+        else "an owner's rights (a view of the chain has no security_invoker)"
+    )
     head = (
-        f"view {view.name} over {view.base} runs with the rights of its owner {view.owner} "
-        f"(no security_invoker) and {', '.join(map(shown, writers))} may write it"
+        f"view {view.name} over {over} runs with {rights} and "
+        f"{', '.join(map(shown, writers))} may write it"
     )
     missing = [c for c in _columns_for(view, target) if c not in view.columns]
     ledger = next((ledger for ledger in target.ledgers if ledger.table == view.base), None)
@@ -172,13 +191,22 @@ def _probe_view(
             continue
         grants = access.get(role.name)
         if view.kind == "balance":
-            raised = probe_raises(context.conn, target, role.name, grants, relation=view.name)
+            raised = probe_raises(
+                context.conn, target, role.name, grants, relation=view.name,
+                inserts=view.accepts(INSERT),
+            )  # fmt: skip
             notes.extend(raised.notes)
             if raised.other is not None and raised.other.took_effect:
                 holes.append(f"{WHO[role.name]} can raise any user's balance through it")
             elif raised.own is not None and raised.own.took_effect:
                 holes.append(f"{WHO[role.name]} can raise their own balance through it")
-            elif not all(o.conclusive for o in (raised.own, raised.other) if o is not None):
+            elif any(o is not None and o.took_effect for o in (raised.inserted, raised.reinserted)):
+                holes.append(f"{WHO[role.name]} can POST a balance row of {LARGE:,} through it")
+            elif not all(
+                o.conclusive
+                for o in (raised.own, raised.other, raised.inserted, raised.reinserted)
+                if o is not None
+            ):
                 proven_safe = False
             continue
         probes: list[Probed]
@@ -186,6 +214,7 @@ def _probe_view(
             probes = probe_ledger(
                 context.conn, target, ledger, ledger.shape, role.name, grants,
                 fallback_key=_key(first_row(context.conn, target)), relation=view.name,
+                expected=expected_balance(context.conn, context.settings, context.mapping),
             )  # fmt: skip
         else:
             assert target.pricing is not None
