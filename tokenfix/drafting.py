@@ -180,9 +180,57 @@ def _ledger_key(table: TableInfo, balance: TableInfo, key: str) -> str | None:
     for name in (key, f"{singular}_{key}", f"{balance.name}_{key}", f"{singular}_id",
                  f"{balance.name}_id", "user_id", "owner_id", "wallet_id", "account_id",
                  "profile_id", "customer_id"):  # fmt: skip
-        if name in table.columns and name != next(iter(table.unique_keys), None):
+        if (
+            name in table.columns
+            and name != next(iter(table.unique_keys), None)
+            and name not in table.foreign_keys  # it points at another table's key
+            and _casts(table.columns[name], balance.columns[key])
+        ):
             return name
     return None
+
+
+_INTEGERS = ("smallint", "integer", "bigint")
+_TEXTS = ("text", "character varying", "character")
+
+
+def _casts(source: str, key: str) -> bool:
+    """Whether every value of type `source` is a value of the key's type (so a cast cannot
+    fail on a row): the same type, integers to integers, text to text."""
+    source, key = source.split("(")[0].strip(), key.split("(")[0].strip()
+    return (
+        source == key
+        or all(t in _INTEGERS for t in (source, key))
+        or (all(t in _TEXTS for t in (source, key)))
+    )
+
+
+def _many_per_owner(conn: Connection, table: TableInfo) -> bool:
+    """Whether a sample of the table holds several rows for one owner (a column that
+    references another table, or is named like an owner's id): a ledger or a history,
+    never a balance table, whatever its columns are called."""
+    unique = set(table.unique_keys)
+    owners = [
+        c
+        for c in table.columns
+        if c not in unique and (c in table.foreign_keys or re.search(r"_id$", c))
+    ]
+    for column in owners:
+        statement = sql.SQL(
+            "SELECT count(v) > count(DISTINCT v) FROM (SELECT {} AS v FROM {} LIMIT {}) AS s"
+        ).format(
+            sql.Identifier(column),
+            sql.Identifier(table.schema, table.name),
+            sql.Literal(SAMPLE_ROWS),
+        )
+        try:
+            with conn.transaction():
+                row = conn.execute(statement).fetchone()
+        except Exception:  # a guess only: an unreadable sample says nothing
+            continue
+        if row and row[0]:
+            return True
+    return False
 
 
 def _kind(conn: Connection, draft: Draft, table: TableInfo, amount: str) -> None:
@@ -299,7 +347,12 @@ def draft(conn: Connection, settings: Settings) -> str | None:
     with transaction(conn, settings, read_only=True):
         tables = _tables(conn, settings)
         scored = sorted(
-            ((s, t) for t in tables if (s := _balance_score(t)) > 0), key=lambda p: -p[0]
+            (
+                (s, t)
+                for t in tables
+                if (s := _balance_score(t)) > 0 and not _many_per_owner(conn, t)
+            ),
+            key=lambda p: -p[0],
         )
         if not scored:
             return None

@@ -97,6 +97,8 @@ class LedgerSource:
     when known without text: the default mapping's, evaluated once per ledger row."""
     unpriced_actions: tuple[str, ...] = ()
     """Actions that are never charges (overrides for them are never looked up)."""
+    each: Expr | None = None
+    """A set-returning expression: the row counts once per element (`item`)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class Mapping:
         exprs += [e for _, e in b.write] + [e for _, e in b.create or ()]
         for source in self.ledgers:
             exprs += [source.key, source.at, source.amount, source.kind, source.counted]
-            exprs += [source.where, source.action, source.model, source.id]
+            exprs += [source.where, source.action, source.model, source.id, source.each]
         return [e for e in exprs if e is not None]
 
     def signature(self) -> tuple[object, ...]:
@@ -144,6 +146,7 @@ class Mapping:
             tuple(
                 (s.name, str(s.table), *(text(e) for e in (
                     s.key, s.at, s.amount, s.kind, s.counted, s.where, s.action, s.model, s.id,
+                    s.each,
                 )))
                 for s in self.ledgers
             ),

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+from psycopg import sql
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from tokenfix import names
 from tokenfix.errors import BadInput
 from tokenfix.mapping import (
     BalanceSide,
@@ -71,6 +74,7 @@ class LedgerFile(_Strict):
     action: Expression | None = None
     model: Expression | None = None
     id: Expression | None = None
+    each: Expression | None = None
 
 
 class PricingFile(_Strict):
@@ -83,21 +87,35 @@ class MappingFile(_Strict):
     pricing: PricingFile | None = None
 
 
-def _raw(text: str | None) -> Expr | None:
-    return Expr.raw(text) if text is not None else None
+def _over(table: QualifiedName, alias: str) -> Callable[[str | None], Expr | None]:
+    """Expressions over `table`'s rows, which they may name as `alias` or by the table's own
+    name: one text for every statement (tokenfix.names)."""
+
+    def expr(text: str | None) -> Expr | None:
+        if text is None:
+            return None
+        return Expr(sql.SQL(names.own_names(text, table, alias)), text)
+
+    return expr
+
+
+def _required(expr: Expr | None) -> Expr:
+    assert expr is not None
+    return expr
 
 
 def to_mapping(document: MappingFile, origin: str) -> Mapping:
     b = document.balance
     if b.remaining is None and b.used is None:
         raise ValueError("[balance] needs remaining, used, or both")
+    _raw = _over(b.table, names.BALANCE)
     balance = BalanceSide(
         table=b.table,
         key=b.key,
         remaining=_raw(b.remaining),
         used=_raw(b.used),
-        write=tuple((c, Expr.raw(e)) for c, e in b.write.items()),
-        create=tuple((c, Expr.raw(e)) for c, e in b.create.items())
+        write=tuple((c, _required(_raw(e))) for c, e in b.write.items()),
+        create=tuple((c, _required(_raw(e))) for c, e in b.create.items())
         if b.create is not None
         else None,
         where=_raw(b.where),
@@ -106,27 +124,30 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
         tolerance=_raw(b.tolerance),
         subject=_raw(b.subject),
     )
-    ledgers = tuple(
-        LedgerSource(
-            name=source.name or source.table.table_name,
-            table=source.table,
-            key=Expr.raw(source.key),
-            at=Expr.raw(source.at),
-            amount=Expr.raw(source.amount),
-            kind=Expr.raw(source.kind),
-            counted=Expr.raw(source.counted),
-            where=_raw(source.where),
-            action=_raw(source.action),
-            model=_raw(source.model),
-            id=_raw(source.id),
-        )
-        for source in document.ledger
-    )
-    names = [s.name for s in ledgers]
-    if len(set(names)) != len(names):
+    ledgers = tuple(_ledger(source) for source in document.ledger)
+    labels = [s.name for s in ledgers]
+    if len(set(labels)) != len(labels):
         raise ValueError("every [[ledger]] needs its own name (two have the same)")
     pricing = document.pricing.overrides if document.pricing else None
     return Mapping(balance, ledgers, pricing, origin=origin, from_settings=False)
+
+
+def _ledger(source: LedgerFile) -> LedgerSource:
+    raw = _over(source.table, names.LEDGER)
+    return LedgerSource(
+        name=source.name or source.table.table_name,
+        table=source.table,
+        key=_required(raw(source.key)),
+        at=_required(raw(source.at)),
+        amount=_required(raw(source.amount)),
+        kind=_required(raw(source.kind)),
+        counted=_required(raw(source.counted)),
+        where=raw(source.where),
+        action=raw(source.action),
+        model=raw(source.model),
+        id=raw(source.id),
+        each=raw(source.each),
+    )
 
 
 def load_file(path: Path) -> Mapping:
@@ -245,6 +266,7 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
             *_line("action", source.action),
             *_line("model", source.model),
             *_line("id", source.id),
+            *_line("each", source.each),
         ]
     if mapping.pricing is not None:
         lines += ["", "[pricing]", f"overrides = {_string(str(mapping.pricing))}"]

@@ -18,7 +18,7 @@ from typing import Any
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from tokenfix import catalog, pricing, queries
+from tokenfix import catalog, names, pricing, queries
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import BadInput, DatabaseProblem, first_line
 from tokenfix.mapping import Expr, LedgerSource, Mapping, default_mapping
@@ -94,6 +94,11 @@ class BalanceModel:
     def balance_where(self) -> sql.Composable:
         return _e(self.mapping.balance.where, TRUE)
 
+    def _ledger_from(self, source: LedgerSource, *, ordinal: bool = False) -> sql.Composable:
+        """A source's table as its expressions see it (`ledger`, and `item` with `each`)."""
+        each = source.each.sql if source.each is not None else None
+        return names.ledger_from(source.table, each, ordinal=ordinal)
+
     def _source_key(self, index: int) -> sql.Composable:
         """A source's key as the balance key's type (cast only when the types differ)."""
         source, shape = self.mapping.ledgers[index], self.shape.source(index)
@@ -168,7 +173,7 @@ class BalanceModel:
 
     def _balance_selection(self, selection: Selection) -> sql.Composable:
         conditions: list[sql.Composable] = []
-        key = sql.SQL("b.{}").format(self.key)
+        key = sql.SQL("balance.{}").format(self.key)
         if selection.keys is not None:
             conditions.append(
                 sql.SQL("{} = ANY({})").format(key, self._keys_param("keys", self.shape.key))
@@ -190,9 +195,9 @@ class BalanceModel:
         array from an init plan, not IN (subquery): the planner then reads those owners'
         rows by the key index instead of scanning the ledger."""
         parts = [
-            sql.SQL("SELECT {key} FROM {table} AS l WHERE {where} AND {at} {op} {moment}").format(
+            sql.SQL("SELECT {key} FROM {table} WHERE {where} AND {at} {op} {moment}").format(
                 key=self._source_key(index),
-                table=source.table.identifier,
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
                 at=_e(source.at),
                 op=sql.SQL(comparison),
@@ -217,7 +222,7 @@ class BalanceModel:
                 kind_code=self._kind_code(source),
                 amount=_e(source.amount),
                 price=price,
-                table=source.table.identifier,
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
                 selection=condition,
             )
@@ -280,12 +285,12 @@ class BalanceModel:
     def future_rows(self) -> tuple[sql.Composed, dict[str, Any]]:
         parts = [
             sql.SQL(
-                "SELECT {key} AS key, {at} AS at FROM {table} AS l WHERE {where}"
+                "SELECT {key} AS key, {at} AS at FROM {table} WHERE {where}"
                 " AND {at} > statement_timestamp() + interval '1 minute'"
             ).format(
                 key=self._source_key(index),
                 at=_e(source.at),
-                table=source.table.identifier,
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
             )
             for index, source in enumerate(self.mapping.ledgers)
@@ -295,10 +300,8 @@ class BalanceModel:
 
     def unknown_keys(self) -> sql.Composed:
         no_rows = [
-            sql.SQL(
-                "NOT EXISTS (SELECT FROM {table} AS l WHERE {where} AND {key} = g.key::{t})"
-            ).format(
-                table=source.table.identifier,
+            sql.SQL("NOT EXISTS (SELECT FROM {table} WHERE {where} AND {key} = g.key::{t})").format(
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
                 key=_e(source.key),
                 t=_type(self.shape.source(index).key),
@@ -320,13 +323,13 @@ class BalanceModel:
             sql.SQL(
                 "SELECT {key} AS key, ({amount} IS NULL OR {amount} < 0 OR {counted} IS NULL"
                 " OR ({kind})::text NOT IN ('grant', 'deduct', 'charge')) AS invalid"
-                " FROM {table} AS l WHERE {where}"
+                " FROM {table} WHERE {where}"
             ).format(
                 key=self._source_key(index),
                 amount=_e(source.amount),
                 counted=_e(source.counted),
                 kind=_e(source.kind),
-                table=source.table.identifier,
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
             )
             for index, source in enumerate(self.mapping.ledgers)
@@ -342,7 +345,7 @@ class BalanceModel:
 
     # -- writes -----------------------------------------------------------------------
 
-    def written_json(self, alias: str = "b") -> sql.Composable:
+    def written_json(self, alias: str = names.BALANCE) -> sql.Composable:
         """The compared written columns of a balance row as jsonb: what compare-and-set and
         the audit trail compare and keep."""
         columns = self.mapping.balance.compared_columns
@@ -455,7 +458,9 @@ class BalanceModel:
 
     def balance_row(self) -> sql.Composed:
         b = self.mapping.balance
-        updated_at = sql.SQL("b.updated_at") if "updated_at" in self.shape.balance_columns else NULL
+        updated_at = (
+            sql.SQL("balance.updated_at") if "updated_at" in self.shape.balance_columns else NULL
+        )
         return queries.compose(
             "balance_row",
             remaining=_e(b.remaining),
@@ -480,6 +485,8 @@ class BalanceModel:
             price, price_params = self._price(source, prefix="n")
             params |= price_params
             ident = _e(source.id)
+            if source.each is not None:  # the row's id and the element's ordinal
+                ident = sql.SQL("concat_ws(':', ({})::text, tf_items.item_ordinal)").format(ident)
             key_type = _type(self.shape.source(index).key)
             key_filter = (
                 sql.SQL("{} = ANY(%(keys)s::text[]::{}[])")
@@ -501,7 +508,7 @@ class BalanceModel:
                     counted=_e(source.counted),
                     action=_e(source.action),
                     model=_e(source.model),
-                    table=source.table.identifier,
+                    table=self._ledger_from(source, ordinal=True),
                     where=_e(source.where, TRUE),
                 )
             )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from tokenfix import catalog, queries
+from tokenfix import catalog, names, queries
 from tokenfix.db import Connection
 from tokenfix.errors import DatabaseProblem, TokenfixError, first_line, from_database_error
 from tokenfix.mapping import Expr, LedgerSource, Mapping
@@ -56,16 +56,22 @@ def _types(conn: Connection, oids: Sequence[int]) -> list[str]:
 
 
 def _compile(
-    conn: Connection, table: QualifiedName, named: list[tuple[str, Expr]], where: Expr | None
+    conn: Connection,
+    table: sql.Composable,
+    named: list[tuple[str, Expr]],
+    where: Expr | None,
+    origin: str = "the mapping",
+    table_name: object = "its table",
 ) -> dict[str, str]:
-    """The types of `named` expressions over `table`, or ExpressionRejected for the first
-    one the database refuses."""
+    """The types of `named` expressions over `table` (a FROM item: the table under the alias
+    its expressions use, tokenfix.names), or ExpressionRejected for the first one the
+    database refuses."""
     if not named:
         return {}
     params = {k: v for _, e in named for k, v in e.params.items()}
     statement = sql.SQL("SELECT {} FROM {} WHERE {} LIMIT 0").format(
         sql.SQL(", ").join(sql.SQL("({})").format(e.sql) for _, e in named),
-        table.identifier,
+        table,
         where.sql if where is not None else sql.SQL("true"),
     )
     try:
@@ -75,25 +81,29 @@ def _compile(
     except psycopg.Error as exc:
         if conn.broken:
             raise
-        raise _rejected(conn, table, named, where, exc) from None
+        raise _rejected(conn, table, named, where, exc, origin, str(table_name)) from None
     return dict(zip((name for name, _ in named), _types(conn, oids), strict=True))
 
 
 def _rejected(
     conn: Connection,
-    table: QualifiedName,
+    table: sql.Composable,
     named: list[tuple[str, Expr]],
     where: Expr | None,
     error: psycopg.Error,
+    origin: str,
+    table_name: str,
 ) -> TokenfixError:
-    # Only an expression's own fault (a syntax error, an unknown column or function, a type
-    # mismatch: class 42) is the mapping's; locks, timeouts and privileges are the database's.
+    # Only an expression's own fault (a syntax error, an unknown column, table name or
+    # function, a type mismatch: class 42; the tables exist, describe checked) is the
+    # mapping's; locks, timeouts and privileges are the database's.
     state = error.sqlstate or ""
-    if not state.startswith("42") or state in ("42501", "42P01"):
+    if not state.startswith("42") or state == "42501":
         return from_database_error(error)
-    candidates = ([("where", where)] if where is not None else []) + named
+    section = named[0][0].rsplit(" ", 1)[0] if named else "[balance]"
+    candidates = ([(f"{section} where", where)] if where is not None else []) + named
     for name, expr in candidates:
-        probe = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
+        probe = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table)
         try:
             with conn.transaction():
                 conn.execute(probe, dict(expr.params))
@@ -101,7 +111,7 @@ def _rejected(
             if conn.broken:
                 raise
             return ExpressionRejected(
-                f"the mapping's {name} = {expr.text!r} is rejected on table {table}: "
+                f"{origin}: {name} = {expr.text!r} is rejected on table {table_name}: "
                 f"{first_line(exc.diag.message_primary or str(exc))}",
                 hint="fix the expression in the mapping ('tokenfix doctor' checks them all)",
             )
@@ -119,7 +129,7 @@ def _source_fields(source: LedgerSource) -> list[tuple[str, Expr]]:
         ("model", source.model),
         ("id", source.id),
     ]
-    return [(f"ledger {source.name!r} {name}", e) for name, e in fields if e is not None]
+    return [(f"[[ledger]] {source.name!r} {name}", e) for name, e in fields if e is not None]
 
 
 def describe(conn: Connection, mapping: Mapping) -> Shape:
@@ -150,11 +160,34 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         if e is not None
     ]
     balance_types = _compile(
-        conn, balance.table, [(f"[balance] {n}", e) for n, e in balance_fields], balance.where
+        conn,
+        names.balance_from(balance.table),
+        [(f"[balance] {n}", e) for n, e in balance_fields],
+        balance.where,
+        mapping.origin,
+        balance.table,
     )
     sources = []
     for source in mapping.ledgers:
-        found = _compile(conn, source.table, _source_fields(source), source.where)
+        each = source.each.sql if source.each is not None else None
+        if source.each is not None:  # the set itself first: every other expression needs it
+            label = f"[[ledger]] {source.name!r} each"
+            _compile(
+                conn,
+                names.ledger_from(source.table),
+                [(label, source.each)],
+                None,
+                mapping.origin,
+                source.table,
+            )
+        found = _compile(
+            conn,
+            names.ledger_from(source.table, each),
+            _source_fields(source),
+            source.where,
+            mapping.origin,
+            source.table,
+        )
         types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
         sources.append(SourceShape(key=types["key"], types=types))
     pricing_columns = tables[-1].columns if mapping.pricing is not None else {}

@@ -9,7 +9,7 @@ import re
 import psycopg
 from psycopg import sql
 
-from tokenfix import catalog, queries
+from tokenfix import catalog, names, queries
 from tokenfix.health.checks import Check, Context, fail, ok, warn
 from tokenfix.mapping import Expr, LedgerSource
 from tokenfix.settings import QualifiedName
@@ -46,14 +46,17 @@ def _family(type_name: str) -> str:
 
 
 def _compile(
-    context: Context, table: QualifiedName, named: list[tuple[str, Expr]]
+    context: Context, table: sql.Composable, named: list[tuple[str, Expr]]
 ) -> tuple[dict[str, str], list[str]]:
-    """Each expression's type over `table`, and a problem for each one the database refuses."""
+    """Each expression's type over `table` (a FROM item: the table under the alias its
+    expressions use, the same text every command runs), and a problem for each one the
+    database refuses."""
     types: dict[str, str] = {}
     problems = []
     conn = context.conn
-    for name, expr in named:
-        statement = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
+    for label, expr in named:
+        name = label.rsplit(" ", 1)[-1]
+        statement = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table)
         try:
             with conn.transaction():
                 cursor = conn.execute(statement, dict(expr.params))
@@ -62,13 +65,13 @@ def _compile(
             if conn.broken:
                 raise
             reason = (exc.diag.message_primary or str(exc)).splitlines()[0]
-            problems.append(f"{name} = {expr.text!r} is rejected: {reason}")
+            problems.append(f"{label} = {expr.text!r} is rejected: {reason}")
             continue
         row = conn.execute(queries.get("type_names"), {"oids": [oid]}).fetchone()
         types[name] = str(row[0]) if row else "unknown"
-        wanted = FAMILIES.get(name.rsplit(" ", 1)[-1])
+        wanted = FAMILIES.get(name)
         if wanted and _family(types[name]) != wanted:
-            problems.append(f"{name} = {expr.text!r} is {types[name]}, expected a {wanted}")
+            problems.append(f"{label} = {expr.text!r} is {types[name]}, expected a {wanted}")
     return types, problems
 
 
@@ -78,7 +81,7 @@ def _source_fields(source: LedgerSource) -> list[tuple[str, Expr]]:
         ("kind", source.kind), ("counted", source.counted), ("where", source.where),
         ("action", source.action), ("model", source.model), ("id", source.id),
     )  # fmt: skip
-    return [(name, e) for name, e in fields if e is not None]
+    return [(f"[[ledger]] {source.name!r} {name}", e) for name, e in fields if e is not None]
 
 
 def mapping_expressions(context: Context) -> list[Check]:
@@ -98,7 +101,9 @@ def mapping_expressions(context: Context) -> list[Check]:
         )
         if e is not None
     ]  # fmt: skip
-    _, problems = _compile(context, b.table, balance_fields)
+    _, problems = _compile(
+        context, names.balance_from(b.table), [(f"[balance] {n}", e) for n, e in balance_fields]
+    )
     columns = set(balance_table.columns)
     for section, pairs in (("write", b.write), ("create", b.create or ())):
         problems += [
@@ -111,7 +116,17 @@ def mapping_expressions(context: Context) -> list[Check]:
     checks.append(_verdict("mapping_balance", b.table, problems, len(balance_fields)))
     key_type = balance_table.columns.get(b.key, "")
     for source in m.ledgers:
-        types, problems = _compile(context, source.table, _source_fields(source))
+        each: sql.Composable | None = None
+        problems = []
+        if source.each is not None:
+            label = f"[[ledger]] {source.name!r} each"
+            _, problems = _compile(context, names.ledger_from(source.table), [(label, source.each)])
+            each = source.each.sql
+        types: dict[str, str] = {}
+        if not problems:
+            types, problems = _compile(
+                context, names.ledger_from(source.table, each), _source_fields(source)
+            )
         if key_type and types.get("key") and types["key"] != key_type:
             problems_note = (
                 f"; note: its key is {types['key']}, cast to the balance key's {key_type}"
@@ -157,6 +172,7 @@ def mapping_indexes(context: Context) -> list[Check]:
     settle window): without them every batch scans the whole ledger."""
     checks = []
     for source in context.mapping.ledgers:
+        (table,) = catalog.describe(context.conn, [source.table])
         rows = context.conn.execute(
             queries.get("doctor_indexes"), {"table": context.quoted(source.table)}
         ).fetchall()
@@ -169,23 +185,43 @@ def mapping_indexes(context: Context) -> list[Check]:
                     ok(name, f"{source.table} has an index leading with {column.group(1)}")
                 )
                 continue
-            target = (
-                sql.Identifier(column.group(1))
-                if column
-                else sql.SQL("({})").format(sql.SQL(expr.text))
+            message = (
+                f"no index of {source.table} leads with its {what} ({expr.text}): each "
+                "batch and --since read the whole table"
             )
-            statement = sql.SQL("CREATE INDEX CONCURRENTLY ON {} ({});").format(
-                source.table.identifier, target
-            )
-            checks.append(
-                warn(
-                    name,
-                    f"no index of {source.table} leads with its {what} ({expr.text}): each "
-                    "batch and --since read the whole table",
-                    statement.as_string(context.conn),
-                )
-            )
+            checks.append(warn(name, message, _index_advice(context, source, table, expr)))
     return checks
+
+
+def _index_advice(context: Context, source: LedgerSource, table: catalog.Table, expr: Expr) -> str:
+    """A CREATE INDEX PostgreSQL accepts, or what to do when none can serve (a view, a
+    subquery, the element of `each`)."""
+    if table.kind not in ("r", "p", "m"):
+        return (
+            f"{source.table} is a view: index the table it reads on the column behind "
+            f"{expr.text}, or map that table directly"
+        )
+    if (
+        re.search(r"(?i)\bselect\b", expr.text)
+        or source.each is not None
+        or expr.uses(names.BALANCE, names.ITEM)
+    ):
+        return (
+            f"an index cannot hold {expr.text!r} (a subquery, or the element of `each`): "
+            "map a column of the table, or accept a full read per batch"
+        )
+    # An index expression names no alias: drop `ledger.` (and the table's own name).
+    text = re.sub(
+        r'(?<![A-Za-z0-9_$."])ledger\s*\.\s*',
+        "",
+        names.own_names(expr.text, source.table, names.LEDGER),
+    )
+    column = _COLUMN.match(text)
+    target = sql.Identifier(column.group(1)) if column else sql.SQL("({})").format(sql.SQL(text))
+    statement = sql.SQL("CREATE INDEX CONCURRENTLY ON {} ({});").format(
+        source.table.identifier, target
+    )
+    return statement.as_string(context.conn)
 
 
 def mapping_privileges(context: Context) -> list[Check]:

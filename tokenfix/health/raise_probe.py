@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tokenfix import queries
+from tokenfix import names, queries
 from tokenfix.health.grants import RoleAccess, columns_of
 from tokenfix.health.probe import Claims, Outcome, Write, attempt
 from tokenfix.health.target import TrustTarget
@@ -31,7 +31,7 @@ def balance_rows(conn: psycopg.Connection[Any], target: TrustTarget) -> list[Bal
         key=sql.Identifier(target.key),
         subject=target.subject if target.subject is not None else sql.SQL("NULL"),
         columns=sql.SQL(", ").join(map(sql.Identifier, target.balance_columns)),
-        table=target.balance_table.identifier,
+        table=names.balance_from(target.balance_table),  # `subject` is the mapping's
     )
     return [
         BalanceRow(key=row[0], subject=row[1], values=tuple(row[2:]))

@@ -2,5 +2,5 @@
 SELECT {remaining} AS tokens_remaining, {used} AS tokens_used,
        ({created_at})::timestamptz AS created_at, {updated_at} AS updated_at,
        {starting} AS starting, {tolerance} AS tolerance
-FROM {balance} AS b
-WHERE b.{key} = %(key)s::text::{key_type} AND {where}
+FROM {balance} AS balance
+WHERE balance.{key} = %(key)s::text::{key_type} AND {where}

@@ -6,9 +6,9 @@
 WITH {sources}, ledger AS (
 {ledger}
 ), cached AS (
-    SELECT b.{key} AS key, {remaining} AS remaining, {used} AS used, {starting} AS starting,
+    SELECT balance.{key} AS key, {remaining} AS remaining, {used} AS used, {starting} AS starting,
            {tolerance} AS tolerance
-    FROM {balance} AS b
+    FROM {balance} AS balance
     WHERE {balance_where} AND {balance_selection}
 ), expected AS (
     SELECT coalesce(l.key, c.key) AS key,

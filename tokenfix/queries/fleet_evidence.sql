@@ -10,9 +10,9 @@ WITH classified AS (
                 %(drift_used)s::text[]::numeric[])
         AS d (owner, drift_remaining, drift_used)
     LEFT JOIN (
-        SELECT b.{key}::text AS owner, {created_at} AS created_at, {starting} AS starting
-        FROM {balance} AS b
-        WHERE b.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
+        SELECT balance.{key}::text AS owner, {created_at} AS created_at, {starting} AS starting
+        FROM {balance} AS balance
+        WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
     ) AS b ON b.owner = d.owner
 ), evidence AS (
     SELECT c.owner,

@@ -6,6 +6,6 @@ FROM (
     SELECT {owner}::text AS owner, {source_name}::text AS source, {id} AS id,
            ({at})::timestamptz AS at, {amount} AS amount, ({kind})::text AS kind,
            {counted} AS counted, ({action})::text AS action, ({model})::text AS model
-    FROM {table} AS l
+    FROM {table}
     WHERE {where} AND {key_filter}
 ) AS n

@@ -117,7 +117,10 @@ def _causes(d: Diagnosis) -> Text:
             "No profile row: 'tokenfix reconcile USER_ID --create-missing' creates it.",
             style="yellow",
         )
-    if d.profile is not None and None in (d.profile.tokens_remaining, d.profile.tokens_used):
+    read = [d.profile.tokens_remaining] if d.profile is not None else []
+    if d.profile is not None and d.reads_used:  # a side the mapping does not read is no NULL
+        read.append(d.profile.tokens_used)
+    if None in read:
         return Text(
             "The cached balance is NULL: the app cannot spend from it. "
             "'tokenfix reconcile USER_ID' writes the expected values.",

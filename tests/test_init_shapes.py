@@ -1,0 +1,66 @@
+"""`tokenfix init` on schemas it used to get wrong: a ledger with balance-like columns is not
+the balance table (a balance table has one row per owner), and a ledger column is paired
+with the balance key only when its type casts to the key's."""
+
+from __future__ import annotations
+
+import tomllib
+import uuid
+
+import psycopg
+
+from tests.clirunner import CliRunner
+from tests.test_init import drop_the_seed
+
+SCHEMA = """
+CREATE TABLE projects (id bigint PRIMARY KEY, name text);
+CREATE TABLE accounts (
+    id          uuid PRIMARY KEY,
+    credits     bigint NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+-- Many rows per account: a ledger, although it has token and credit columns.
+CREATE TABLE credit_usage_events (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id    uuid NOT NULL REFERENCES accounts (id),
+    credits_used  integer NOT NULL,
+    tokens        integer NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+-- A user_id that points at another table, and a text account_id that is no uuid.
+CREATE TABLE api_calls (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     bigint REFERENCES projects (id),
+    account_id  text,
+    cost        integer NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def test_init_drafts_the_one_row_per_owner_table_and_pairs_only_keys_that_cast(
+    cli: CliRunner, conn: psycopg.Connection
+) -> None:
+    drop_the_seed(conn)
+    conn.execute(SCHEMA)
+    conn.execute("INSERT INTO projects VALUES (1, 'p')")
+    for n in range(5):
+        account = uuid.UUID(int=n + 1)
+        conn.execute("INSERT INTO accounts (id, credits) VALUES (%s, 100)", (account,))
+        for _ in range(4):
+            conn.execute(
+                "INSERT INTO credit_usage_events (account_id, credits_used, tokens)"
+                " VALUES (%s, 3, 1200)",
+                (account,),
+            )
+        conn.execute(
+            "INSERT INTO api_calls (user_id, account_id, cost) VALUES (1, %s, 2)", (f"acct_{n}",)
+        )
+    result = cli("init")
+    assert result.exit_code == 0, result.stderr
+    found = tomllib.loads(result.stdout)
+    assert (found["balance"]["table"], found["balance"]["key"]) == ("accounts", "id")
+    assert found["balance"]["remaining"] == "credits"
+    ledgers = {ledger["table"]: ledger for ledger in found.get("ledger", [])}
+    assert ledgers["credit_usage_events"]["key"] == "account_id"
+    assert "api_calls" not in ledgers, result.stdout
