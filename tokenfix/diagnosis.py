@@ -49,6 +49,16 @@ class Usage:
     override_token_difference: Amount
     first_activity: datetime | None
     last_activity: datetime | None
+    out_of_period_records: int = 0
+    """Rows outside the owner's period (mappings with periods): no effect."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """The owner's period (mappings with periods): rows with start <= at < end count."""
+
+    start: datetime | None
+    end: datetime | None
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class Diagnosis:
     reads_used: bool = True
     """Whether the mapping has a `used` side (if not, used is neither compared nor shown)."""
     balance_table: str = "user_profiles"
+    period: Period | None = None
     warnings: tuple[str, ...] = ()
     """Things the reader should know before trusting the report (row-level security)."""
 
@@ -125,6 +136,7 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(model.balance_row(), params).fetchone()
     profile = None
+    period: Period | None = Period(None, None) if b.has_periods else None
     starting, tolerance = model.starting_balance, 0
     if row is not None:
         profile = Profile(
@@ -136,6 +148,8 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         if row["starting"] is not None and model.starting_override is None:
             starting = row["starting"]
         tolerance = row["tolerance"] or 0
+        if b.has_periods:
+            period = Period(row["period_start"], row["period_end"])
     params |= {"profile_created_at": profile.created_at if profile else None, "starting": starting}
     statement, detail_params = model.owner_statement("owner_usage")
     with conn.cursor(row_factory=dict_row) as cur:
@@ -163,6 +177,8 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         ):
             evidence = _evidence(conn, model, params, per_source, drift, starting)
             causes = tuple(likely_causes(evidence))
+        if status == "drift" and row is not None and row["period_length"] is not None:
+            causes += _period_not_reset(conn, model, params, profile, starting, row)
     ledger = _ledger(conn, model, params, ledger_rows) if ledger_rows > 0 else None
     several = len(model.mapping.ledgers) > 1
     return Diagnosis(
@@ -178,6 +194,46 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         ledger=ledger,
         reads_used=b.used is not None,
         balance_table=str(b.table),
+        period=period,
+    )
+
+
+def _period_not_reset(
+    conn: Connection,
+    model: BalanceModel,
+    params: dict[str, Any],
+    profile: Profile | None,
+    starting: Amount,
+    row: dict[str, Any],
+) -> tuple[Cause, ...]:
+    """period_not_reset: the cache holds what the previous period's rows alone give (the
+    allowance minus their charges): the reset at period_start never reached it."""
+    if profile is None or profile.tokens_remaining is None or row["period_start"] is None:
+        return ()
+    statement, detail_params = model.owner_statement("owner_previous_period")
+    found = conn.execute(
+        statement,
+        {
+            **params,
+            **detail_params,
+            "period_start": row["period_start"],
+            "period_length": row["period_length"],
+        },
+    ).fetchone()
+    assert found is not None
+    delta, charged, charges = found
+    previous = exact(starting + delta)
+    if charges == 0 or profile.tokens_remaining != previous:
+        return ()
+    if model.mapping.balance.used is not None and profile.tokens_used != exact(charged):
+        return ()
+    return (
+        Cause(
+            "period_not_reset",
+            f"the cached balance ({previous}) is what the previous period's "
+            f"{charges} charge{'s' if charges != 1 else ''} left: the reset at "
+            f"{row['period_start'].isoformat()} never reached it",
+        ),
     )
 
 

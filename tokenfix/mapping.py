@@ -64,6 +64,16 @@ class BalanceSide:
     tolerance: Expr | None = None
     subject: Expr | None = None
     """The owner's JWT `sub`, for doctor's own-row probe (SPEC §11)."""
+    period_start: Expr | None = None
+    """Periods: only ledger rows with period_start <= at < period_end count (NULL: no
+    bound); `starting` is then the period's allowance."""
+    period_end: Expr | None = None
+    period_length: Expr | None = None
+    """An interval: the previous period, for the period_not_reset cause."""
+
+    @property
+    def has_periods(self) -> bool:
+        return self.period_start is not None or self.period_end is not None
 
     @property
     def compared_columns(self) -> tuple[str, ...]:
@@ -125,6 +135,7 @@ class Mapping:
     def expressions(self) -> list[Expr]:
         b = self.balance
         exprs = [b.remaining, b.used, b.where, b.starting, b.created_at, b.tolerance, b.subject]
+        exprs += [b.period_start, b.period_end, b.period_length]
         exprs += [e for _, e in b.write] + [e for _, e in b.create or ()]
         for source in self.ledgers:
             exprs += [source.key, source.at, source.amount, source.kind, source.counted]
@@ -141,6 +152,7 @@ class Mapping:
         return (
             str(b.table), b.key, text(b.remaining), text(b.used), text(b.where),
             text(b.starting), text(b.created_at), text(b.tolerance), text(b.subject),
+            text(b.period_start), text(b.period_end), text(b.period_length),
             tuple((c, e.text) for c, e in b.write),
             tuple((c, e.text) for c, e in b.create) if b.create is not None else None,
             tuple(

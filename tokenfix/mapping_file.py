@@ -58,6 +58,9 @@ class BalanceFile(_Strict):
     created_at: Expression | None = None
     tolerance: Expression | None = None
     subject: Expression | None = None
+    period_start: Expression | None = None
+    period_end: Expression | None = None
+    period_length: Expression | None = None
     write: dict[Column, Expression] = Field(default_factory=dict)
     create: dict[Column, Expression] | None = None
 
@@ -123,7 +126,12 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
         created_at=_raw(b.created_at),
         tolerance=_raw(b.tolerance),
         subject=_raw(b.subject),
+        period_start=_raw(b.period_start),
+        period_end=_raw(b.period_end),
+        period_length=_raw(b.period_length),
     )
+    if b.period_length is not None and b.period_start is None:
+        raise ValueError("[balance] period_length needs period_start")
     ledgers = tuple(_ledger(source) for source in document.ledger)
     labels = [s.name for s in ledgers]
     if len(set(labels)) != len(labels):
@@ -244,6 +252,9 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
         *_line("created_at", b.created_at),
         *_line("tolerance", b.tolerance),
         *_line("subject", b.subject),
+        *_line("period_start", b.period_start),
+        *_line("period_end", b.period_end),
+        *_line("period_length", b.period_length),
         "",
         "[balance.write]",
         *(f"{_key(c)} = {_string(e.text)}" for c, e in b.write),

@@ -94,6 +94,38 @@ class BalanceModel:
     def balance_where(self) -> sql.Composable:
         return _e(self.mapping.balance.where, TRUE)
 
+    # -- periods (docs/balance-model.md) ------------------------------------------------
+
+    def periods(self, selection: sql.Composable = TRUE) -> sql.Composed:
+        """Each selected balance row's period: key, period_start, period_end."""
+        b = self.mapping.balance
+        return queries.compose(
+            "periods",
+            key=self.key,
+            period_start=_e(b.period_start),
+            period_end=_e(b.period_end),
+            balance=names.balance_from(b.table),
+            where=self.balance_where(),
+            selection=selection,
+        )
+
+    def _period_join(self, index: int, periods: sql.Composable) -> sql.Composable:
+        """The join of a source's rows to their owner's period (`periods`: a CTE's name or
+        a subquery), or nothing without periods."""
+        if not self.mapping.balance.has_periods:
+            return sql.SQL("")
+        return sql.SQL(" LEFT JOIN {} AS tf_period ON tf_period.key = {}").format(
+            periods, self._source_key(index)
+        )
+
+    def _in_period(self, source: LedgerSource) -> sql.Composable:
+        if not self.mapping.balance.has_periods:
+            return TRUE
+        return sql.SQL(
+            "(tf_period.period_start IS NULL OR ({at})::timestamptz >= tf_period.period_start)"
+            " AND (tf_period.period_end IS NULL OR ({at})::timestamptz < tf_period.period_end)"
+        ).format(at=source.at.sql)
+
     def _ledger_from(self, source: LedgerSource, *, ordinal: bool = False) -> sql.Composable:
         """A source's table as its expressions see it (`ledger`, and `item` with `each`)."""
         each = source.each.sql if source.each is not None else None
@@ -211,6 +243,13 @@ class BalanceModel:
         """The expected-vs-cached comparison of the selected owners, and its parameters."""
         params = self.params()
         sources: list[sql.Composable] = []
+        periods: list[sql.Composable] = []
+        if self.mapping.balance.has_periods:
+            periods.append(
+                sql.SQL("periods AS (\n{}\n)").format(
+                    self.periods(self._balance_selection(selection))
+                )
+            )
         for index, source in enumerate(self.mapping.ledgers):
             condition, selection_params = self._selection(index, selection)
             params |= selection_params
@@ -223,8 +262,10 @@ class BalanceModel:
                 amount=_e(source.amount),
                 price=price,
                 table=self._ledger_from(source),
+                period_join=self._period_join(index, sql.Identifier("periods")),
                 where=_e(source.where, TRUE),
                 selection=condition,
+                in_period=self._in_period(source),
             )
             effective = (
                 sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
@@ -246,7 +287,7 @@ class BalanceModel:
         b = self.mapping.balance
         statement = queries.compose(
             "balances",
-            sources=sql.SQL(",\n").join(sources),
+            sources=sql.SQL(",\n").join([*periods, *sources]),
             ledger=ledger,
             key=self.key,
             # A side the mapping does not read is a typed NULL: no comparison, no arithmetic.
@@ -469,6 +510,9 @@ class BalanceModel:
             updated_at=updated_at,
             starting=_e(b.starting),
             tolerance=_e(b.tolerance, sql.SQL("0")),
+            period_start=_e(b.period_start),
+            period_end=_e(b.period_end),
+            period_length=_e(b.period_length),
             balance=self.balance_table,
             key=self.key,
             key_type=self.key_type,
@@ -509,6 +553,8 @@ class BalanceModel:
                     action=_e(source.action),
                     model=_e(source.model),
                     table=self._ledger_from(source, ordinal=True),
+                    period_join=self._period_join(index, sql.SQL("({})").format(self.periods())),
+                    in_period=self._in_period(source),
                     where=_e(source.where, TRUE),
                 )
             )

@@ -156,6 +156,9 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
             ("starting", balance.starting),
             ("created_at", balance.created_at),
             ("tolerance", balance.tolerance),
+            ("period_start", balance.period_start),
+            ("period_end", balance.period_end),
+            ("period_length", balance.period_length),
         )
         if e is not None
     ]

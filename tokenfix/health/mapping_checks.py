@@ -21,6 +21,9 @@ FAMILIES = {
     "starting": "number",
     "tolerance": "number",
     "created_at": "timestamp",
+    "period_start": "timestamp",
+    "period_end": "timestamp",
+    "period_length": "interval",
     "where": "boolean",
     "at": "timestamp",
     "amount": "number",
@@ -97,7 +100,8 @@ def mapping_expressions(context: Context) -> list[Check]:
         for n, e in (
             ("remaining", b.remaining), ("used", b.used), ("starting", b.starting),
             ("created_at", b.created_at), ("tolerance", b.tolerance), ("where", b.where),
-            ("subject", b.subject),
+            ("subject", b.subject), ("period_start", b.period_start),
+            ("period_end", b.period_end), ("period_length", b.period_length),
         )
         if e is not None
     ]  # fmt: skip

@@ -52,6 +52,10 @@ def _summary_panel(d: Diagnosis) -> Panel:
         lines.append(
             Text(f"activity {_when(d.usage.first_activity)} → {_when(d.usage.last_activity)}")
         )
+    if d.period is not None:
+        start = _when(d.period.start) if d.period.start else "no start"
+        end = _when(d.period.end) if d.period.end else "no end"
+        lines.append(Text(f"period   {start} → {end} (only rows inside it count)"))
     return Panel(Group(*lines), title=f"user {d.user_id}", title_align="left", expand=False)
 
 
@@ -78,6 +82,8 @@ def _usage_table(u: Usage, title: str = "Ledger") -> Table:
     )
     if u.ignored_records:
         table.add_row("ignored (kind NULL)", f"{u.ignored_records:,}", "")
+    if u.out_of_period_records:
+        table.add_row("outside the period (no effect)", f"{u.out_of_period_records:,}", "")
     table.add_row("created before the profile", f"{u.records_before_profile:,}", "")
     return table
 

@@ -118,6 +118,8 @@ def diagnosis(d: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         "drift": pair(d.drift),
         "causes": [{"code": c.code, "message": c.message} for c in d.causes],
     }
+    if d.period is not None:
+        out["period"] = {"start": plain(d.period.start), "end": plain(d.period.end)}
     if d.sources:
         out["sources"] = [{"name": s.name, **(usage(s.usage) or {})} for s in d.sources]
     if d.ledger is not None:
@@ -129,8 +131,9 @@ def usage(u: Any) -> dict[str, Any] | None:
     """The §5 usage; `ignored_records` (kind NULL, SPEC §10) only when there are some: the
     default mapping never has any, and its JSON stays the §5 object."""
     found = record(u)
-    if found is not None and not found.get("ignored_records"):
-        found.pop("ignored_records", None)
+    for optional in ("ignored_records", "out_of_period_records"):
+        if found is not None and not found.get(optional):
+            found.pop(optional, None)
     return found
 
 
