@@ -11,11 +11,11 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from tokenfix import keys, visibility
+from tokenfix import keys, lotstream, visibility
 from tokenfix.causes import Cause, Evidence, StoppedUpdating, likely_causes
 from tokenfix.db import Connection, transaction
 from tokenfix.mapping import Mapping
-from tokenfix.model import BalanceModel, out_of_range_names_the_tables
+from tokenfix.model import BalanceModel, Selection, out_of_range_names_the_tables
 from tokenfix.model import load as load_model
 from tokenfix.records import Amount, Pair, Status, exact
 from tokenfix.settings import Settings
@@ -62,6 +62,20 @@ class Period:
 
 
 @dataclass(frozen=True)
+class LotState:
+    """One lot after the fold (mappings with lots): consumed + forfeited + remaining = amount."""
+
+    name: str
+    id: Any
+    amount: Amount
+    at: datetime | None
+    expires_at: datetime | None
+    consumed: Amount
+    forfeited: Amount
+    remaining: Amount
+
+
+@dataclass(frozen=True)
 class SourceUsage:
     """One ledger source's part of the usage (when a mapping has several)."""
 
@@ -99,6 +113,8 @@ class Diagnosis:
     """Whether the mapping has a `used` side (if not, used is neither compared nor shown)."""
     balance_table: str = "user_profiles"
     period: Period | None = None
+    lots: tuple[LotState, ...] | None = None
+    """Every lot of the owner, folded (mappings with lots)."""
     warnings: tuple[str, ...] = ()
     """Things the reader should know before trusting the report (row-level security)."""
 
@@ -161,6 +177,9 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         starting + usage.granted_tokens - usage.deducted_tokens - usage.charged_tokens,
         usage.charged_tokens,
     )
+    folded = _lots(conn, model, key) if model.mapping.lots else None
+    if folded is not None:  # the fold's balance, not the sum's
+        expected = Pair.of(folded.expected_remaining, usage.charged_tokens)
     drift = None
     causes: tuple[Cause, ...] = ()
     status: Status = "missing_profile"
@@ -170,7 +189,9 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
             _minus(profile.tokens_used, expected.tokens_used) if b.used else None,
         )
         status = "drift" if _needs_attention(drift, model, tolerance) else "ok"
-        if (
+        if status == "drift" and folded is not None:
+            causes = _expiry_not_applied(folded, drift)
+        elif (
             status == "drift"
             and drift.tokens_remaining is not None
             and not (b.used and drift.tokens_used is None)
@@ -195,6 +216,52 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         reads_used=b.used is not None,
         balance_table=str(b.table),
         period=period,
+        lots=_lot_states(folded) if folded is not None else None,
+    )
+
+
+def _lots(conn: Connection, model: BalanceModel, key: str) -> lotstream.Owner | None:
+    found = lotstream.owners(conn, model, Selection(keys=(key,)), stream=False)
+    owner = next(found, None)
+    if owner is None:  # no balance row, lot nor ledger row: only `starting` (or nothing)
+        owner = lotstream.fold_alone(model, key)
+    return owner
+
+
+def _lot_states(owner: lotstream.Owner) -> tuple[LotState, ...]:
+    assert owner.folded is not None
+    return tuple(
+        LotState(
+            lot.name, lot.id, exact(lot.amount), lot.at, lot.expires_at,
+            exact(lot.consumed), exact(lot.forfeited), exact(lot.remaining),
+        )
+        for lot in owner.folded.lots
+    )  # fmt: skip
+
+
+def _expiry_not_applied(owner: lotstream.Owner, drift: Pair) -> tuple[Cause, ...]:
+    """expiry_not_applied: the drift is what one or more expired or voided lots forfeited
+    (the latest ones, or any single one): the cache never took those remainders off."""
+    assert owner.folded is not None
+    missing = drift.tokens_remaining
+    forfeits = sorted(owner.folded.forfeits, reverse=True)
+    if missing is None or missing <= 0 or not forfeits:
+        return ()
+    if drift.tokens_used not in (None, 0):
+        return ()
+    explained = any(amount == missing for _, amount in forfeits)
+    total: Amount = 0
+    for _, amount in forfeits:  # the latest expiries first
+        total += amount
+        explained = explained or total == missing
+    if not explained:
+        return ()
+    return (
+        Cause(
+            "expiry_not_applied",
+            f"the cached balance still holds {missing} that expired or voided lots forfeited: "
+            "their expiry never reached it",
+        ),
     )
 
 

@@ -112,6 +112,30 @@ class LedgerSource:
 
 
 @dataclass(frozen=True)
+class LotSource:
+    """One [[lots]] source: grants that become spendable, expire and burn down (tokenfix.lots)."""
+
+    name: str
+    table: QualifiedName
+    key: Expr
+    amount: Expr
+    at: Expr
+    id: Expr
+    where: Expr | None = None
+    expires_at: Expr | None = None
+    voided_at: Expr | None = None
+    priority: Expr | None = None
+
+    def fields(self) -> list[tuple[str, Expr]]:
+        named = [
+            ("key", self.key), ("amount", self.amount), ("at", self.at), ("id", self.id),
+            ("expires_at", self.expires_at), ("voided_at", self.voided_at),
+            ("priority", self.priority),
+        ]  # fmt: skip
+        return [(name, e) for name, e in named if e is not None]
+
+
+@dataclass(frozen=True)
 class Mapping:
     balance: BalanceSide
     ledgers: tuple[LedgerSource, ...]
@@ -119,6 +143,8 @@ class Mapping:
     """The §3 overrides table, matched on the ledger's action, model and time."""
     origin: str = "the default mapping (TOKENFIX_* settings)"
     from_settings: bool = True
+    lots: tuple[LotSource, ...] = ()
+    """With lots, each owner's history is folded in time order (tokenfix.lots)."""
 
     @property
     def ledger(self) -> LedgerSource:
@@ -140,6 +166,8 @@ class Mapping:
         for source in self.ledgers:
             exprs += [source.key, source.at, source.amount, source.kind, source.counted]
             exprs += [source.where, source.action, source.model, source.id, source.each]
+        for lot in self.lots:
+            exprs += [e for _, e in lot.fields()] + [lot.where]
         return [e for e in exprs if e is not None]
 
     def signature(self) -> tuple[object, ...]:
@@ -163,6 +191,11 @@ class Mapping:
                 for s in self.ledgers
             ),
             str(self.pricing) if self.pricing is not None else None,
+            tuple(
+                (lot.name, str(lot.table), text(lot.where),
+                 *((name, e.text) for name, e in lot.fields()))
+                for lot in self.lots
+            ),
         )  # fmt: skip
 
     def balance_hash(self) -> str:

@@ -20,6 +20,7 @@ from tokenfix.mapping import (
     BalanceSide,
     Expr,
     LedgerSource,
+    LotSource,
     Mapping,
 )
 from tokenfix.settings import QualifiedName, Settings
@@ -80,6 +81,19 @@ class LedgerFile(_Strict):
     each: Expression | None = None
 
 
+class LotsFile(_Strict):
+    name: str | None = None
+    table: Table
+    key: Expression
+    where: Expression | None = None
+    amount: Expression
+    at: Expression
+    expires_at: Expression | None = None
+    voided_at: Expression | None = None
+    priority: Expression | None = None
+    id: Expression
+
+
 class PricingFile(_Strict):
     overrides: Table
 
@@ -87,6 +101,7 @@ class PricingFile(_Strict):
 class MappingFile(_Strict):
     balance: BalanceFile
     ledger: list[LedgerFile] = Field(min_length=1)
+    lots: list[LotsFile] = Field(default_factory=list)
     pricing: PricingFile | None = None
 
 
@@ -136,8 +151,33 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
     labels = [s.name for s in ledgers]
     if len(set(labels)) != len(labels):
         raise ValueError("every [[ledger]] needs its own name (two have the same)")
+    lots = tuple(_lots(source) for source in document.lots)
+    labels += [lot.name for lot in lots]
+    if len(set(labels)) != len(labels):
+        raise ValueError("every [[ledger]] and [[lots]] needs its own name (two have the same)")
+    if lots and balance.has_periods:
+        raise ValueError(
+            "periods (period_start / period_end) and [[lots]] in one mapping are not defined yet:"
+            " map one or the other"
+        )
     pricing = document.pricing.overrides if document.pricing else None
-    return Mapping(balance, ledgers, pricing, origin=origin, from_settings=False)
+    return Mapping(balance, ledgers, pricing, origin=origin, from_settings=False, lots=lots)
+
+
+def _lots(source: LotsFile) -> LotSource:
+    raw = _over(source.table, names.LEDGER)  # a lot-side expression sees its row as `ledger`
+    return LotSource(
+        name=source.name or source.table.table_name,
+        table=source.table,
+        key=_required(raw(source.key)),
+        amount=_required(raw(source.amount)),
+        at=_required(raw(source.at)),
+        id=_required(raw(source.id)),
+        where=raw(source.where),
+        expires_at=raw(source.expires_at),
+        voided_at=raw(source.voided_at),
+        priority=raw(source.priority),
+    )
 
 
 def _ledger(source: LedgerFile) -> LedgerSource:
@@ -278,6 +318,15 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
             *_line("model", source.model),
             *_line("id", source.id),
             *_line("each", source.each),
+        ]
+    for lot in mapping.lots:
+        lines += [
+            "",
+            "[[lots]]",
+            f"name = {_string(lot.name)}",
+            f"table = {_string(str(lot.table))}",
+            *_line("where", lot.where),
+            *(line for name, e in lot.fields() for line in _line(name, e)),
         ]
     if mapping.pricing is not None:
         lines += ["", "[pricing]", f"overrides = {_string(str(mapping.pricing))}"]

@@ -178,27 +178,33 @@ class BalanceModel:
 
     def _selection(self, index: int, selection: Selection) -> tuple[sql.Composable, dict[str, Any]]:
         source, shape = self.mapping.ledgers[index], self.shape.source(index)
+        return self._key_selection(source.key, shape.key, selection)
+
+    def _key_selection(
+        self, key: Expr, key_type: str, selection: Selection
+    ) -> tuple[sql.Composable, dict[str, Any]]:
+        """`selection` over rows whose owner is `key` (of type `key_type`)."""
         conditions: list[sql.Composable] = []
         params: dict[str, Any] = {}
         if selection.keys is not None:
             params["keys"] = list(selection.keys)
             conditions.append(
-                sql.SQL("{} = ANY({})").format(_e(source.key), self._keys_param("keys", shape.key))
+                sql.SQL("{} = ANY({})").format(_e(key), self._keys_param("keys", key_type))
             )
         if selection.since is not None:
             params["since"] = selection.since
             conditions.append(
                 sql.SQL("{} = ANY(({})::{}[])").format(
-                    _e(source.key),
+                    _e(key),
                     self._active_keys(_since(selection.since), ">="),
-                    _type(shape.key),
+                    _type(key_type),
                 )
             )
         if selection.excluded:
             params["excluded"] = list(selection.excluded)
             conditions.append(
                 sql.SQL("NOT ({} = ANY({}))").format(
-                    _e(source.key), self._keys_param("excluded", shape.key)
+                    _e(key), self._keys_param("excluded", key_type)
                 )
             )
         return sql.SQL(" AND ").join(conditions) if conditions else TRUE, params
@@ -383,6 +389,90 @@ class BalanceModel:
             where=self.balance_where(),
         )
         return statement, self.mapping.params()
+
+    # -- lots (tokenfix.lots): each owner's rows streamed in key, time order -------------
+
+    def _row_id(self, source: LedgerSource) -> sql.Composable:
+        ident = sql.SQL("({})::text").format(_e(source.id))
+        if source.each is not None:  # the row's id and the element's ordinal
+            ident = sql.SQL("concat_ws(':', ({})::text, tf_items.item_ordinal)").format(
+                _e(source.id)
+            )
+        return ident
+
+    def lots_stream(
+        self, selection: Selection, settle: timedelta
+    ) -> tuple[sql.Composed, dict[str, Any]]:
+        """The selected owners' balance rows, lots and ledger rows (no-effect rows left out),
+        in key, time order: what the lots fold reads, one owner at a time."""
+        params = self.params()
+        params["settle"] = settle if settle > timedelta(0) else None
+        recent = sql.SQL("statement_timestamp() - %(settle)s::interval")
+        b = self.mapping.balance
+        parts: list[sql.Composable] = [
+            queries.compose(
+                "lots_stream_balance",
+                key=self.key,
+                remaining=_e(b.remaining, sql.SQL("NULL::numeric")),
+                used=_e(b.used, sql.SQL("NULL::numeric")),
+                starting=self._starting_expression(),
+                tolerance=_e(b.tolerance, sql.SQL("0")),
+                balance=self.balance_table,
+                where=self.balance_where(),
+                selection=self._balance_selection(selection),
+            )
+        ]
+        for index, lot in enumerate(self.mapping.lots):
+            key_type = self.shape.lots[index].key
+            condition, selection_params = self._key_selection(lot.key, key_type, selection)
+            params |= selection_params
+            key = _e(lot.key)
+            if key_type != self.shape.key:
+                key = sql.SQL("({})::{}").format(lot.key.sql, self.key_type)
+            parts.append(
+                queries.compose(
+                    "lots_stream_lots",
+                    key=key,
+                    at=_e(lot.at),
+                    source_name=sql.Literal(lot.name),
+                    id=_e(lot.id),
+                    amount=_e(lot.amount),
+                    expires_at=_e(lot.expires_at),
+                    voided_at=_e(lot.voided_at),
+                    priority=_e(lot.priority, sql.SQL("0")),
+                    recent=recent,
+                    table=names.ledger_from(lot.table),
+                    where=_e(lot.where, TRUE),
+                    selection=condition,
+                )
+            )
+        for index, source in enumerate(self.mapping.ledgers):
+            condition, selection_params = self._selection(index, selection)
+            params |= selection_params
+            price, price_params = self._price(source)
+            params |= price_params
+            effective = (
+                sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
+            )
+            parts.append(
+                queries.compose(
+                    "lots_stream_ledger",
+                    key=self._source_key(index),
+                    kind_code=self._kind_code(source),
+                    amount=_e(source.amount),
+                    price=price,
+                    at=_e(source.at),
+                    id=self._row_id(source),
+                    source_name=sql.Literal(source.name),
+                    effective=effective,
+                    recent=recent,
+                    table=self._ledger_from(source, ordinal=source.each is not None),
+                    where=_e(source.where, TRUE),
+                    selection=condition,
+                )
+            )
+        statement = queries.compose("lots_stream", parts=sql.SQL("\nUNION ALL\n").join(parts))
+        return statement, params
 
     # -- writes -----------------------------------------------------------------------
 

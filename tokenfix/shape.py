@@ -17,7 +17,7 @@ from psycopg import sql
 from tokenfix import catalog, names, queries
 from tokenfix.db import Connection
 from tokenfix.errors import DatabaseProblem, TokenfixError, first_line, from_database_error
-from tokenfix.mapping import Expr, LedgerSource, Mapping
+from tokenfix.mapping import Expr, LedgerSource, LotSource, Mapping
 from tokenfix.settings import QualifiedName
 
 
@@ -45,6 +45,8 @@ class Shape:
     """The overrides table's columns; empty when it does not exist."""
     key_unique: bool
     balance_kind: str = "r"
+    lots: tuple[SourceShape, ...] = ()
+    """Each [[lots]] source's expression types, in the mapping's order."""
 
     def source(self, index: int) -> SourceShape:
         return self.sources[index]
@@ -193,6 +195,7 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         )
         types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
         sources.append(SourceShape(key=types["key"], types=types))
+    lots = tuple(_lot_shape(conn, mapping, lot) for lot in mapping.lots)
     pricing_columns = tables[-1].columns if mapping.pricing is not None else {}
     if mapping.pricing is not None and not tables[-1].exists and not mapping.from_settings:
         raise catalog.missing_table(tables[-1], "[pricing] overrides")
@@ -204,7 +207,20 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         pricing_columns=pricing_columns,
         key_unique=catalog.key_is_unique(conn, balance.table, balance.key),
         balance_kind=balance_table.kind,
+        lots=lots,
     )
+
+
+def _lot_shape(conn: Connection, mapping: Mapping, lot: LotSource) -> SourceShape:
+    (table,) = catalog.describe(conn, [lot.table])
+    if not table.exists:
+        raise catalog.missing_table(table, f"[[lots]] {lot.name!r} table")
+    named = [(f"[[lots]] {lot.name!r} {name}", e) for name, e in lot.fields()]
+    found = _compile(
+        conn, names.ledger_from(lot.table), named, lot.where, mapping.origin, lot.table
+    )
+    types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
+    return SourceShape(key=types["key"], types=types)
 
 
 def _pricing(mapping: Mapping) -> list[QualifiedName]:

@@ -21,7 +21,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from tokenfix import audit
+from tokenfix import audit, lotstream
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import DatabaseProblem, first_line
 from tokenfix.fleet import with_causes
@@ -147,11 +147,16 @@ class Writer:
 
     def _recompute(self, keys: list[str]) -> dict[str, tuple[Candidate, bool]]:
         """Each owner as the ledger says now, and whether it still needs attention."""
-        statement, params = self.model.with_recent(
-            "recompute", Selection(keys=tuple(keys)), self.request.settle
-        )
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(statement, params).fetchall()
+        selection = Selection(keys=tuple(keys))
+        if self.model.mapping.lots:  # folded one owner at a time (tokenfix.lotstream)
+            owners = lotstream.owners(
+                self.conn, self.model, selection, self.request.settle, stream=False
+            )
+            rows = [lotstream.comparison(owner, self.model) for owner in owners]
+        else:
+            statement, params = self.model.with_recent("recompute", selection, self.request.settle)
+            with self.conn.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(statement, params).fetchall()
         found = ((candidate(row, self.model), bool(row["attention"])) for row in rows)
         return {c.key: (c, attention) for c, attention in found}
 

@@ -24,6 +24,9 @@ FAMILIES = {
     "period_start": "timestamp",
     "period_end": "timestamp",
     "period_length": "interval",
+    "expires_at": "timestamp",
+    "voided_at": "timestamp",
+    "priority": "number",
     "where": "boolean",
     "at": "timestamp",
     "amount": "number",
@@ -141,6 +144,18 @@ def mapping_expressions(context: Context) -> list[Check]:
         if check.status == "ok" and problems_note:
             check = ok(check.name, check.message + problems_note)
         checks.append(check)
+    for lot in m.lots:
+        named = [(f"[[lots]] {lot.name!r} {n}", e) for n, e in lot.fields()]
+        if lot.where is not None:
+            named.append((f"[[lots]] {lot.name!r} where", lot.where))
+        (table,) = catalog.describe(context.conn, [lot.table])
+        if not table.exists:
+            checks.append(
+                fail(f"mapping_lots_{lot.name}", f"table {lot.table} does not exist", "fix it")
+            )
+            continue
+        types, problems = _compile(context, names.ledger_from(lot.table), named)
+        checks.append(_verdict(f"mapping_lots_{lot.name}", lot.table, problems, len(types)))
     return checks
 
 

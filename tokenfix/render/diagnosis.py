@@ -177,6 +177,25 @@ def _ledger_table(d: Diagnosis) -> Table:
     return table
 
 
+def _lots_table(d: Diagnosis) -> Table:
+    """Every lot after the fold: what it gave, what was spent from it, forfeited, left."""
+    table = Table(title="Lots", title_justify="left", show_edge=False)
+    for name in ("lot", "amount", "spendable from", "expires", "consumed", "forfeited", "left"):
+        table.add_column(name, justify="left" if name in ("lot",) else "right")
+    for lot in d.lots or ():
+        label = lot.name if lot.id is None else f"{lot.name} {lot.id}"
+        table.add_row(
+            label,
+            f"{lot.amount:,}",
+            _when(lot.at) if lot.at else "always",
+            _when(lot.expires_at) if lot.expires_at else "never",
+            f"{lot.consumed:,}",
+            f"{lot.forfeited:,}",
+            f"{lot.remaining:,}",
+        )
+    return table
+
+
 def render_diagnosis(console: Console, d: Diagnosis) -> None:
     console.print(_summary_panel(d))
     assert d.usage is not None
@@ -186,6 +205,9 @@ def render_diagnosis(console: Console, d: Diagnosis) -> None:
     console.print()
     console.print(_balance_table(d))
     console.print()
+    if d.lots is not None:
+        console.print(_lots_table(d))
+        console.print()
     console.print(_causes(d))
     if d.ledger is not None:
         console.print(_ledger_table(d))

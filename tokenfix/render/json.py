@@ -118,6 +118,20 @@ def diagnosis(d: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         "drift": pair(d.drift),
         "causes": [{"code": c.code, "message": c.message} for c in d.causes],
     }
+    if getattr(d, "lots", None) is not None:
+        out["lots"] = [
+            {
+                "name": lot.name,
+                "id": lot.id,
+                "amount": amount(lot.amount),
+                "at": plain(lot.at),
+                "expires_at": plain(lot.expires_at),
+                "consumed": amount(lot.consumed),
+                "forfeited": amount(lot.forfeited),
+                "remaining": amount(lot.remaining),
+            }
+            for lot in d.lots
+        ]
     if d.period is not None:
         out["period"] = {"start": plain(d.period.start), "end": plain(d.period.end)}
     if d.sources:
