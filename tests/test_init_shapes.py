@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import tomllib
 import uuid
+from pathlib import Path
 
 import psycopg
 
 from tests.clirunner import CliRunner
 from tests.test_init import drop_the_seed
+from tests.test_mapping_shapes import EXAMPLES
 
 SCHEMA = """
 CREATE TABLE projects (id bigint PRIMARY KEY, name text);
@@ -64,3 +66,41 @@ def test_init_drafts_the_one_row_per_owner_table_and_pairs_only_keys_that_cast(
     ledgers = {ledger["table"]: ledger for ledger in found.get("ledger", [])}
     assert ledgers["credit_usage_events"]["key"] == "account_id"
     assert "api_calls" not in ledgers, result.stdout
+
+
+def _draft_of(cli: CliRunner, conn: psycopg.Connection, example: str) -> tuple[dict, str]:
+    drop_the_seed(conn)
+    conn.execute((EXAMPLES / example / "schema.sql").read_text())
+    result = cli("init")
+    assert result.exit_code == 0, result.stderr
+    return tomllib.loads(result.stdout), result.stdout
+
+
+def test_init_drafts_the_period_from_a_reset_column_and_its_duration(
+    cli: CliRunner, conn: psycopg.Connection
+) -> None:
+    found, text = _draft_of(cli, conn, "periods")
+    balance = found["balance"]
+    assert balance["table"] == "customer_entitlements"
+    assert balance["period_end"] == "next_reset_at"
+    assert balance["period_start"] == "next_reset_at - reset_interval"
+    assert balance["period_length"] == "reset_interval"
+    assert "guess: the next reset" in text
+
+
+def test_init_drafts_lots_from_a_table_with_an_amount_and_an_expiry(
+    cli: CliRunner, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    found, text = _draft_of(cli, conn, "lots")
+    (lots,) = found["lots"]
+    assert (lots["table"], lots["key"], lots["amount"]) == ("credit_grants", "account_id", "amount")
+    assert (lots["at"], lots["expires_at"]) == ("effective_at", "expires_at")
+    assert (lots["voided_at"], lots["priority"], lots["id"]) == ("voided_at", "priority", "id")
+    assert lots["where"] == "deleted_at IS NULL"
+    assert [ledger["table"] for ledger in found["ledger"]] == ["usage_events"]
+    assert "guess: an amount and an expiry" in text
+    path = tmp_path / "draft.toml"  # the draft runs as it is
+    path.write_text(text)
+    run = cli("reconcile", "--all", "--dry-run", "--json", "--mapping", str(path))
+    assert run.exit_code == 0, run.stderr
+
