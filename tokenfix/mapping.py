@@ -70,6 +70,10 @@ class BalanceSide:
     period_end: Expr | None = None
     period_length: Expr | None = None
     """An interval: the previous period, for the period_not_reset cause."""
+    latest: Expr | None = None
+    """Snapshots: an ORDER BY list; an owner's first row in it is its balance, the others
+    history (never compared nor written). With it, `row_id` names the rows."""
+    row_id: str | None = None
 
     @property
     def has_periods(self) -> bool:
@@ -161,7 +165,7 @@ class Mapping:
     def expressions(self) -> list[Expr]:
         b = self.balance
         exprs = [b.remaining, b.used, b.where, b.starting, b.created_at, b.tolerance, b.subject]
-        exprs += [b.period_start, b.period_end, b.period_length]
+        exprs += [b.period_start, b.period_end, b.period_length, b.latest]
         exprs += [e for _, e in b.write] + [e for _, e in b.create or ()]
         for source in self.ledgers:
             exprs += [source.key, source.at, source.amount, source.kind, source.counted]
@@ -181,6 +185,7 @@ class Mapping:
             str(b.table), b.key, text(b.remaining), text(b.used), text(b.where),
             text(b.starting), text(b.created_at), text(b.tolerance), text(b.subject),
             text(b.period_start), text(b.period_end), text(b.period_length),
+            text(b.latest), b.row_id,
             tuple((c, e.text) for c, e in b.write),
             tuple((c, e.text) for c, e in b.create) if b.create is not None else None,
             tuple(
@@ -209,6 +214,9 @@ class Mapping:
             "write": [[c, e.text] for c, e in b.write],
             "create": [[c, e.text] for c, e in b.create] if b.create is not None else None,
         }
+        if b.latest is not None:  # which row of an owner is written (absent: as before)
+            document["latest"] = b.latest.text
+            document["row_id"] = b.row_id
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -62,6 +62,8 @@ class BalanceFile(_Strict):
     period_start: Expression | None = None
     period_end: Expression | None = None
     period_length: Expression | None = None
+    latest: Expression | None = None
+    row_id: Column | None = None
     write: dict[Column, Expression] = Field(default_factory=dict)
     create: dict[Column, Expression] | None = None
 
@@ -144,7 +146,13 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
         period_start=_raw(b.period_start),
         period_end=_raw(b.period_end),
         period_length=_raw(b.period_length),
+        latest=_raw(b.latest),
+        row_id=b.row_id,
     )
+    if (b.latest is None) != (b.row_id is None):
+        raise ValueError("[balance] latest and row_id go together (snapshots): map both")
+    if b.latest is not None and b.create is not None:
+        raise ValueError("[balance.create] with latest (snapshots) is not supported yet")
     if b.period_length is not None and b.period_start is None:
         raise ValueError("[balance] period_length needs period_start")
     ledgers = tuple(_ledger(source) for source in document.ledger)
@@ -295,6 +303,8 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
         *_line("period_start", b.period_start),
         *_line("period_end", b.period_end),
         *_line("period_length", b.period_length),
+        *_line("latest", b.latest),
+        *([f"row_id = {_string(b.row_id)}"] if b.row_id is not None else []),
         "",
         "[balance.write]",
         *(f"{_key(c)} = {_string(e.text)}" for c, e in b.write),

@@ -91,6 +91,58 @@ class BalanceModel:
     def balance_table(self) -> sql.Composable:
         return self.mapping.balance.table.identifier
 
+    @property
+    def balance_rows(self) -> sql.Composable:
+        """The balance rows reads see: the table, or with snapshots (`latest`) each owner's
+        first row in that order (the others are history, never compared nor written)."""
+        b = self.mapping.balance
+        if b.latest is None:
+            return self.balance_table
+        return sql.SQL(
+            "(SELECT DISTINCT ON (balance.{key}) balance.* FROM {table} WHERE {where}"
+            " ORDER BY balance.{key}, {latest})"
+        ).format(
+            key=self.key,
+            table=names.balance_from(b.table),
+            where=self.balance_where(),
+            latest=b.latest.sql,
+        )
+
+    def _chosen_among_keys(self) -> sql.Composable:
+        """Snapshots: the rows to lock are the chosen rows of the batch's owners."""
+        b = self.mapping.balance
+        if b.latest is None or b.row_id is None:
+            return TRUE
+        return sql.SQL(
+            "balance.{row_id} = ANY(ARRAY(SELECT DISTINCT ON (balance.{key}) balance.{row_id}"
+            " FROM {table} WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}"
+            " ORDER BY balance.{key}, {latest}))"
+        ).format(
+            row_id=sql.Identifier(b.row_id),
+            key=self.key,
+            table=names.balance_from(b.table),
+            key_type=self.key_type,
+            where=self.balance_where(),
+            latest=b.latest.sql,
+        )
+
+    def _chosen_now(self, key: sql.Composable) -> sql.Composable:
+        """Snapshots: the row being written is still its owner's first (no newer row)."""
+        b = self.mapping.balance
+        if b.latest is None or b.row_id is None:
+            return TRUE
+        return sql.SQL(
+            "balance.{row_id} = (SELECT balance.{row_id} FROM {table} WHERE balance.{key} = {owner}"
+            " AND {where} ORDER BY {latest} LIMIT 1)"
+        ).format(
+            row_id=sql.Identifier(b.row_id),
+            table=names.balance_from(b.table),
+            key=self.key,
+            owner=key,
+            where=self.balance_where(),
+            latest=b.latest.sql,
+        )
+
     def balance_where(self) -> sql.Composable:
         return _e(self.mapping.balance.where, TRUE)
 
@@ -104,7 +156,7 @@ class BalanceModel:
             key=self.key,
             period_start=_e(b.period_start),
             period_end=_e(b.period_end),
-            balance=names.balance_from(b.table),
+            balance=sql.SQL("{} AS balance").format(self.balance_rows),
             where=self.balance_where(),
             selection=selection,
         )
@@ -301,7 +353,10 @@ class BalanceModel:
             used=_e(b.used, sql.SQL("NULL::numeric")),
             starting=self._starting_expression(),
             tolerance=_e(b.tolerance, sql.SQL("0")),
-            balance=self.balance_table,
+            row_id=sql.SQL("(balance.{})::text").format(sql.Identifier(b.row_id))
+            if b.row_id is not None
+            else sql.SQL("NULL::text"),
+            balance=self.balance_rows,
             balance_where=self.balance_where(),
             balance_selection=self._balance_selection(selection),
             remaining_off=self._off("remaining") if b.remaining is not None else sql.SQL("false"),
@@ -358,7 +413,7 @@ class BalanceModel:
         return queries.compose(
             "unknown_keys",
             key_type=self.key_type,
-            balance=self.balance_table,
+            balance=self.balance_rows,
             key=self.key,
             where=self.balance_where(),
             no_ledger_rows=sql.SQL(" AND ").join(no_rows),
@@ -384,7 +439,7 @@ class BalanceModel:
         statement = queries.compose(
             "doctor_ledger_health",
             rows=sql.SQL(" UNION ALL ").join(parts),
-            balance=self.balance_table,
+            balance=self.balance_rows,
             key=self.key,
             where=self.balance_where(),
         )
@@ -417,7 +472,7 @@ class BalanceModel:
                 used=_e(b.used, sql.SQL("NULL::numeric")),
                 starting=self._starting_expression(),
                 tolerance=_e(b.tolerance, sql.SQL("0")),
-                balance=self.balance_table,
+                balance=self.balance_rows,
                 where=self.balance_where(),
                 selection=self._balance_selection(selection),
             )
@@ -480,18 +535,24 @@ class BalanceModel:
         """The compared written columns of a balance row as jsonb: what compare-and-set and
         the audit trail compare and keep."""
         columns = self.mapping.balance.compared_columns
-        return sql.SQL("jsonb_build_object({})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}, {}.{}").format(
-                    sql.Literal(c), sql.Identifier(alias), sql.Identifier(c)
+        pairs = [
+            sql.SQL("{}, {}.{}").format(sql.Literal(c), sql.Identifier(alias), sql.Identifier(c))
+            for c in columns
+        ]
+        row_id = self.mapping.balance.row_id
+        if self.mapping.balance.latest is not None and row_id is not None:
+            # Snapshots: which row was read and written, compared and kept like a column.
+            pairs.append(
+                sql.SQL("'tf_row_id', ({}.{})::text").format(
+                    sql.Identifier(alias), sql.Identifier(row_id)
                 )
-                for c in columns
             )
-        )
+        return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
     def lock(self, *, for_delete: bool = False) -> sql.Composed:
         return queries.compose(
             "lock_balances",
+            chosen=self._chosen_among_keys(),
             key=self.key,
             written=self.written_json(),
             balance=self.balance_table,
@@ -525,6 +586,7 @@ class BalanceModel:
             insert_missing = queries.compose("write_batch_no_insert")
         return queries.compose(
             "write_batch",
+            chosen=self._chosen_now(sql.SQL("pl.tf_key")),
             key_type=self.key_type,
             assignments=assignments,
             where=self.balance_where(),
@@ -577,6 +639,7 @@ class BalanceModel:
             "revert_batch",
             key_type=self.key_type,
             balance=self.balance_table,
+            balance_rows=self.balance_rows,
             key=self.key,
             referenced=referenced,
             restore_assignments=sql.SQL(", ").join([restore, *bookkeeping]),
@@ -603,7 +666,7 @@ class BalanceModel:
             period_start=_e(b.period_start),
             period_end=_e(b.period_end),
             period_length=_e(b.period_length),
-            balance=self.balance_table,
+            balance=self.balance_rows,
             key=self.key,
             key_type=self.key_type,
             where=self.balance_where(),
@@ -661,7 +724,7 @@ class BalanceModel:
         statement = queries.compose(
             "fleet_evidence",
             classified=classified,
-            balance=self.balance_table,
+            balance=self.balance_rows,
             key=self.key,
             key_type=self.key_type,
             where=self.balance_where(),

@@ -101,6 +101,7 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
         drift=drift,
         recent=bool(row["recent"]),
         null_cache=null_cache,
+        row_id=row.get("row_id"),
     )
 
 

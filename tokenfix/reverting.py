@@ -255,6 +255,7 @@ def _dry_run(
         "revert_check",
         key_type=model.key_type,
         balance=model.balance_table,
+        balance_rows=model.balance_rows,
         key=model.key,
         written=model.written_json(),
         referenced=_referenced(conn, model),

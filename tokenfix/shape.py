@@ -172,6 +172,8 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         mapping.origin,
         balance.table,
     )
+    if balance.latest is not None:
+        _compile_order(conn, mapping)
     sources = []
     for source in mapping.ledgers:
         each = source.each.sql if source.each is not None else None
@@ -205,10 +207,31 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         balance_types={name.split(" ", 1)[1]: t for name, t in balance_types.items()},
         sources=tuple(sources),
         pricing_columns=pricing_columns,
-        key_unique=catalog.key_is_unique(conn, balance.table, balance.key),
+        # Snapshots: many rows per owner; the rows are written by row_id, which must be unique.
+        key_unique=catalog.key_is_unique(conn, balance.table, balance.row_id or balance.key),
         balance_kind=balance_table.kind,
         lots=lots,
     )
+
+
+def _compile_order(conn: Connection, mapping: Mapping) -> None:
+    """`[balance] latest` (an ORDER BY list) and `row_id`, compiled (no row read)."""
+    b = mapping.balance
+    assert b.latest is not None and b.row_id is not None
+    statement = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 0").format(
+        sql.Identifier(b.row_id), names.balance_from(b.table), b.latest.sql
+    )
+    try:
+        with conn.transaction():
+            conn.execute(statement)
+    except psycopg.Error as exc:
+        if conn.broken:
+            raise
+        raise ExpressionRejected(
+            f"{mapping.origin}: [balance] latest = {b.latest.text!r} (row_id = {b.row_id!r}) is "
+            f"rejected on table {b.table}: {first_line(exc.diag.message_primary or str(exc))}",
+            hint="fix the expression in the mapping ('tokenfix doctor' checks them all)",
+        ) from None
 
 
 def _lot_shape(conn: Connection, mapping: Mapping, lot: LotSource) -> SourceShape:

@@ -170,6 +170,9 @@ class Writer:
         if fresh is None or fresh[0].has_profile != planned.has_profile:
             return left_alone
         now, attention = fresh
+        if planned.row_id is not None and (before or {}).get("tf_row_id") != planned.row_id:
+            # Snapshots: a newer row became the owner's balance since the plan read it.
+            return _Decision(Change.of(planned, skipped="newer_snapshot"))
         if now.recent:
             return _Decision(Change.of(now, skipped="recent_activity"))
         if not attention:

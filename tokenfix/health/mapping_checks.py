@@ -171,6 +171,25 @@ def _verdict(name: str, table: QualifiedName, problems: list[str], compiled: int
 
 def mapping_key(context: Context) -> list[Check]:
     b = context.mapping.balance
+    if b.latest is not None and b.row_id is not None:
+        # Snapshots: many rows per owner by design; rows are written by row_id.
+        if catalog.key_is_unique(context.conn, b.table, b.row_id):
+            return [
+                ok(
+                    "mapping_key",
+                    f"{b.table}.{b.row_id} is unique: each owner's newest row by "
+                    f"{b.latest.text} is its balance",
+                )
+            ]
+        return [
+            fail(
+                "mapping_key",
+                f"{b.table}.{b.row_id} (row_id) has no unique index: a write could not name "
+                "the one row it changes, so write runs refuse to run",
+                f"map as row_id a column with a unique index (the table's primary key); "
+                f"never a unique key on {b.key}, which would forbid the table's history",
+            )
+        ]
     if catalog.key_is_unique(context.conn, b.table, b.key):
         return [ok("mapping_key", f"{b.table}.{b.key} is unique")]
     fix = sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
@@ -181,7 +200,9 @@ def mapping_key(context: Context) -> list[Check]:
             "mapping_key",
             f"{b.table}.{b.key} has no unique index: an owner may have two balance rows, so "
             "write runs refuse to run",
-            fix.as_string(context.conn) + " (after removing duplicates)",
+            fix.as_string(context.conn) + " (after removing duplicates) if the table holds one"
+            " row per owner; if it keeps history (several rows per owner), map [balance] latest"
+            " and row_id instead: a key constraint would destroy that history",
         )
     ]
 

@@ -5,6 +5,6 @@
 -- after this, in a fresh statement, so it includes everything committed before the locks.
 SELECT balance.{key}::text AS key, {written} AS before
 FROM {balance} AS balance
-WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
+WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where} AND {chosen}
 ORDER BY balance.{key}
 FOR {strength}

@@ -23,7 +23,7 @@ planned AS (
            CASE WHEN pl.tf_how = 'delete' AND balance.{key} IS NOT NULL THEN {referenced}
                 ELSE false END AS tf_referenced
     FROM planned AS pl
-    LEFT JOIN {balance} AS balance ON balance.{key} = pl.tf_key
+    LEFT JOIN {balance_rows} AS balance ON balance.{key} = pl.tf_key
 ), judged AS (
     SELECT f.*,
            CASE

@@ -19,6 +19,7 @@ WITH planned AS (
     WHERE pl.tf_action = 'update'
       AND balance.{key} = pl.tf_key AND {where}
       AND {written} = pl.tf_before
+      AND {chosen}  -- snapshots: still the owner's newest row
     RETURNING balance.{key} AS tf_key, {written} AS tf_after, {stored_remaining} AS stored_remaining,
               {stored_used} AS stored_used, NULL::jsonb AS tf_full_row
 ), new_rows AS (

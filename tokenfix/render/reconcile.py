@@ -27,6 +27,7 @@ SKIP_WORDS = {
     "recent_activity": "deferred (recent activity)",
     "changed_concurrently": "left alone (changed during the run)",
     "no_create_missing": "needs --create-missing",
+    "newer_snapshot": "left alone (a newer snapshot row appeared)",
 }
 
 
