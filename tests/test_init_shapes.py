@@ -104,3 +104,24 @@ def test_init_drafts_lots_from_a_table_with_an_amount_and_an_expiry(
     run = cli("reconcile", "--all", "--dry-run", "--json", "--mapping", str(path))
     assert run.exit_code == 0, run.stderr
 
+
+def test_init_drafts_a_snapshot_table_with_latest_and_row_id(
+    cli: CliRunner, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    from tests.test_mapping_snapshots import build
+
+    drop_the_seed(conn)
+    build(conn)
+    result = cli("init")
+    assert result.exit_code == 0, result.stderr
+    found = tomllib.loads(result.stdout)
+    balance = found["balance"]
+    assert (balance["table"], balance["key"]) == ("balance_snapshots", "owner_id")
+    assert (balance["latest"], balance["row_id"]) == ("at DESC, id DESC", "id")
+    assert [ledger["table"] for ledger in found["ledger"]] == ["usage_records"]
+    assert "guess: several rows per owner" in result.stdout
+    path = tmp_path / "draft.toml"
+    path.write_text(result.stdout)
+    run = cli("reconcile", "--all", "--dry-run", "--json", "--mapping", str(path))
+    assert run.exit_code in (0, 1), run.stderr
+    assert run.json()["users_checked"] == 12

@@ -157,15 +157,31 @@ def _periods(draft: Draft, table: TableInfo, *, allowed: bool) -> None:
         draft.add(line if allowed else f"# {line}", guess)
 
 
-def _balance(draft: Draft, table: TableInfo, *, periods: bool = True) -> str:
-    key = table.unique_keys[0]
-    numeric = [c for c in table.numeric() if c != key]
+def _balance(
+    draft: Draft, table: TableInfo, *, periods: bool = True, owner: str | None = None
+) -> str:
+    """The [balance] section; `owner`: a snapshot table's owner column (many rows per
+    owner, the newest the balance: drafted with latest and row_id)."""
+    key = owner or table.unique_keys[0]
+    numeric = [c for c in table.numeric() if c not in (key, table.unique_keys[0])]
     remaining = next((c for c in numeric if REMAINING_NAME.search(c)), None)
     used = next((c for c in numeric if USED_NAME.search(c)), None)
     acquired = next((c for c in numeric if ACQUIRED_NAME.search(c)), None)
     draft.add("[balance]")
-    draft.add(f"table = {_string(table.qualified)}", "a unique key and balance-like columns")
-    draft.add(f"key = {_string(key)}", "its unique key")
+    if owner is None:
+        draft.add(f"table = {_string(table.qualified)}", "a unique key and balance-like columns")
+        draft.add(f"key = {_string(key)}", "its unique key")
+    else:
+        row_id = table.unique_keys[0]
+        at = next((c for c in table.times() if TIME_NAME.match(c)), table.times()[0])
+        order = f"{shown_identifier(at)} DESC, {shown_identifier(row_id)} DESC"
+        draft.add(
+            f"table = {_string(table.qualified)}",
+            "several rows per owner, a time and a balance: snapshots, the newest current",
+        )
+        draft.add(f"key = {_string(key)}", "the owner: several rows each")
+        draft.add(f"latest = {_string(order)}", "the newest row is the balance")
+        draft.add(f"row_id = {_string(row_id)}", "its unique key: writes name the row by it")
     write: list[tuple[str, str]] = []
     if remaining is None and acquired is not None and used is not None:
         draft.add(
@@ -432,6 +448,23 @@ def _lots(draft: Draft, table: TableInfo, owner: str) -> None:
         draft.add('id = "ctid::text"', "no unique key: name the grant's id column")
 
 
+def _snapshots(conn: Connection, tables: list[TableInfo]) -> tuple[TableInfo, str] | None:
+    """A table of balance snapshots (several rows per owner, a time, a balance column, a
+    unique row id) and its owner column, when no table has one row per owner."""
+    for table in tables:
+        balances = [c for c in table.numeric() if re.search(r"balance|remaining", c)]
+        if not (balances and table.times() and table.unique_keys):
+            continue
+        owners = [
+            c
+            for c in table.columns
+            if c not in table.unique_keys and (c in table.foreign_keys or re.search(r"_id$", c))
+        ]
+        if owners and _many_per_owner(conn, table):
+            return table, owners[0]
+    return None
+
+
 def draft(conn: Connection, settings: Settings) -> str | None:
     """A commented TOML draft, or None when no table looks like a balance table."""
     with transaction(conn, settings, read_only=True):
@@ -444,8 +477,13 @@ def draft(conn: Connection, settings: Settings) -> str | None:
             ),
             key=lambda p: -p[0],
         )
+        snapshot: str | None = None
         if not scored:
-            return None
+            found = _snapshots(conn, tables)
+            if found is None:
+                return None
+            balance, snapshot = found
+            scored = [(1, balance)]
         balance = scored[0][1]
         out = Draft([
             "# A draft mapping (SPEC §10), guessed from the catalogs by 'tokenfix init'.",
@@ -454,9 +492,9 @@ def draft(conn: Connection, settings: Settings) -> str | None:
         ])  # fmt: skip
         for _, other in scored[1:4]:
             out.add(f"# runner-up balance table: {other.qualified}")
-        key = balance.unique_keys[0]
+        key = snapshot or balance.unique_keys[0]
         lots = [(t, o) for t in tables if (o := _lots_table(t, balance, key)) is not None]
-        _balance(out, balance, periods=not lots)
+        _balance(out, balance, periods=not lots, owner=snapshot)
         # Each table that looks like a ledger gets its [[ledger]] section, in catalog order.
         ledgers = [
             t
