@@ -255,6 +255,7 @@ def _dry_run(
         "revert_check",
         key_type=model.key_type,
         balance=model.balance_table,
+        balance_rows=model.balance_rows,
         key=model.key,
         written=model.written_json(),
         referenced=_referenced(conn, model),
@@ -299,7 +300,7 @@ def _revert_statements(conn: Connection, model: BalanceModel) -> dict[bool, sql.
 
 
 def _referenced(conn: Connection, model: BalanceModel) -> sql.Composable:
-    """Whether other rows reference balance row `b`, from this database's foreign keys."""
+    """Whether other rows reference balance row `balance`, from this database's foreign keys."""
     quoted = model.mapping.balance.table.identifier.as_string(conn)
     with transaction(conn, model.settings, read_only=True):
         references = conn.execute(queries.get("referencing_keys"), {"table": quoted}).fetchall()
@@ -313,7 +314,9 @@ def _referenced(conn: Connection, model: BalanceModel) -> sql.Composable:
             sql.SQL("EXISTS (SELECT FROM {} AS r WHERE ({}) = ({}))").format(
                 sql.Identifier(ref_schema, ref_table),
                 sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in ref_columns),
-                sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in key_columns),
+                sql.SQL(", ").join(
+                    sql.SQL("balance.{}").format(sql.Identifier(c)) for c in key_columns
+                ),
             )
         )
     referenced = sql.SQL(" OR ").join(conditions) if conditions else sql.SQL("false")

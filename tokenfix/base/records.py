@@ -20,6 +20,7 @@ Skip = Literal[
     "changed_concurrently",
     "no_create_missing",
     "edited_after_ledger",
+    "newer_snapshot",
 ]
 RevertSkip = Literal["dry_run", "changed_since", "already_restored", "referenced", "unverifiable"]
 """Why revert left a row alone ("dry_run": it would not, a dry run writes nothing)."""
@@ -64,6 +65,8 @@ class Candidate:
     """Ledger rows inside the settle window: the app may not have applied them yet."""
     null_cache: bool = False
     """A side the mapping reads holds NULL (drift of no known size)."""
+    row_id: str | None = None
+    """Snapshots: the row read as the owner's balance (its newest)."""
 
     @property
     def status(self) -> Status:
@@ -126,7 +129,7 @@ class Counts:
                 self.profiles_created += 1
         elif change.skipped == "recent_activity":
             self.users_deferred += 1
-        elif change.skipped == "changed_concurrently":
+        elif change.skipped in ("changed_concurrently", "newer_snapshot"):
             self.users_changed += 1
 
 

@@ -16,8 +16,8 @@ from tokenfix.base.records import Amount, Pair, Status, exact
 from tokenfix.config.settings import Settings
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.causes import Cause, Evidence, StoppedUpdating, likely_causes
-from tokenfix.ledger import keys, visibility
-from tokenfix.ledger.model import BalanceModel, out_of_range_names_the_tables
+from tokenfix.ledger import keys, lotstream, visibility
+from tokenfix.ledger.model import BalanceModel, Selection, out_of_range_names_the_tables
 from tokenfix.ledger.model import load as load_model
 from tokenfix.mapping.types import Mapping
 
@@ -50,6 +50,30 @@ class Usage:
     override_token_difference: Amount
     first_activity: datetime | None
     last_activity: datetime | None
+    out_of_period_records: int = 0
+    """Rows outside the owner's period (mappings with periods): no effect."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """The owner's period (mappings with periods): rows with start <= at < end count."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class LotState:
+    """One lot after the fold (mappings with lots): consumed + forfeited + remaining = amount."""
+
+    name: str
+    id: Any
+    amount: Amount
+    at: datetime | None
+    expires_at: datetime | None
+    consumed: Amount
+    forfeited: Amount
+    remaining: Amount
 
 
 @dataclass(frozen=True)
@@ -89,6 +113,9 @@ class Diagnosis:
     reads_used: bool = True
     """Whether the mapping has a `used` side (if not, used is neither compared nor shown)."""
     balance_table: str = "user_profiles"
+    period: Period | None = None
+    lots: tuple[LotState, ...] | None = None
+    """Every lot of the owner, folded (mappings with lots)."""
     warnings: tuple[str, ...] = ()
     """Things the reader should know before trusting the report (row-level security)."""
 
@@ -126,6 +153,7 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(model.balance_row(), params).fetchone()
     profile = None
+    period: Period | None = Period(None, None) if b.has_periods else None
     starting, tolerance = model.starting_balance, 0
     if row is not None:
         profile = Profile(
@@ -137,6 +165,8 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         if row["starting"] is not None and model.starting_override is None:
             starting = row["starting"]
         tolerance = row["tolerance"] or 0
+        if b.has_periods:
+            period = Period(row["period_start"], row["period_end"])
     params |= {"profile_created_at": profile.created_at if profile else None, "starting": starting}
     statement, detail_params = model.owner_statement("owner_usage")
     with conn.cursor(row_factory=dict_row) as cur:
@@ -148,6 +178,9 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         starting + usage.granted_tokens - usage.deducted_tokens - usage.charged_tokens,
         usage.charged_tokens,
     )
+    folded = _lots(conn, model, key) if model.mapping.lots else None
+    if folded is not None:  # the fold's balance, not the sum's
+        expected = Pair.of(folded.expected_remaining, usage.charged_tokens)
     drift = None
     causes: tuple[Cause, ...] = ()
     status: Status = "missing_profile"
@@ -157,13 +190,17 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
             _minus(profile.tokens_used, expected.tokens_used) if b.used else None,
         )
         status = "drift" if _needs_attention(drift, model, tolerance) else "ok"
-        if (
+        if status == "drift" and folded is not None:
+            causes = _expiry_not_applied(folded, drift)
+        elif (
             status == "drift"
             and drift.tokens_remaining is not None
             and not (b.used and drift.tokens_used is None)
         ):
             evidence = _evidence(conn, model, params, per_source, drift, starting)
             causes = tuple(likely_causes(evidence))
+        if status == "drift" and row is not None and row["period_length"] is not None:
+            causes += _period_not_reset(conn, model, params, profile, starting, row)
     ledger = _ledger(conn, model, params, ledger_rows) if ledger_rows > 0 else None
     several = len(model.mapping.ledgers) > 1
     return Diagnosis(
@@ -179,6 +216,92 @@ def _diagnose(conn: Connection, model: BalanceModel, key: str, ledger_rows: int)
         ledger=ledger,
         reads_used=b.used is not None,
         balance_table=str(b.table),
+        period=period,
+        lots=_lot_states(folded) if folded is not None else None,
+    )
+
+
+def _lots(conn: Connection, model: BalanceModel, key: str) -> lotstream.Owner | None:
+    found = lotstream.owners(conn, model, Selection(keys=(key,)), stream=False)
+    owner = next(found, None)
+    if owner is None:  # no balance row, lot nor ledger row: only `starting` (or nothing)
+        owner = lotstream.fold_alone(model, key)
+    return owner
+
+
+def _lot_states(owner: lotstream.Owner) -> tuple[LotState, ...]:
+    assert owner.folded is not None
+    return tuple(
+        LotState(
+            lot.name, lot.id, exact(lot.amount), lot.at, lot.expires_at,
+            exact(lot.consumed), exact(lot.forfeited), exact(lot.remaining),
+        )
+        for lot in owner.folded.lots
+    )  # fmt: skip
+
+
+def _expiry_not_applied(owner: lotstream.Owner, drift: Pair) -> tuple[Cause, ...]:
+    """expiry_not_applied: the drift is what one or more expired or voided lots forfeited
+    (the latest ones, or any single one): the cache never took those remainders off."""
+    assert owner.folded is not None
+    missing = drift.tokens_remaining
+    forfeits = sorted(owner.folded.forfeits, reverse=True)
+    if missing is None or missing <= 0 or not forfeits:
+        return ()
+    if drift.tokens_used not in (None, 0):
+        return ()
+    explained = any(amount == missing for _, amount in forfeits)
+    total: Amount = 0
+    for _, amount in forfeits:  # the latest expiries first
+        total += amount
+        explained = explained or total == missing
+    if not explained:
+        return ()
+    return (
+        Cause(
+            "expiry_not_applied",
+            f"the cached balance still holds {missing} that expired or voided lots forfeited: "
+            "their expiry never reached it",
+        ),
+    )
+
+
+def _period_not_reset(
+    conn: Connection,
+    model: BalanceModel,
+    params: dict[str, Any],
+    profile: Profile | None,
+    starting: Amount,
+    row: dict[str, Any],
+) -> tuple[Cause, ...]:
+    """period_not_reset: the cache holds what the previous period's rows alone give (the
+    allowance minus their charges): the reset at period_start never reached it."""
+    if profile is None or profile.tokens_remaining is None or row["period_start"] is None:
+        return ()
+    statement, detail_params = model.owner_statement("owner_previous_period")
+    found = conn.execute(
+        statement,
+        {
+            **params,
+            **detail_params,
+            "period_start": row["period_start"],
+            "period_length": row["period_length"],
+        },
+    ).fetchone()
+    assert found is not None
+    delta, charged, charges = found
+    previous = exact(starting + delta)
+    if charges == 0 or profile.tokens_remaining != previous:
+        return ()
+    if model.mapping.balance.used is not None and profile.tokens_used != exact(charged):
+        return ()
+    return (
+        Cause(
+            "period_not_reset",
+            f"the cached balance ({previous}) is what the previous period's "
+            f"{charges} charge{'s' if charges != 1 else ''} left: the reset at "
+            f"{row['period_start'].isoformat()} never reached it",
+        ),
     )
 
 

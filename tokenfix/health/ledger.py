@@ -59,7 +59,10 @@ def ledger_health(context: Context) -> list[Check]:
     row = context.conn.execute(statement, params).fetchone()
     assert row is not None
     invalid, without_profile = int(row[0]), int(row[1])
-    usage = ", ".join(str(source.table) for source in context.mapping.ledgers)
+    usage = ", ".join(  # each ledger once, by its name (and its table when that differs)
+        str(s.table) if s.name == s.table.table_name else f"{s.name} ({s.table})"
+        for s in context.mapping.ledgers
+    )
     what = (
         "with NULL or negative tokens_used or NULL success"
         if context.mapping.from_settings

@@ -15,6 +15,7 @@ from tokenfix.base.identifiers import QualifiedName
 from tokenfix.db.expressions import compile_probe
 from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.ledger import catalog
+from tokenfix.mapping import names
 from tokenfix.mapping.types import Expr, LedgerSource
 
 NUMBER = ("smallint", "integer", "bigint", "numeric", "real", "double precision")
@@ -24,6 +25,12 @@ FAMILIES = {
     "starting": "number",
     "tolerance": "number",
     "created_at": "timestamp",
+    "period_start": "timestamp",
+    "period_end": "timestamp",
+    "period_length": "interval",
+    "expires_at": "timestamp",
+    "voided_at": "timestamp",
+    "priority": "number",
     "where": "boolean",
     "at": "timestamp",
     "amount": "number",
@@ -49,14 +56,17 @@ def _family(type_name: str) -> str:
 
 
 def _compile(
-    context: Context, table: QualifiedName, named: list[tuple[str, Expr]]
+    context: Context, table: sql.Composable, named: list[tuple[str, Expr]]
 ) -> tuple[dict[str, str], list[str]]:
-    """Each expression's type over `table`, and a problem for each one the database refuses."""
+    """Each expression's type over `table` (a FROM item: the table under the alias its
+    expressions use, the same text every command runs), and a problem for each one the
+    database refuses."""
     types: dict[str, str] = {}
     problems = []
     conn = context.conn
-    for name, expr in named:
-        statement = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
+    for label, expr in named:
+        name = label.rsplit(" ", 1)[-1]
+        statement = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table)
         try:
             with conn.transaction():
                 cursor = compile_probe(conn, statement, expr.params)
@@ -65,13 +75,13 @@ def _compile(
             if conn.broken:
                 raise
             reason = (exc.diag.message_primary or str(exc)).splitlines()[0]
-            problems.append(f"{name} = {expr.text!r} is rejected: {reason}")
+            problems.append(f"{label} = {expr.text!r} is rejected: {reason}")
             continue
         row = conn.execute(queries.get("type_names"), {"oids": [oid]}).fetchone()
         types[name] = str(row[0]) if row else "unknown"
-        wanted = FAMILIES.get(name.rsplit(" ", 1)[-1])
+        wanted = FAMILIES.get(name)
         if wanted and _family(types[name]) != wanted:
-            problems.append(f"{name} = {expr.text!r} is {types[name]}, expected a {wanted}")
+            problems.append(f"{label} = {expr.text!r} is {types[name]}, expected a {wanted}")
     return types, problems
 
 
@@ -81,7 +91,7 @@ def _source_fields(source: LedgerSource) -> list[tuple[str, Expr]]:
         ("kind", source.kind), ("counted", source.counted), ("where", source.where),
         ("action", source.action), ("model", source.model), ("id", source.id),
     )  # fmt: skip
-    return [(name, e) for name, e in fields if e is not None]
+    return [(f"[[ledger]] {source.name!r} {name}", e) for name, e in fields if e is not None]
 
 
 def mapping_expressions(context: Context) -> list[Check]:
@@ -97,11 +107,14 @@ def mapping_expressions(context: Context) -> list[Check]:
         for n, e in (
             ("remaining", b.remaining), ("used", b.used), ("starting", b.starting),
             ("created_at", b.created_at), ("tolerance", b.tolerance), ("where", b.where),
-            ("subject", b.subject),
+            ("subject", b.subject), ("period_start", b.period_start),
+            ("period_end", b.period_end), ("period_length", b.period_length),
         )
         if e is not None
     ]  # fmt: skip
-    _, problems = _compile(context, b.table, balance_fields)
+    _, problems = _compile(
+        context, names.balance_from(b.table), [(f"[balance] {n}", e) for n, e in balance_fields]
+    )
     columns = set(balance_table.columns)
     for section, pairs in (("write", b.write), ("create", b.create or ())):
         problems += [
@@ -114,7 +127,17 @@ def mapping_expressions(context: Context) -> list[Check]:
     checks.append(_verdict("mapping_balance", b.table, problems, len(balance_fields)))
     key_type = balance_table.columns.get(b.key, "")
     for source in m.ledgers:
-        types, problems = _compile(context, source.table, _source_fields(source))
+        each: sql.Composable | None = None
+        problems = []
+        if source.each is not None:
+            label = f"[[ledger]] {source.name!r} each"
+            _, problems = _compile(context, names.ledger_from(source.table), [(label, source.each)])
+            each = source.each.sql
+        types: dict[str, str] = {}
+        if not problems:
+            types, problems = _compile(
+                context, names.ledger_from(source.table, each), _source_fields(source)
+            )
         if key_type and types.get("key") and types["key"] != key_type:
             problems_note = (
                 f"; note: its key is {types['key']}, cast to the balance key's {key_type}"
@@ -125,6 +148,18 @@ def mapping_expressions(context: Context) -> list[Check]:
         if check.status == "ok" and problems_note:
             check = ok(check.name, check.message + problems_note)
         checks.append(check)
+    for lot in m.lots:
+        named = [(f"[[lots]] {lot.name!r} {n}", e) for n, e in lot.fields()]
+        if lot.where is not None:
+            named.append((f"[[lots]] {lot.name!r} where", lot.where))
+        (table,) = catalog.describe(context.conn, [lot.table])
+        if not table.exists:
+            checks.append(
+                fail(f"mapping_lots_{lot.name}", f"table {lot.table} does not exist", "fix it")
+            )
+            continue
+        types, problems = _compile(context, names.ledger_from(lot.table), named)
+        checks.append(_verdict(f"mapping_lots_{lot.name}", lot.table, problems, len(types)))
     return checks
 
 
@@ -140,6 +175,25 @@ def _verdict(name: str, table: QualifiedName, problems: list[str], compiled: int
 
 def mapping_key(context: Context) -> list[Check]:
     b = context.mapping.balance
+    if b.latest is not None and b.row_id is not None:
+        # Snapshots: many rows per owner by design; rows are written by row_id.
+        if catalog.key_is_unique(context.conn, b.table, b.row_id):
+            return [
+                ok(
+                    "mapping_key",
+                    f"{b.table}.{b.row_id} is unique: each owner's newest row by "
+                    f"{b.latest.text} is its balance",
+                )
+            ]
+        return [
+            fail(
+                "mapping_key",
+                f"{b.table}.{b.row_id} (row_id) has no unique index: a write could not name "
+                "the one row it changes, so write runs refuse to run",
+                f"map as row_id a column with a unique index (the table's primary key); "
+                f"never a unique key on {b.key}, which would forbid the table's history",
+            )
+        ]
     if catalog.key_is_unique(context.conn, b.table, b.key):
         return [ok("mapping_key", f"{b.table}.{b.key} is unique")]
     fix = sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
@@ -150,7 +204,9 @@ def mapping_key(context: Context) -> list[Check]:
             "mapping_key",
             f"{b.table}.{b.key} has no unique index: an owner may have two balance rows, so "
             "write runs refuse to run",
-            fix.as_string(context.conn) + " (after removing duplicates)",
+            fix.as_string(context.conn) + " (after removing duplicates) if the table holds one"
+            " row per owner; if it keeps history (several rows per owner), map [balance] latest"
+            " and row_id instead: a key constraint would destroy that history",
         )
     ]
 
@@ -160,6 +216,7 @@ def mapping_indexes(context: Context) -> list[Check]:
     settle window): without them every batch scans the whole ledger."""
     checks = []
     for source in context.mapping.ledgers:
+        (table,) = catalog.describe(context.conn, [source.table])
         rows = context.conn.execute(
             queries.get("doctor_indexes"), {"table": context.quoted(source.table)}
         ).fetchall()
@@ -172,23 +229,43 @@ def mapping_indexes(context: Context) -> list[Check]:
                     ok(name, f"{source.table} has an index leading with {column.group(1)}")
                 )
                 continue
-            target = (
-                sql.Identifier(column.group(1))
-                if column
-                else sql.SQL("({})").format(sql.SQL(expr.text))
+            message = (
+                f"no index of {source.table} leads with its {what} ({expr.text}): each "
+                "batch and --since read the whole table"
             )
-            statement = sql.SQL("CREATE INDEX CONCURRENTLY ON {} ({});").format(
-                source.table.identifier, target
-            )
-            checks.append(
-                warn(
-                    name,
-                    f"no index of {source.table} leads with its {what} ({expr.text}): each "
-                    "batch and --since read the whole table",
-                    statement.as_string(context.conn),
-                )
-            )
+            checks.append(warn(name, message, _index_advice(context, source, table, expr)))
     return checks
+
+
+def _index_advice(context: Context, source: LedgerSource, table: catalog.Table, expr: Expr) -> str:
+    """A CREATE INDEX PostgreSQL accepts, or what to do when none can serve (a view, a
+    subquery, the element of `each`)."""
+    if table.kind not in ("r", "p", "m"):
+        return (
+            f"{source.table} is a view: index the table it reads on the column behind "
+            f"{expr.text}, or map that table directly"
+        )
+    if (
+        re.search(r"(?i)\bselect\b", expr.text)
+        or source.each is not None
+        or expr.uses(names.BALANCE, names.ITEM)
+    ):
+        return (
+            f"an index cannot hold {expr.text!r} (a subquery, or the element of `each`): "
+            "map a column of the table, or accept a full read per batch"
+        )
+    # An index expression names no alias: drop `ledger.` (and the table's own name).
+    text = re.sub(
+        r'(?<![A-Za-z0-9_$."])ledger\s*\.\s*',
+        "",
+        names.own_names(expr.text, source.table, names.LEDGER),
+    )
+    column = _COLUMN.match(text)
+    target = sql.Identifier(column.group(1)) if column else sql.SQL("({})").format(sql.SQL(text))
+    statement = sql.SQL("CREATE INDEX CONCURRENTLY ON {} ({});").format(
+        source.table.identifier, target
+    )
+    return statement.as_string(context.conn)
 
 
 def mapping_privileges(context: Context) -> list[Check]:

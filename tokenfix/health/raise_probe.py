@@ -15,6 +15,7 @@ from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.grants import RoleAccess, columns_of
 from tokenfix.health.probe import Claims, Outcome, Write, attempt, request_path
 from tokenfix.health.target import TrustTarget
+from tokenfix.mapping import names
 
 # What a probe's new balance row holds above the starting balance: "a new user POSTs a
 # profile with 1,000,000 tokens".
@@ -44,7 +45,7 @@ def balance_rows(conn: psycopg.Connection[Any], target: TrustTarget) -> list[Bal
         subject=target.subject if target.subject is not None else sql.SQL("NULL"),
         spendable=_spendable_sql(target),
         columns=sql.SQL(", ").join(map(sql.Identifier, target.balance_columns)),
-        table=target.balance_table.identifier,
+        table=names.balance_from(target.balance_table),  # `subject` is the mapping's
     )
     return [
         BalanceRow(key=row[0], subject=row[1], spendable=row[2], values=tuple(row[3:]))
@@ -56,7 +57,7 @@ def _read_spendable(conn: psycopg.Connection[Any], target: TrustTarget, key: Any
     statement = queries.compose(
         "probe_balance_spendable",
         spendable=_spendable_sql(target),
-        table=target.balance_table.identifier,
+        table=names.balance_from(target.balance_table),  # the spendable side is the mapping's
         key=sql.Identifier(target.key),
     )
     row = conn.execute(statement, {"key": key}).fetchone()

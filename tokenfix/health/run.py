@@ -106,14 +106,21 @@ def _safely(check: CheckFunction, context: Context, *, read_only: bool) -> list[
         ):
             return check(context)
     except TokenfixError as exc:  # a mapping expression the database rejects, a missing table
-        return [fail(name, f"could not check: {exc.message}", exc.hint or "see --debug")]
+        return [fail(name, f"could not check: {exc.message}", exc.hint or _FIX_MAPPING)]
     except psycopg.Error as exc:
         if context.conn.broken:
             raise from_database_error(exc) from exc
-        return [
-            fail(
-                name,
-                f"could not check: {first_line(str(from_database_error(exc)))}",
-                "run with a role that can read the catalogs and tables, or see --debug",
-            )
-        ]
+        translated = from_database_error(exc)
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            fix = "run with a role that can read the catalogs and tables"
+        elif (exc.sqlstate or "").startswith(("22", "42")):  # the data or an expression
+            fix = _FIX_MAPPING
+        else:
+            fix = translated.hint or "re-run doctor; if it persists, check the server's log"
+        return [fail(name, f"could not check: {first_line(translated.message)}", fix)]
+
+
+_FIX_MAPPING = (
+    "fix the mapping's expressions for the rows the tables hold ('tokenfix mapping' shows "
+    "the mapping in effect)"
+)

@@ -38,7 +38,7 @@ def _lowering(mapping: Mapping) -> tuple[str, ...]:
 
 
 def _spendable(mapping: Mapping) -> sql.Composable | None:
-    """The spendable balance over one balance row (alias b), when it binds no values."""
+    """The spendable balance over one balance row (alias `balance`), when it binds no values."""
     remaining = mapping.balance.remaining
     if remaining is None or remaining.params:
         return None

@@ -26,6 +26,7 @@ from tokenfix.config.settings import Settings
 from tokenfix.db.session import Connection, transaction
 from tokenfix.ledger import catalog, pricing
 from tokenfix.ledger.shape import Shape, describe
+from tokenfix.mapping import names
 from tokenfix.mapping.types import Expr, LedgerSource, Mapping, default_mapping
 
 NULL = sql.SQL("NULL")
@@ -93,8 +94,97 @@ class BalanceModel:
     def balance_table(self) -> sql.Composable:
         return self.mapping.balance.table.identifier
 
+    @property
+    def balance_rows(self) -> sql.Composable:
+        """The balance rows reads see: the table, or with snapshots (`latest`) each owner's
+        first row in that order (the others are history, never compared nor written)."""
+        b = self.mapping.balance
+        if b.latest is None:
+            return self.balance_table
+        return sql.SQL(
+            "(SELECT DISTINCT ON (balance.{key}) balance.* FROM {table} WHERE {where}"
+            " ORDER BY balance.{key}, {latest})"
+        ).format(
+            key=self.key,
+            table=names.balance_from(b.table),
+            where=self.balance_where(),
+            latest=b.latest.sql,
+        )
+
+    def _chosen_among_keys(self) -> sql.Composable:
+        """Snapshots: the rows to lock are the chosen rows of the batch's owners."""
+        b = self.mapping.balance
+        if b.latest is None or b.row_id is None:
+            return TRUE
+        return sql.SQL(
+            "balance.{row_id} = ANY(ARRAY(SELECT DISTINCT ON (balance.{key}) balance.{row_id}"
+            " FROM {table} WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}"
+            " ORDER BY balance.{key}, {latest}))"
+        ).format(
+            row_id=sql.Identifier(b.row_id),
+            key=self.key,
+            table=names.balance_from(b.table),
+            key_type=self.key_type,
+            where=self.balance_where(),
+            latest=b.latest.sql,
+        )
+
+    def _chosen_now(self, key: sql.Composable) -> sql.Composable:
+        """Snapshots: the row being written is still its owner's first (no newer row)."""
+        b = self.mapping.balance
+        if b.latest is None or b.row_id is None:
+            return TRUE
+        return sql.SQL(
+            "balance.{row_id} = (SELECT balance.{row_id} FROM {table} WHERE balance.{key} = {owner}"
+            " AND {where} ORDER BY {latest} LIMIT 1)"
+        ).format(
+            row_id=sql.Identifier(b.row_id),
+            table=names.balance_from(b.table),
+            key=self.key,
+            owner=key,
+            where=self.balance_where(),
+            latest=b.latest.sql,
+        )
+
     def balance_where(self) -> sql.Composable:
         return _e(self.mapping.balance.where, TRUE)
+
+    # -- periods (docs/balance-model.md) ------------------------------------------------
+
+    def periods(self, selection: sql.Composable = TRUE) -> sql.Composed:
+        """Each selected balance row's period: key, period_start, period_end."""
+        b = self.mapping.balance
+        return queries.compose(
+            "periods",
+            key=self.key,
+            period_start=_e(b.period_start),
+            period_end=_e(b.period_end),
+            balance=sql.SQL("{} AS balance").format(self.balance_rows),
+            where=self.balance_where(),
+            selection=selection,
+        )
+
+    def _period_join(self, index: int, periods: sql.Composable) -> sql.Composable:
+        """The join of a source's rows to their owner's period (`periods`: a CTE's name or
+        a subquery), or nothing without periods."""
+        if not self.mapping.balance.has_periods:
+            return sql.SQL("")
+        return sql.SQL(" LEFT JOIN {} AS tf_period ON tf_period.key = {}").format(
+            periods, self._source_key(index)
+        )
+
+    def _in_period(self, source: LedgerSource) -> sql.Composable:
+        if not self.mapping.balance.has_periods:
+            return TRUE
+        return sql.SQL(
+            "(tf_period.period_start IS NULL OR ({at})::timestamptz >= tf_period.period_start)"
+            " AND (tf_period.period_end IS NULL OR ({at})::timestamptz < tf_period.period_end)"
+        ).format(at=source.at.sql)
+
+    def _ledger_from(self, source: LedgerSource, *, ordinal: bool = False) -> sql.Composable:
+        """A source's table as its expressions see it (`ledger`, and `item` with `each`)."""
+        each = source.each.sql if source.each is not None else None
+        return names.ledger_from(source.table, each, ordinal=ordinal)
 
     def _source_key(self, index: int) -> sql.Composable:
         """A source's key as the balance key's type (cast only when the types differ)."""
@@ -143,34 +233,40 @@ class BalanceModel:
 
     def _selection(self, index: int, selection: Selection) -> tuple[sql.Composable, dict[str, Any]]:
         source, shape = self.mapping.ledgers[index], self.shape.source(index)
+        return self._key_selection(source.key, shape.key, selection)
+
+    def _key_selection(
+        self, key: Expr, key_type: str, selection: Selection
+    ) -> tuple[sql.Composable, dict[str, Any]]:
+        """`selection` over rows whose owner is `key` (of type `key_type`)."""
         conditions: list[sql.Composable] = []
         params: dict[str, Any] = {}
         if selection.keys is not None:
             params["keys"] = list(selection.keys)
             conditions.append(
-                sql.SQL("{} = ANY({})").format(_e(source.key), self._keys_param("keys", shape.key))
+                sql.SQL("{} = ANY({})").format(_e(key), self._keys_param("keys", key_type))
             )
         if selection.since is not None:
             params["since"] = selection.since
             conditions.append(
                 sql.SQL("{} = ANY(({})::{}[])").format(
-                    _e(source.key),
+                    _e(key),
                     self._active_keys(_since(selection.since), ">=", edited=True),
-                    _type(shape.key),
+                    _type(key_type),
                 )
             )
         if selection.excluded:
             params["excluded"] = list(selection.excluded)
             conditions.append(
                 sql.SQL("NOT ({} = ANY({}))").format(
-                    _e(source.key), self._keys_param("excluded", shape.key)
+                    _e(key), self._keys_param("excluded", key_type)
                 )
             )
         return sql.SQL(" AND ").join(conditions) if conditions else TRUE, params
 
     def _balance_selection(self, selection: Selection) -> sql.Composable:
         conditions: list[sql.Composable] = []
-        key = sql.SQL("b.{}").format(self.key)
+        key = sql.SQL("balance.{}").format(self.key)
         if selection.keys is not None:
             conditions.append(
                 sql.SQL("{} = ANY({})").format(key, self._keys_param("keys", self.shape.key))
@@ -196,9 +292,9 @@ class BalanceModel:
         owners whose balance row changed since then, where [balance] changed_at says when
         (a hand-edited cache of a quiet owner)."""
         parts = [
-            sql.SQL("SELECT {key} FROM {table} AS l WHERE {where} AND {at} {op} {moment}").format(
+            sql.SQL("SELECT {key} FROM {table} WHERE {where} AND {at} {op} {moment}").format(
                 key=self._source_key(index),
-                table=source.table.identifier,
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
                 at=_e(source.at),
                 op=sql.SQL(comparison),
@@ -209,9 +305,9 @@ class BalanceModel:
         changed_at = self.mapping.balance.changed_at
         if edited and changed_at is not None:
             parts.append(
-                sql.SQL("SELECT b.{} FROM {} AS b WHERE {} AND ({}) {} {}").format(
+                sql.SQL("SELECT balance.{} FROM {} WHERE {} AND ({}) {} {}").format(
                     self.key,
-                    self.balance_table,
+                    names.balance_from(self.mapping.balance.table),
                     self.balance_where(),
                     changed_at.sql,
                     sql.SQL(comparison),
@@ -224,6 +320,13 @@ class BalanceModel:
         """The expected-vs-cached comparison of the selected owners, and its parameters."""
         params = self.params()
         sources: list[sql.Composable] = []
+        periods: list[sql.Composable] = []
+        if self.mapping.balance.has_periods:
+            periods.append(
+                sql.SQL("periods AS (\n{}\n)").format(
+                    self.periods(self._balance_selection(selection))
+                )
+            )
         for index, source in enumerate(self.mapping.ledgers):
             condition, selection_params = self._selection(index, selection)
             params |= selection_params
@@ -235,9 +338,11 @@ class BalanceModel:
                 kind_code=self._kind_code(source),
                 amount=_e(source.amount),
                 price=price,
-                table=source.table.identifier,
+                table=self._ledger_from(source),
+                period_join=self._period_join(index, sql.Identifier("periods")),
                 where=_e(source.where, TRUE),
                 selection=condition,
+                in_period=self._in_period(source),
             )
             effective = (
                 sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
@@ -259,7 +364,7 @@ class BalanceModel:
         b = self.mapping.balance
         statement = queries.compose(
             "balances",
-            sources=sql.SQL(",\n").join(sources),
+            sources=sql.SQL(",\n").join([*periods, *sources]),
             ledger=ledger,
             key=self.key,
             # A side the mapping does not read is a typed NULL: no comparison, no arithmetic.
@@ -267,7 +372,10 @@ class BalanceModel:
             used=_e(b.used, sql.SQL("NULL::numeric")),
             starting=self._starting_expression(),
             tolerance=_e(b.tolerance, sql.SQL("0")),
-            balance=self.balance_table,
+            row_id=sql.SQL("(balance.{})::text").format(sql.Identifier(b.row_id))
+            if b.row_id is not None
+            else sql.SQL("NULL::text"),
+            balance=self.balance_rows,
             balance_where=self.balance_where(),
             balance_selection=self._balance_selection(selection),
             remaining_off=self._off("remaining") if b.remaining is not None else sql.SQL("false"),
@@ -298,12 +406,12 @@ class BalanceModel:
     def future_rows(self) -> tuple[sql.Composed, dict[str, Any]]:
         parts = [
             sql.SQL(
-                "SELECT {key} AS key, {at} AS at FROM {table} AS l WHERE {where}"
+                "SELECT {key} AS key, {at} AS at FROM {table} WHERE {where}"
                 " AND {at} > statement_timestamp() + interval '1 minute'"
             ).format(
                 key=self._source_key(index),
                 at=_e(source.at),
-                table=source.table.identifier,
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
             )
             for index, source in enumerate(self.mapping.ledgers)
@@ -313,10 +421,8 @@ class BalanceModel:
 
     def unknown_keys(self) -> sql.Composed:
         no_rows = [
-            sql.SQL(
-                "NOT EXISTS (SELECT FROM {table} AS l WHERE {where} AND {key} = g.key::{t})"
-            ).format(
-                table=source.table.identifier,
+            sql.SQL("NOT EXISTS (SELECT FROM {table} WHERE {where} AND {key} = g.key::{t})").format(
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
                 key=_e(source.key),
                 t=_type(self.shape.source(index).key),
@@ -326,7 +432,7 @@ class BalanceModel:
         return queries.compose(
             "unknown_keys",
             key_type=self.key_type,
-            balance=self.balance_table,
+            balance=self.balance_rows,
             key=self.key,
             where=self.balance_where(),
             no_ledger_rows=sql.SQL(" AND ").join(no_rows),
@@ -338,13 +444,13 @@ class BalanceModel:
             sql.SQL(
                 "SELECT {key} AS key, ({amount} IS NULL OR {amount} < 0 OR {counted} IS NULL"
                 " OR ({kind})::text NOT IN ('grant', 'deduct', 'charge')) AS invalid"
-                " FROM {table} AS l WHERE {where}"
+                " FROM {table} WHERE {where}"
             ).format(
                 key=self._source_key(index),
                 amount=_e(source.amount),
                 counted=_e(source.counted),
                 kind=_e(source.kind),
-                table=source.table.identifier,
+                table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
             )
             for index, source in enumerate(self.mapping.ledgers)
@@ -352,30 +458,120 @@ class BalanceModel:
         statement = queries.compose(
             "doctor_ledger_health",
             rows=sql.SQL(" UNION ALL ").join(parts),
-            balance=self.balance_table,
+            balance=self.balance_rows,
             key=self.key,
             where=self.balance_where(),
         )
         return statement, self.mapping.params()
 
+    # -- lots (tokenfix.ledger.lots): each owner's rows streamed in key, time order -------------
+
+    def _row_id(self, source: LedgerSource) -> sql.Composable:
+        ident = sql.SQL("({})::text").format(_e(source.id))
+        if source.each is not None:  # the row's id and the element's ordinal
+            ident = sql.SQL("concat_ws(':', ({})::text, tf_items.item_ordinal)").format(
+                _e(source.id)
+            )
+        return ident
+
+    def lots_stream(
+        self, selection: Selection, settle: timedelta
+    ) -> tuple[sql.Composed, dict[str, Any]]:
+        """The selected owners' balance rows, lots and ledger rows (no-effect rows left out),
+        in key, time order: what the lots fold reads, one owner at a time."""
+        params = self.params()
+        params["settle"] = settle if settle > timedelta(0) else None
+        recent = sql.SQL("statement_timestamp() - %(settle)s::interval")
+        b = self.mapping.balance
+        parts: list[sql.Composable] = [
+            queries.compose(
+                "lots_stream_balance",
+                key=self.key,
+                remaining=_e(b.remaining, sql.SQL("NULL::numeric")),
+                used=_e(b.used, sql.SQL("NULL::numeric")),
+                starting=self._starting_expression(),
+                tolerance=_e(b.tolerance, sql.SQL("0")),
+                balance=self.balance_rows,
+                where=self.balance_where(),
+                selection=self._balance_selection(selection),
+            )
+        ]
+        for index, lot in enumerate(self.mapping.lots):
+            key_type = self.shape.lots[index].key
+            condition, selection_params = self._key_selection(lot.key, key_type, selection)
+            params |= selection_params
+            key = _e(lot.key)
+            if key_type != self.shape.key:
+                key = sql.SQL("({})::{}").format(lot.key.sql, self.key_type)
+            parts.append(
+                queries.compose(
+                    "lots_stream_lots",
+                    key=key,
+                    at=_e(lot.at),
+                    source_name=sql.Literal(lot.name),
+                    id=_e(lot.id),
+                    amount=_e(lot.amount),
+                    expires_at=_e(lot.expires_at),
+                    voided_at=_e(lot.voided_at),
+                    priority=_e(lot.priority, sql.SQL("0")),
+                    recent=recent,
+                    table=names.ledger_from(lot.table),
+                    where=_e(lot.where, TRUE),
+                    selection=condition,
+                )
+            )
+        for index, source in enumerate(self.mapping.ledgers):
+            condition, selection_params = self._selection(index, selection)
+            params |= selection_params
+            price, price_params = self._price(source)
+            params |= price_params
+            effective = (
+                sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
+            )
+            parts.append(
+                queries.compose(
+                    "lots_stream_ledger",
+                    key=self._source_key(index),
+                    kind_code=self._kind_code(source),
+                    amount=_e(source.amount),
+                    price=price,
+                    at=_e(source.at),
+                    id=self._row_id(source),
+                    source_name=sql.Literal(source.name),
+                    effective=effective,
+                    recent=recent,
+                    table=self._ledger_from(source, ordinal=source.each is not None),
+                    where=_e(source.where, TRUE),
+                    selection=condition,
+                )
+            )
+        statement = queries.compose("lots_stream", parts=sql.SQL("\nUNION ALL\n").join(parts))
+        return statement, params
+
     # -- writes -----------------------------------------------------------------------
 
-    def written_json(self, alias: str = "b") -> sql.Composable:
+    def written_json(self, alias: str = names.BALANCE) -> sql.Composable:
         """The compared written columns of a balance row as jsonb: what compare-and-set and
         the audit trail compare and keep."""
         columns = self.mapping.balance.compared_columns
-        return sql.SQL("jsonb_build_object({})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}, {}.{}").format(
-                    sql.Literal(c), sql.Identifier(alias), sql.Identifier(c)
+        pairs = [
+            sql.SQL("{}, {}.{}").format(sql.Literal(c), sql.Identifier(alias), sql.Identifier(c))
+            for c in columns
+        ]
+        row_id = self.mapping.balance.row_id
+        if self.mapping.balance.latest is not None and row_id is not None:
+            # Snapshots: which row was read and written, compared and kept like a column.
+            pairs.append(
+                sql.SQL("'tf_row_id', ({}.{})::text").format(
+                    sql.Identifier(alias), sql.Identifier(row_id)
                 )
-                for c in columns
             )
-        )
+        return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
     def lock(self, *, for_delete: bool = False) -> sql.Composed:
         return queries.compose(
             "lock_balances",
+            chosen=self._chosen_among_keys(),
             key=self.key,
             written=self.written_json(),
             balance=self.balance_table,
@@ -409,6 +605,7 @@ class BalanceModel:
             insert_missing = queries.compose("write_batch_no_insert")
         return queries.compose(
             "write_batch",
+            chosen=self._chosen_now(sql.SQL("pl.tf_key")),
             key_type=self.key_type,
             assignments=assignments,
             where=self.balance_where(),
@@ -461,6 +658,7 @@ class BalanceModel:
             "revert_batch",
             key_type=self.key_type,
             balance=self.balance_table,
+            balance_rows=self.balance_rows,
             key=self.key,
             referenced=referenced,
             restore_assignments=sql.SQL(", ").join([restore, *bookkeeping]),
@@ -475,9 +673,9 @@ class BalanceModel:
         changed_at = self.mapping.balance.changed_at
         assert changed_at is not None
         newest = [
-            sql.SQL("(SELECT max(({at})::timestamptz) FROM {table} AS l WHERE {where}"
-                    " AND {key} = b.{balance_key}::{type})").format(
-                at=source.at.sql, table=source.table.identifier, where=_e(source.where, TRUE),
+            sql.SQL("(SELECT max(({at})::timestamptz) FROM {table} WHERE {where}"
+                    " AND {key} = balance.{balance_key}::{type})").format(
+                at=source.at.sql, table=self._ledger_from(source), where=_e(source.where, TRUE),
                 key=_e(source.key), balance_key=self.key, type=_type(self.shape.source(i).key),
             )
             for i, source in enumerate(self.mapping.ledgers)
@@ -486,7 +684,7 @@ class BalanceModel:
             "edited_after_ledger",
             key=self.key,
             key_type=self.key_type,
-            balance=self.balance_table,
+            balance=names.balance_from(self.mapping.balance.table),
             where=self.balance_where(),
             changed_at=changed_at.sql,
             newest=sql.SQL("greatest({})").format(sql.SQL(", ").join(newest)),
@@ -496,7 +694,9 @@ class BalanceModel:
 
     def balance_row(self) -> sql.Composed:
         b = self.mapping.balance
-        updated_at = sql.SQL("b.updated_at") if "updated_at" in self.shape.balance_columns else NULL
+        updated_at = (
+            sql.SQL("balance.updated_at") if "updated_at" in self.shape.balance_columns else NULL
+        )
         return queries.compose(
             "balance_row",
             remaining=_e(b.remaining),
@@ -505,7 +705,10 @@ class BalanceModel:
             updated_at=updated_at,
             starting=_e(b.starting),
             tolerance=_e(b.tolerance, sql.SQL("0")),
-            balance=self.balance_table,
+            period_start=_e(b.period_start),
+            period_end=_e(b.period_end),
+            period_length=_e(b.period_length),
+            balance=self.balance_rows,
             key=self.key,
             key_type=self.key_type,
             where=self.balance_where(),
@@ -521,6 +724,8 @@ class BalanceModel:
             price, price_params = self._price(source, prefix="n")
             params |= price_params
             ident = _e(source.id)
+            if source.each is not None:  # the row's id and the element's ordinal
+                ident = sql.SQL("concat_ws(':', ({})::text, tf_items.item_ordinal)").format(ident)
             key_type = _type(self.shape.source(index).key)
             key_filter = (
                 sql.SQL("{} = ANY(%(keys)s::text[]::{}[])")
@@ -542,7 +747,9 @@ class BalanceModel:
                     counted=_e(source.counted),
                     action=_e(source.action),
                     model=_e(source.model),
-                    table=source.table.identifier,
+                    table=self._ledger_from(source, ordinal=True),
+                    period_join=self._period_join(index, sql.SQL("({})").format(self.periods())),
+                    in_period=self._in_period(source),
                     where=_e(source.where, TRUE),
                 )
             )
@@ -567,7 +774,7 @@ class BalanceModel:
             rows=self._evidence_rows(sql.SQL("%(keys)s::text[]")),
             early_rows=self._evidence_rows(early),
             stopped_rows=self._evidence_rows(sql.SQL("%(stopped)s::text[]")),
-            balance=self.balance_table,
+            balance=self.balance_rows,
             key=self.key,
             key_type=self.key_type,
             where=self.balance_where(),
@@ -600,7 +807,7 @@ class BalanceModel:
                     at=_e(source.at),
                     source_name=sql.Literal(source.name),
                     id=sql.SQL("({})::text").format(ident) if several else ident,
-                    table=source.table.identifier,
+                    table=self._ledger_from(source, ordinal=True),
                     where=_e(source.where, TRUE),
                     # The array cast to the source's key type, never the column: the filter
                     # stays on the index (docs/mapping.md).

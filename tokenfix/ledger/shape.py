@@ -22,7 +22,8 @@ from tokenfix.base.identifiers import QualifiedName
 from tokenfix.db.expressions import NotOneExpression, compile_probe, several_statements, wrote
 from tokenfix.db.session import Connection
 from tokenfix.ledger import catalog
-from tokenfix.mapping.types import Expr, LedgerSource, Mapping
+from tokenfix.mapping import names
+from tokenfix.mapping.types import Expr, LedgerSource, LotSource, Mapping
 
 
 class ExpressionRejected(DatabaseProblem):
@@ -49,6 +50,8 @@ class Shape:
     """The overrides table's columns; empty when it does not exist."""
     key_unique: bool
     balance_kind: str = "r"
+    lots: tuple[SourceShape, ...] = ()
+    """Each [[lots]] source's expression types, in the mapping's order."""
 
     def source(self, index: int) -> SourceShape:
         return self.sources[index]
@@ -60,16 +63,22 @@ def _types(conn: Connection, oids: Sequence[int]) -> list[str]:
 
 
 def _compile(
-    conn: Connection, table: QualifiedName, named: list[tuple[str, Expr]], where: Expr | None
+    conn: Connection,
+    table: sql.Composable,
+    named: list[tuple[str, Expr]],
+    where: Expr | None,
+    origin: str = "the mapping",
+    table_name: object = "its table",
 ) -> dict[str, str]:
-    """The types of `named` expressions over `table`, or ExpressionRejected for the first
-    one the database refuses."""
+    """The types of `named` expressions over `table` (a FROM item: the table under the alias
+    its expressions use, tokenfix.mapping.names), or ExpressionRejected for the first one the
+    database refuses."""
     if not named:
         return {}
     params = {k: v for _, e in named for k, v in e.params.items()}
     statement = sql.SQL("SELECT {} FROM {} WHERE {} LIMIT 0").format(
         sql.SQL(", ").join(sql.SQL("({})").format(e.sql) for _, e in named),
-        table.identifier,
+        table,
         where.sql if where is not None else sql.SQL("true"),
     )
     try:
@@ -79,27 +88,31 @@ def _compile(
     except psycopg.Error as exc:
         if conn.broken:
             raise
-        raise _rejected(conn, table, named, where, exc) from None
+        raise _rejected(conn, table, named, where, exc, origin, str(table_name)) from None
     return dict(zip((name for name, _ in named), _types(conn, oids), strict=True))
 
 
 def _rejected(
     conn: Connection,
-    table: QualifiedName,
+    table: sql.Composable,
     named: list[tuple[str, Expr]],
     where: Expr | None,
     error: psycopg.Error,
+    origin: str,
+    table_name: str,
 ) -> TokenfixError:
-    # Only an expression's own fault (a syntax error, an unknown column or function, a type
-    # mismatch: class 42) is the mapping's; locks, timeouts and privileges are the database's.
+    # Only an expression's own fault (a syntax error, an unknown column, table name or
+    # function, a type mismatch: class 42; the tables exist, describe checked) is the
+    # mapping's; locks, timeouts and privileges are the database's.
     state = error.sqlstate or ""
     if isinstance(error, pg_errors.ReadOnlySqlTransaction):
         return wrote(error)
-    if not state.startswith("42") or state in ("42501", "42P01"):
+    if not state.startswith("42") or state == "42501":
         return from_database_error(error)
-    candidates = ([("where", where)] if where is not None else []) + named
+    section = named[0][0].rsplit(" ", 1)[0] if named else "[balance]"
+    candidates = ([(f"{section} where", where)] if where is not None else []) + named
     for name, expr in candidates:
-        probe = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table.identifier)
+        probe = sql.SQL("SELECT ({}) FROM {} LIMIT 0").format(expr.sql, table)
         try:
             with conn.transaction():
                 compile_probe(conn, probe, expr.params)
@@ -113,7 +126,7 @@ def _rejected(
                     hint="a mapping expression is one SQL expression over the table's columns",
                 )
             return ExpressionRejected(
-                f"the mapping's {name} = {expr.text!r} is rejected on table {table}: "
+                f"{origin}: {name} = {expr.text!r} is rejected on table {table_name}: "
                 f"{first_line(exc.diag.message_primary or str(exc))}",
                 hint="fix the expression in the mapping ('tokenfix doctor' checks them all)",
             )
@@ -131,7 +144,7 @@ def _source_fields(source: LedgerSource) -> list[tuple[str, Expr]]:
         ("model", source.model),
         ("id", source.id),
     ]
-    return [(f"ledger {source.name!r} {name}", e) for name, e in fields if e is not None]
+    return [(f"[[ledger]] {source.name!r} {name}", e) for name, e in fields if e is not None]
 
 
 def describe(conn: Connection, mapping: Mapping) -> Shape:
@@ -158,17 +171,46 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
             ("starting", balance.starting),
             ("created_at", balance.created_at),
             ("tolerance", balance.tolerance),
+            ("period_start", balance.period_start),
+            ("period_end", balance.period_end),
+            ("period_length", balance.period_length),
         )
         if e is not None
     ]
     balance_types = _compile(
-        conn, balance.table, [(f"[balance] {n}", e) for n, e in balance_fields], balance.where
+        conn,
+        names.balance_from(balance.table),
+        [(f"[balance] {n}", e) for n, e in balance_fields],
+        balance.where,
+        mapping.origin,
+        balance.table,
     )
+    if balance.latest is not None:
+        _compile_order(conn, mapping)
     sources = []
     for source in mapping.ledgers:
-        found = _compile(conn, source.table, _source_fields(source), source.where)
+        each = source.each.sql if source.each is not None else None
+        if source.each is not None:  # the set itself first: every other expression needs it
+            label = f"[[ledger]] {source.name!r} each"
+            _compile(
+                conn,
+                names.ledger_from(source.table),
+                [(label, source.each)],
+                None,
+                mapping.origin,
+                source.table,
+            )
+        found = _compile(
+            conn,
+            names.ledger_from(source.table, each),
+            _source_fields(source),
+            source.where,
+            mapping.origin,
+            source.table,
+        )
         types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
         sources.append(SourceShape(key=types["key"], types=types))
+    lots = tuple(_lot_shape(conn, mapping, lot) for lot in mapping.lots)
     pricing_columns = tables[-1].columns if mapping.pricing is not None else {}
     if mapping.pricing is not None and not tables[-1].exists and not mapping.from_settings:
         raise catalog.missing_table(tables[-1], "[pricing] overrides")
@@ -178,9 +220,43 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         balance_types={name.split(" ", 1)[1]: t for name, t in balance_types.items()},
         sources=tuple(sources),
         pricing_columns=pricing_columns,
-        key_unique=catalog.key_is_unique(conn, balance.table, balance.key),
+        # Snapshots: many rows per owner; the rows are written by row_id, which must be unique.
+        key_unique=catalog.key_is_unique(conn, balance.table, balance.row_id or balance.key),
         balance_kind=balance_table.kind,
+        lots=lots,
     )
+
+
+def _compile_order(conn: Connection, mapping: Mapping) -> None:
+    """`[balance] latest` (an ORDER BY list) and `row_id`, compiled (no row read)."""
+    b = mapping.balance
+    assert b.latest is not None and b.row_id is not None
+    statement = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 0").format(
+        sql.Identifier(b.row_id), names.balance_from(b.table), b.latest.sql
+    )
+    try:
+        with conn.transaction():
+            conn.execute(statement)
+    except psycopg.Error as exc:
+        if conn.broken:
+            raise
+        raise ExpressionRejected(
+            f"{mapping.origin}: [balance] latest = {b.latest.text!r} (row_id = {b.row_id!r}) is "
+            f"rejected on table {b.table}: {first_line(exc.diag.message_primary or str(exc))}",
+            hint="fix the expression in the mapping ('tokenfix doctor' checks them all)",
+        ) from None
+
+
+def _lot_shape(conn: Connection, mapping: Mapping, lot: LotSource) -> SourceShape:
+    (table,) = catalog.describe(conn, [lot.table])
+    if not table.exists:
+        raise catalog.missing_table(table, f"[[lots]] {lot.name!r} table")
+    named = [(f"[[lots]] {lot.name!r} {name}", e) for name, e in lot.fields()]
+    found = _compile(
+        conn, names.ledger_from(lot.table), named, lot.where, mapping.origin, lot.table
+    )
+    types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
+    return SourceShape(key=types["key"], types=types)
 
 
 def _pricing(mapping: Mapping) -> list[QualifiedName]:

@@ -115,15 +115,73 @@ class Draft:
         self.lines.append(f"{line}  # guess: {guess}" if guess else line)
 
 
-def _balance(draft: Draft, table: TableInfo) -> str:
-    key = table.unique_keys[0]
-    numeric = [c for c in table.numeric() if c != key]
+RESET_END = ("next_reset_at", "budget_reset_at", "reset_at", "current_period_end", "period_end",
+             "renews_at", "next_refill_at")  # fmt: skip
+PERIOD_START = ("current_period_start", "period_start", "last_reset_at")
+EXPIRES = re.compile(r"^(expires_at|expiry|expires|expiration|expired_at|valid_until)$")
+LOT_AT = ("effective_at", "starts_at", "start_at", "granted_at", "valid_from", "created_at")
+VOIDED = ("voided_at", "revoked_at", "cancelled_at", "canceled_at")
+
+
+def _periods(draft: Draft, table: TableInfo, *, allowed: bool) -> None:
+    """period_start / period_end / period_length from reset or period columns."""
+    times = table.times()
+    start = next((c for c in PERIOD_START if c in times), None)
+    end = next((c for c in RESET_END if c in times), None)
+    duration = next((c for c, t in table.columns.items() if t.startswith("interval")), None)
+    lines: list[tuple[str, str]] = []
+    if start is not None:
+        lines.append((f"period_start = {_string(shown_identifier(start))}", "the period's start"))
+        if end is not None:
+            lines.append((f"period_end = {_string(shown_identifier(end))}", "the next reset"))
+        length = duration or (
+            f"{shown_identifier(end)} - {shown_identifier(start)}" if end else None
+        )
+        if length is not None:
+            lines.append((f"period_length = {_string(length)}", "the period's length"))
+    elif end is not None and duration is not None:
+        shown_end, shown_length = shown_identifier(end), shown_identifier(duration)
+        lines += [
+            (f"period_end = {_string(shown_end)}", "the next reset"),
+            (
+                f"period_start = {_string(f'{shown_end} - {shown_length}')}",
+                "the last reset: the next one minus the period's length",
+            ),
+            (f"period_length = {_string(shown_length)}", "the period's length"),
+        ]
+    elif end is not None:
+        draft.add(f"# {end} looks like the next reset: add period_end / period_start by hand")
+    if lines and not allowed:
+        draft.add("# periods and [[lots]] cannot be mapped together yet; lots were drafted:")
+    for line, guess in lines:
+        draft.add(line if allowed else f"# {line}", guess)
+
+
+def _balance(
+    draft: Draft, table: TableInfo, *, periods: bool = True, owner: str | None = None
+) -> str:
+    """The [balance] section; `owner`: a snapshot table's owner column (many rows per
+    owner, the newest the balance: drafted with latest and row_id)."""
+    key = owner or table.unique_keys[0]
+    numeric = [c for c in table.numeric() if c not in (key, table.unique_keys[0])]
     remaining = next((c for c in numeric if REMAINING_NAME.search(c)), None)
     used = next((c for c in numeric if USED_NAME.search(c)), None)
     acquired = next((c for c in numeric if ACQUIRED_NAME.search(c)), None)
     draft.add("[balance]")
-    draft.add(f"table = {_string(table.qualified)}", "a unique key and balance-like columns")
-    draft.add(f"key = {_string(key)}", "its unique key")
+    if owner is None:
+        draft.add(f"table = {_string(table.qualified)}", "a unique key and balance-like columns")
+        draft.add(f"key = {_string(key)}", "its unique key")
+    else:
+        row_id = table.unique_keys[0]
+        at = next((c for c in table.times() if TIME_NAME.match(c)), table.times()[0])
+        order = f"{shown_identifier(at)} DESC, {shown_identifier(row_id)} DESC"
+        draft.add(
+            f"table = {_string(table.qualified)}",
+            "several rows per owner, a time and a balance: snapshots, the newest current",
+        )
+        draft.add(f"key = {_string(key)}", "the owner: several rows each")
+        draft.add(f"latest = {_string(order)}", "the newest row is the balance")
+        draft.add(f"row_id = {_string(row_id)}", "its unique key: writes name the row by it")
     write: list[tuple[str, str]] = []
     if remaining is None and acquired is not None and used is not None:
         draft.add(
@@ -146,7 +204,15 @@ def _balance(draft: Draft, table: TableInfo) -> str:
             f"where = {_string(f'{shown_identifier(deleted)} IS NULL')}",
             "soft-deleted rows are not balances",
         )
-    draft.add('# starting = "0"   # what an owner starts with (default: TOKENFIX_STARTING_BALANCE)')
+    if any(c in table.columns for c in ("allowance", "included_usage", "quota", "limit")):
+        allowance = next(c for c in ("allowance", "included_usage", "quota", "limit")
+                         if c in table.columns)  # fmt: skip
+        draft.add(f"starting = {_string(shown_identifier(allowance))}", "the period's allowance")
+    else:
+        draft.add(
+            '# starting = "0"   # what an owner starts with (default: TOKENFIX_STARTING_BALANCE)'
+        )
+    _periods(draft, table, allowed=periods)
     draft.add()
     draft.add("[balance.write]")
     for column, expression in write:
@@ -180,9 +246,57 @@ def _ledger_key(table: TableInfo, balance: TableInfo, key: str) -> str | None:
     for name in (key, f"{singular}_{key}", f"{balance.name}_{key}", f"{singular}_id",
                  f"{balance.name}_id", "user_id", "owner_id", "wallet_id", "account_id",
                  "profile_id", "customer_id"):  # fmt: skip
-        if name in table.columns and name != next(iter(table.unique_keys), None):
+        if (
+            name in table.columns
+            and name != next(iter(table.unique_keys), None)
+            and name not in table.foreign_keys  # it points at another table's key
+            and _casts(table.columns[name], balance.columns[key])
+        ):
             return name
     return None
+
+
+_INTEGERS = ("smallint", "integer", "bigint")
+_TEXTS = ("text", "character varying", "character")
+
+
+def _casts(source: str, key: str) -> bool:
+    """Whether every value of type `source` is a value of the key's type (so a cast cannot
+    fail on a row): the same type, integers to integers, text to text."""
+    source, key = source.split("(")[0].strip(), key.split("(")[0].strip()
+    return (
+        source == key
+        or all(t in _INTEGERS for t in (source, key))
+        or (all(t in _TEXTS for t in (source, key)))
+    )
+
+
+def _many_per_owner(conn: Connection, table: TableInfo) -> bool:
+    """Whether a sample of the table holds several rows for one owner (a column that
+    references another table, or is named like an owner's id): a ledger or a history,
+    never a balance table, whatever its columns are called."""
+    unique = set(table.unique_keys)
+    owners = [
+        c
+        for c in table.columns
+        if c not in unique and (c in table.foreign_keys or re.search(r"_id$", c))
+    ]
+    for column in owners:
+        statement = sql.SQL(
+            "SELECT count(v) > count(DISTINCT v) FROM (SELECT {} AS v FROM {} LIMIT {}) AS s"
+        ).format(
+            sql.Identifier(column),
+            sql.Identifier(table.schema, table.name),
+            sql.Literal(SAMPLE_ROWS),
+        )
+        try:
+            with conn.transaction():
+                row = conn.execute(statement).fetchone()
+        except Exception:  # a guess only: an unreadable sample says nothing
+            continue
+        if row and row[0]:
+            return True
+    return False
 
 
 def _kind(conn: Connection, draft: Draft, table: TableInfo, amount: str) -> None:
@@ -294,15 +408,82 @@ def _ledger(conn: Connection, draft: Draft, table: TableInfo, balance: TableInfo
     return True
 
 
+def _lots_table(table: TableInfo, balance: TableInfo, key: str) -> str | None:
+    """The owner column of a table of lots (an owner, an amount, an expiry), or None."""
+    if table is balance or not any(EXPIRES.match(c) for c in table.times()):
+        return None
+    owner = _ledger_key(table, balance, key)
+    amounts = [c for c in table.numeric() if AMOUNT_NAME.search(c) and c != owner]
+    return owner if owner is not None and amounts else None
+
+
+def _lots(draft: Draft, table: TableInfo, owner: str) -> None:
+    amount = next(c for c in table.numeric() if AMOUNT_NAME.search(c) and c != owner)
+    times = table.times()
+    at = next((c for c in LOT_AT if c in times), times[0])
+    expires = next(c for c in times if EXPIRES.match(c))
+    draft.add()
+    draft.add("[[lots]]", "an amount and an expiry: grants that expire and burn down")
+    draft.add(f"name = {_string(table.name)}")
+    draft.add(f"table = {_string(table.qualified)}")
+    how = "a foreign key to the balance key" if owner in table.foreign_keys else "by its name"
+    draft.add(f"key = {_string(shown_identifier(owner))}", f"the owner: {how}")
+    deleted = next((c for c in times if SOFT_DELETE.match(c)), None)
+    if deleted:
+        draft.add(
+            f"where = {_string(f'{shown_identifier(deleted)} IS NULL')}",
+            "soft-deleted grants are no lots",
+        )
+    draft.add(f"amount = {_string(shown_identifier(amount))}", "the lot's amount")
+    draft.add(f"at = {_string(shown_identifier(at))}", "spendable from")
+    draft.add(f"expires_at = {_string(shown_identifier(expires))}", "its expiry (NULL: never)")
+    voided = next((c for c in VOIDED if c in times), None)
+    if voided:
+        draft.add(f"voided_at = {_string(shown_identifier(voided))}", "voided from")
+    if "priority" in table.numeric():
+        draft.add('priority = "priority"', "lower burns first")
+    if table.unique_keys:
+        draft.add(f"id = {_string(shown_identifier(table.unique_keys[0]))}")
+    else:
+        draft.add('id = "ctid::text"', "no unique key: name the grant's id column")
+
+
+def _snapshots(conn: Connection, tables: list[TableInfo]) -> tuple[TableInfo, str] | None:
+    """A table of balance snapshots (several rows per owner, a time, a balance column, a
+    unique row id) and its owner column, when no table has one row per owner."""
+    for table in tables:
+        balances = [c for c in table.numeric() if re.search(r"balance|remaining", c)]
+        if not (balances and table.times() and table.unique_keys):
+            continue
+        owners = [
+            c
+            for c in table.columns
+            if c not in table.unique_keys and (c in table.foreign_keys or re.search(r"_id$", c))
+        ]
+        if owners and _many_per_owner(conn, table):
+            return table, owners[0]
+    return None
+
+
 def draft(conn: Connection, settings: Settings) -> str | None:
     """A commented TOML draft, or None when no table looks like a balance table."""
     with transaction(conn, settings, read_only=True):
         tables = _tables(conn, settings)
         scored = sorted(
-            ((s, t) for t in tables if (s := _balance_score(t)) > 0), key=lambda p: -p[0]
+            (
+                (s, t)
+                for t in tables
+                if (s := _balance_score(t)) > 0 and not _many_per_owner(conn, t)
+            ),
+            key=lambda p: -p[0],
         )
+        snapshot: str | None = None
         if not scored:
-            return None
+            found = _snapshots(conn, tables)
+            if found is None:
+                return None
+            balance, snapshot = found
+            scored = [(1, balance)]
         balance = scored[0][1]
         out = Draft([
             "# A draft mapping (docs/mapping.md), guessed from the catalogs by 'tokenfix init'.",
@@ -311,9 +492,19 @@ def draft(conn: Connection, settings: Settings) -> str | None:
         ])  # fmt: skip
         for _, other in scored[1:4]:
             out.add(f"# runner-up balance table: {other.qualified}")
-        key = _balance(out, balance)
+        key = snapshot or balance.unique_keys[0]
+        lots = [(t, o) for t in tables if (o := _lots_table(t, balance, key)) is not None]
+        _balance(out, balance, periods=not lots, owner=snapshot)
         # Each table that looks like a ledger gets its [[ledger]] section, in catalog order.
-        ledgers = [t for t in tables if t is not balance and _ledger(conn, out, t, balance, key)]
+        ledgers = [
+            t
+            for t in tables
+            if t is not balance
+            and all(t is not lot for lot, _ in lots)
+            and _ledger(conn, out, t, balance, key)
+        ]
+        for table, owner in lots:
+            _lots(out, table, owner)
         if not ledgers:
             out.add()
             out.add("# could not find a ledger (a table with the owner's key, an amount and a")

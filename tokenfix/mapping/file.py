@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+from psycopg import sql
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from tokenfix.base.errors import BadInput
 from tokenfix.base.identifiers import QualifiedName
 from tokenfix.config.settings import Settings
 from tokenfix.db.expressions import problem
+from tokenfix.mapping import names
 from tokenfix.mapping.types import (
     Adjust,
     BalanceSide,
     Expr,
     LedgerSource,
+    LotSource,
     Mapping,
 )
 
@@ -62,6 +66,11 @@ class BalanceFile(_Strict):
     tolerance: Expression | None = None
     subject: Expression | None = None
     changed_at: Expression | None = None
+    period_start: Expression | None = None
+    period_end: Expression | None = None
+    period_length: Expression | None = None
+    latest: Expression | None = None
+    row_id: Column | None = None
     write: dict[Column, Expression] = Field(default_factory=dict)
     create: dict[Column, Expression] | None = None
 
@@ -78,6 +87,20 @@ class LedgerFile(_Strict):
     action: Expression | None = None
     model: Expression | None = None
     id: Expression | None = None
+    each: Expression | None = None
+
+
+class LotsFile(_Strict):
+    name: str | None = None
+    table: Table
+    key: Expression
+    where: Expression | None = None
+    amount: Expression
+    at: Expression
+    expires_at: Expression | None = None
+    voided_at: Expression | None = None
+    priority: Expression | None = None
+    id: Expression
 
 
 class PricingFile(_Strict):
@@ -93,25 +116,40 @@ class AdjustFile(_Strict):
 class MappingFile(_Strict):
     balance: BalanceFile
     ledger: list[LedgerFile] = Field(min_length=1)
+    lots: list[LotsFile] = Field(default_factory=list)
     pricing: PricingFile | None = None
     adjust: AdjustFile | None = None
 
 
-def _raw(text: str | None) -> Expr | None:
-    return Expr.raw(text) if text is not None else None
+def _over(table: QualifiedName, alias: str) -> Callable[[str | None], Expr | None]:
+    """Expressions over `table`'s rows, which they may name as `alias` or by the table's own
+    name: one text for every statement (tokenfix.mapping.names)."""
+
+    def expr(text: str | None) -> Expr | None:
+        if text is None:
+            return None
+        return Expr(sql.SQL(names.own_names(text, table, alias)), text)
+
+    return expr
+
+
+def _required(expr: Expr | None) -> Expr:
+    assert expr is not None
+    return expr
 
 
 def to_mapping(document: MappingFile, origin: str) -> Mapping:
     b = document.balance
     if b.remaining is None and b.used is None:
         raise ValueError("[balance] needs remaining, used, or both")
+    _raw = _over(b.table, names.BALANCE)
     balance = BalanceSide(
         table=b.table,
         key=b.key,
         remaining=_raw(b.remaining),
         used=_raw(b.used),
-        write=tuple((c, Expr.raw(e)) for c, e in b.write.items()),
-        create=tuple((c, Expr.raw(e)) for c, e in b.create.items())
+        write=tuple((c, _required(_raw(e))) for c, e in b.write.items()),
+        create=tuple((c, _required(_raw(e))) for c, e in b.create.items())
         if b.create is not None
         else None,
         where=_raw(b.where),
@@ -120,39 +158,81 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
         tolerance=_raw(b.tolerance),
         subject=_raw(b.subject),
         changed_at=_raw(b.changed_at),
+        period_start=_raw(b.period_start),
+        period_end=_raw(b.period_end),
+        period_length=_raw(b.period_length),
+        latest=_raw(b.latest),
+        row_id=b.row_id,
     )
-    ledgers = tuple(
-        LedgerSource(
-            name=source.name or source.table.table_name,
-            table=source.table,
-            key=Expr.raw(source.key),
-            at=Expr.raw(source.at),
-            amount=Expr.raw(source.amount),
-            kind=Expr.raw(source.kind),
-            counted=Expr.raw(source.counted),
-            where=_raw(source.where),
-            action=_raw(source.action),
-            model=_raw(source.model),
-            id=_raw(source.id),
-        )
-        for source in document.ledger
-    )
-    names = [s.name for s in ledgers]
-    if len(set(names)) != len(names):
+    if (b.latest is None) != (b.row_id is None):
+        raise ValueError("[balance] latest and row_id go together (snapshots): map both")
+    if b.latest is not None and b.create is not None:
+        raise ValueError("[balance.create] with latest (snapshots) is not supported yet")
+    if b.period_length is not None and b.period_start is None:
+        raise ValueError("[balance] period_length needs period_start")
+    ledgers = tuple(_ledger(source) for source in document.ledger)
+    labels = [s.name for s in ledgers]
+    if len(set(labels)) != len(labels):
         raise ValueError("every [[ledger]] needs its own name (two have the same)")
+    lots = tuple(_lots(source) for source in document.lots)
+    labels += [lot.name for lot in lots]
+    if len(set(labels)) != len(labels):
+        raise ValueError("every [[ledger]] and [[lots]] needs its own name (two have the same)")
+    if lots and balance.has_periods:
+        raise ValueError(
+            "periods (period_start / period_end) and [[lots]] in one mapping are not defined yet:"
+            " map one or the other"
+        )
     pricing = document.pricing.overrides if document.pricing else None
     adjust = None
     if document.adjust is not None:
         a = document.adjust
-        if a.ledger not in names:
+        ledger_names = [s.name for s in ledgers]
+        if a.ledger not in ledger_names:
             raise ValueError(f"[adjust] ledger = {a.ledger!r} names no [[ledger]] (have: "
-                             f"{', '.join(names)})")  # fmt: skip
+                             f"{', '.join(ledger_names)})")  # fmt: skip
         adjust = Adjust(
             a.ledger,
             tuple((c, Expr.raw(e)) for c, e in a.grant.items()),
             tuple((c, Expr.raw(e)) for c, e in a.deduct.items()),
         )
-    return Mapping(balance, ledgers, pricing, origin=origin, from_settings=False, adjust=adjust)
+    return Mapping(
+        balance, ledgers, pricing, origin=origin, from_settings=False, adjust=adjust, lots=lots
+    )
+
+
+def _lots(source: LotsFile) -> LotSource:
+    raw = _over(source.table, names.LEDGER)  # a lot-side expression sees its row as `ledger`
+    return LotSource(
+        name=source.name or source.table.table_name,
+        table=source.table,
+        key=_required(raw(source.key)),
+        amount=_required(raw(source.amount)),
+        at=_required(raw(source.at)),
+        id=_required(raw(source.id)),
+        where=raw(source.where),
+        expires_at=raw(source.expires_at),
+        voided_at=raw(source.voided_at),
+        priority=raw(source.priority),
+    )
+
+
+def _ledger(source: LedgerFile) -> LedgerSource:
+    raw = _over(source.table, names.LEDGER)
+    return LedgerSource(
+        name=source.name or source.table.table_name,
+        table=source.table,
+        key=_required(raw(source.key)),
+        at=_required(raw(source.at)),
+        amount=_required(raw(source.amount)),
+        kind=_required(raw(source.kind)),
+        counted=_required(raw(source.counted)),
+        where=raw(source.where),
+        action=raw(source.action),
+        model=raw(source.model),
+        id=raw(source.id),
+        each=raw(source.each),
+    )
 
 
 def load_file(path: Path) -> Mapping:
@@ -250,6 +330,11 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
         *_line("tolerance", b.tolerance),
         *_line("subject", b.subject),
         *_line("changed_at", b.changed_at),
+        *_line("period_start", b.period_start),
+        *_line("period_end", b.period_end),
+        *_line("period_length", b.period_length),
+        *_line("latest", b.latest),
+        *([f"row_id = {_string(b.row_id)}"] if b.row_id is not None else []),
         "",
         "[balance.write]",
         *(f"{_key(c)} = {_string(e.text)}" for c, e in b.write),
@@ -272,6 +357,16 @@ def to_toml(mapping: Mapping, settings: Settings) -> str:
             *_line("action", source.action),
             *_line("model", source.model),
             *_line("id", source.id),
+            *_line("each", source.each),
+        ]
+    for lot in mapping.lots:
+        lines += [
+            "",
+            "[[lots]]",
+            f"name = {_string(lot.name)}",
+            f"table = {_string(str(lot.table))}",
+            *_line("where", lot.where),
+            *(line for name, e in lot.fields() for line in _line(name, e)),
         ]
     if mapping.pricing is not None:
         lines += ["", "[pricing]", f"overrides = {_string(str(mapping.pricing))}"]

@@ -69,6 +69,20 @@ class BalanceSide:
     """The owner's JWT `sub`, for doctor's own-row probe (docs/doctor.md)."""
     changed_at: Expr | None = None
     """When the balance row last changed: `--since` and `--defer-edited` look at it."""
+    period_start: Expr | None = None
+    """Periods: only ledger rows with period_start <= at < period_end count (NULL: no
+    bound); `starting` is then the period's allowance."""
+    period_end: Expr | None = None
+    period_length: Expr | None = None
+    """An interval: the previous period, for the period_not_reset cause."""
+    latest: Expr | None = None
+    """Snapshots: an ORDER BY list; an owner's first row in it is its balance, the others
+    history (never compared nor written). With it, `row_id` names the rows."""
+    row_id: str | None = None
+
+    @property
+    def has_periods(self) -> bool:
+        return self.period_start is not None or self.period_end is not None
 
     @property
     def compared_columns(self) -> tuple[str, ...]:
@@ -102,6 +116,33 @@ class LedgerSource:
     when known without text: the default mapping's, evaluated once per ledger row."""
     unpriced_actions: tuple[str, ...] = ()
     """Actions that are never charges (overrides for them are never looked up)."""
+    each: Expr | None = None
+    """A set-returning expression: the row counts once per element (`item`)."""
+
+
+@dataclass(frozen=True)
+class LotSource:
+    """One [[lots]] source: grants that become spendable, expire and burn down
+    (tokenfix.ledger.lots)."""
+
+    name: str
+    table: QualifiedName
+    key: Expr
+    amount: Expr
+    at: Expr
+    id: Expr
+    where: Expr | None = None
+    expires_at: Expr | None = None
+    voided_at: Expr | None = None
+    priority: Expr | None = None
+
+    def fields(self) -> list[tuple[str, Expr]]:
+        named = [
+            ("key", self.key), ("amount", self.amount), ("at", self.at), ("id", self.id),
+            ("expires_at", self.expires_at), ("voided_at", self.voided_at),
+            ("priority", self.priority),
+        ]  # fmt: skip
+        return [(name, e) for name, e in named if e is not None]
 
 
 ADJUST_NAMES = ("key", "amount", "reason", "run_id", "idempotency_key")
@@ -126,6 +167,8 @@ class Mapping:
     origin: str = "the default mapping (TOKENFIX_* settings)"
     from_settings: bool = True
     adjust: Adjust | None = None
+    lots: tuple[LotSource, ...] = ()
+    """With lots, each owner's history is folded in time order (tokenfix.ledger.lots)."""
 
     @property
     def ledger(self) -> LedgerSource:
@@ -143,10 +186,13 @@ class Mapping:
         b = self.balance
         exprs = [b.remaining, b.used, b.where, b.starting, b.created_at, b.tolerance, b.subject]
         exprs.append(b.changed_at)
+        exprs += [b.period_start, b.period_end, b.period_length, b.latest]
         exprs += [e for _, e in b.write] + [e for _, e in b.create or ()]
         for source in self.ledgers:
             exprs += [source.key, source.at, source.amount, source.kind, source.counted]
-            exprs += [source.where, source.action, source.model, source.id]
+            exprs += [source.where, source.action, source.model, source.id, source.each]
+        for lot in self.lots:
+            exprs += [e for _, e in lot.fields()] + [lot.where]
         return [e for e in exprs if e is not None]
 
     def signature(self) -> tuple[object, ...]:
@@ -160,15 +206,23 @@ class Mapping:
             str(b.table), b.key, text(b.remaining), text(b.used), text(b.where),
             text(b.starting), text(b.created_at), text(b.tolerance), text(b.subject),
             text(b.changed_at),
+            text(b.period_start), text(b.period_end), text(b.period_length),
+            text(b.latest), b.row_id,
             tuple((c, e.text) for c, e in b.write),
             tuple((c, e.text) for c, e in b.create) if b.create is not None else None,
             tuple(
                 (s.name, str(s.table), *(text(e) for e in (
                     s.key, s.at, s.amount, s.kind, s.counted, s.where, s.action, s.model, s.id,
+                    s.each,
                 )))
                 for s in self.ledgers
             ),
             str(self.pricing) if self.pricing is not None else None,
+            tuple(
+                (lot.name, str(lot.table), text(lot.where),
+                 *((name, e.text) for name, e in lot.fields()))
+                for lot in self.lots
+            ),
         )  # fmt: skip
 
     def balance_hash(self) -> str:
@@ -182,6 +236,9 @@ class Mapping:
             "write": [[c, e.text] for c, e in b.write],
             "create": [[c, e.text] for c, e in b.create] if b.create is not None else None,
         }
+        if b.latest is not None:  # which row of an owner is written (absent: as before)
+            document["latest"] = b.latest.text
+            document["row_id"] = b.row_id
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -6,9 +6,9 @@
 WITH {sources}, ledger AS (
 {ledger}
 ), cached AS (
-    SELECT b.{key} AS key, {remaining} AS remaining, {used} AS used, {starting} AS starting,
-           {tolerance} AS tolerance
-    FROM {balance} AS b
+    SELECT balance.{key} AS key, {remaining} AS remaining, {used} AS used, {starting} AS starting,
+           {tolerance} AS tolerance, {row_id} AS row_id
+    FROM {balance} AS balance
     WHERE {balance_where} AND {balance_selection}
 ), expected AS (
     SELECT coalesce(l.key, c.key) AS key,
@@ -18,7 +18,8 @@ WITH {sources}, ledger AS (
            coalesce(c.starting, %(starting_balance)s::numeric) + coalesce(l.remaining_delta, 0)
                AS expected_remaining,
            coalesce(l.charged, 0) AS expected_used,
-           coalesce(c.tolerance, 0) AS tolerance
+           coalesce(c.tolerance, 0) AS tolerance,
+           c.row_id
     FROM ledger AS l
     FULL JOIN cached AS c ON c.key = l.key
 )
@@ -26,5 +27,6 @@ SELECT e.key, e.has_profile, e.current_remaining, e.current_used,
        e.expected_remaining, e.expected_used,
        e.current_remaining - e.expected_remaining AS drift_remaining,
        e.current_used - e.expected_used AS drift_used,
-       NOT e.has_profile OR {remaining_off} OR {used_off} AS attention
+       NOT e.has_profile OR {remaining_off} OR {used_off} AS attention,
+       e.row_id
 FROM expected AS e

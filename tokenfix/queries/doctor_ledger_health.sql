@@ -7,5 +7,5 @@ WITH per_owner AS (
 )
 SELECT coalesce(sum(o.invalid_rows), 0)::bigint AS invalid_rows,
        count(*) FILTER (WHERE NOT EXISTS (
-           SELECT FROM {balance} AS b WHERE b.{key} = o.key AND {where})) AS without_profile
+           SELECT FROM {balance} AS balance WHERE balance.{key} = o.key AND {where})) AS without_profile
 FROM per_owner AS o

@@ -4,8 +4,8 @@
 -- The app moves the cache right after it writes the ledger row; a change long after the last
 -- ledger row is a hand edit. A cache that stopped following has a row older than its newest
 -- charge and stays a candidate.
-SELECT b.{key}::text
-FROM {balance} AS b
-WHERE b.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
+SELECT balance.{key}::text
+FROM {balance}
+WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
   AND ({changed_at})::timestamptz
       > coalesce({newest}, '-infinity'::timestamptz) + %(edit_settle)s::interval

@@ -8,5 +8,5 @@ SELECT {key} AS key,
             THEN 4 ELSE {kind_code} END AS code,
        {amount} AS amount, {price} AS price, ({at})::timestamptz AS at,
        {source_name}::text AS source, {id} AS id
-FROM {table} AS l
+FROM {table}
 WHERE {where} AND {selection}

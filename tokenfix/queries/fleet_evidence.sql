@@ -11,9 +11,9 @@ WITH owners AS MATERIALIZED (
     SELECT k.key::{key_type} AS key, k.key AS owner
     FROM unnest(%(keys)s::text[]) AS k (key)
 ), balances AS MATERIALIZED (
-    SELECT b.{key} AS key, {created_at} AS created_at, {starting} AS starting
-    FROM {balance} AS b
-    WHERE b.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
+    SELECT balance.{key} AS key, {created_at} AS created_at, {starting} AS starting
+    FROM {balance} AS balance
+    WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
 ), classes AS MATERIALIZED (
     SELECT r.key, r.code, count(*) AS records, sum(r.amount) AS amount,
            sum(coalesce(r.price, r.amount)) AS effective, count(r.price) AS priced,

@@ -3,8 +3,8 @@
 -- are: the compare-and-set's "before". NO KEY UPDATE: the app may still insert rows that
 -- reference these (ledger rows with a foreign key) while the batch runs. The ledger is read
 -- after this, in a fresh statement, so it includes everything committed before the locks.
-SELECT b.{key}::text AS key, {written} AS before
-FROM {balance} AS b
-WHERE b.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
-ORDER BY b.{key}
+SELECT balance.{key}::text AS key, {written} AS before
+FROM {balance} AS balance
+WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where} AND {chosen}
+ORDER BY balance.{key}
 FOR {strength}

@@ -1,6 +1,6 @@
 -- One owner's ledger summarised under docs/mapping.md, per source. Counts are per row class, so
--- failed + zero + invalid + ignored + grant + deduct + charge = total. The last columns are
--- the evidence the likely causes of a drift are tested against.
+-- failed + zero + invalid + ignored + out_of_period + grant + deduct + charge = total. The
+-- last columns are the evidence the likely causes of a drift are tested against.
 WITH classified AS (
 {classified}
 )
@@ -11,6 +11,7 @@ SELECT source,
     count(*) FILTER (WHERE class = 'zero') AS zero_token_records,
     count(*) FILTER (WHERE class = 'invalid') AS invalid_records,
     count(*) FILTER (WHERE class = 'ignored') AS ignored_records,
+    count(*) FILTER (WHERE class = 'out_of_period') AS out_of_period_records,
     count(*) FILTER (WHERE at < %(profile_created_at)s) AS records_before_profile,
     count(*) FILTER (WHERE class = 'grant') AS grant_records,
     coalesce(sum(amount) FILTER (WHERE class = 'grant'), 0) AS granted_tokens,

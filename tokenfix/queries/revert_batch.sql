@@ -8,13 +8,13 @@
 WITH
 \ir revert_plan.sql
 , restored AS (
-    UPDATE {balance} AS b
+    UPDATE {balance} AS balance
     SET {restore_assignments}
     FROM decided AS pl
     WHERE pl.tf_action = 'restore'
-      AND b.{key} = pl.tf_key
+      AND balance.{key} = pl.tf_key
       AND {written} = pl.tf_left  -- the compare-and-set (locked rows: it agrees with decided)
-    RETURNING b.{key} AS tf_key, 'restore' AS action, {written} AS after, NULL::jsonb AS full_row
+    RETURNING balance.{key} AS tf_key, 'restore' AS action, {written} AS after, NULL::jsonb AS full_row
 )
 {undo_creates}
 , audited AS (

@@ -17,13 +17,13 @@ planned AS (
         AS t (tf_key, tf_how, tf_left, tf_restore, tf_full_row)
 ), found AS (
     SELECT pl.*,
-           b.{key} IS NOT NULL AS tf_exists,
-           CASE WHEN b.{key} IS NOT NULL THEN {written} END AS tf_current,
-           CASE WHEN b.{key} IS NOT NULL THEN to_jsonb(b.*) END AS tf_row,
-           CASE WHEN pl.tf_how = 'delete' AND b.{key} IS NOT NULL THEN {referenced}
+           balance.{key} IS NOT NULL AS tf_exists,
+           CASE WHEN balance.{key} IS NOT NULL THEN {written} END AS tf_current,
+           CASE WHEN balance.{key} IS NOT NULL THEN to_jsonb(balance.*) END AS tf_row,
+           CASE WHEN pl.tf_how = 'delete' AND balance.{key} IS NOT NULL THEN {referenced}
                 ELSE false END AS tf_referenced
     FROM planned AS pl
-    LEFT JOIN {balance} AS b ON b.{key} = pl.tf_key
+    LEFT JOIN {balance_rows} AS balance ON balance.{key} = pl.tf_key
 ), judged AS (
     SELECT f.*,
            CASE

@@ -13,13 +13,14 @@ WITH planned AS (
                 %(expected_remaining)s::text[]::numeric[], %(expected_used)s::text[]::numeric[])
         AS t (tf_key, tf_action, tf_before, expected_remaining, expected_used)
 ), updated AS (
-    UPDATE {balance} AS b
+    UPDATE {balance} AS balance
     SET {assignments}
     FROM planned AS pl
     WHERE pl.tf_action = 'update'
-      AND b.{key} = pl.tf_key AND {where}
+      AND balance.{key} = pl.tf_key AND {where}
       AND {written} = pl.tf_before
-    RETURNING b.{key} AS tf_key, {written} AS tf_after, {stored_remaining} AS stored_remaining,
+      AND {chosen}  -- snapshots: still the owner's newest row
+    RETURNING balance.{key} AS tf_key, {written} AS tf_after, {stored_remaining} AS stored_remaining,
               {stored_used} AS stored_used, NULL::jsonb AS tf_full_row
 ), new_rows AS (
     SELECT pl.tf_key AS key, pl.expected_remaining, pl.expected_used

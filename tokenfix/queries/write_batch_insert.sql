@@ -1,7 +1,7 @@
 -- The write batch's missing profiles (the `inserted` step of write_batch.sql), for batches
 -- that create some: inserted only if nobody created them meanwhile.
-INSERT INTO {balance} AS b ({create_columns})
+INSERT INTO {balance} AS balance ({create_columns})
 SELECT {create_values}
 FROM new_rows
 ON CONFLICT ({key}) DO NOTHING
-RETURNING b.{key}, {written}, {stored_remaining}, {stored_used}, to_jsonb(b.*)
+RETURNING balance.{key}, {written}, {stored_remaining}, {stored_used}, to_jsonb(balance.*)

@@ -21,7 +21,7 @@ from tokenfix.base.records import Amount, Candidate, Change, Counts, Pair, Skip
 from tokenfix.base.spool import Spool
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.fleet import SharedDrift, Summary, causes_for, with_causes
-from tokenfix.ledger import keys
+from tokenfix.ledger import keys, lotstream
 from tokenfix.ledger.model import BalanceModel, Selection, out_of_range_names_the_tables
 
 
@@ -109,6 +109,7 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
         drift=drift,
         recent=bool(row["recent"]),
         null_cache=null_cache,
+        row_id=row.get("row_id"),
     )
 
 
@@ -135,7 +136,12 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
         transaction(conn, model.settings, read_only=True, large_aggregate=True),
     ):
         cursor = conn.cursor(row_factory=dict_row)
-        for row in cursor.stream(statement, params):
+        rows: Iterable[dict[str, Any]] = (
+            lotstream.candidates(conn, model, request.selection, request.settle)
+            if model.mapping.lots  # folded one owner at a time (tokenfix.ledger.lotstream)
+            else cursor.stream(statement, params)
+        )
+        for row in rows:
             if row["is_total"]:
                 counts.users_checked = int(row["users_checked"])
                 summary.cached_total = Pair.of(
@@ -272,6 +278,10 @@ def causes(
     # summed in
     # hash aggregates: with the default 4MB of work_mem they spill. The planner's estimate
     # crosses jit_above_cost, yet compiling costs more than it saves on these rows.
+    if model.mapping.lots or model.mapping.balance.has_periods:
+        # The causes of sums do not hold for lots, and the one-pass evidence does not know
+        # periods (it would count rows outside them): diagnose names those owners' causes.
+        return {}
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")

@@ -29,6 +29,7 @@ from tokenfix.base.spool import Spool
 from tokenfix.base.words import plural
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.fleet import with_causes
+from tokenfix.ledger import lotstream
 from tokenfix.ledger.model import BalanceModel, Selection
 from tokenfix.reconciliation.plan import Outcome, Plan, Request, candidate, causes, skip_reason
 
@@ -149,11 +150,16 @@ class Writer:
 
     def _recompute(self, keys: list[str]) -> dict[str, tuple[Candidate, bool]]:
         """Each owner as the ledger says now, and whether it still needs attention."""
-        statement, params = self.model.with_recent(
-            "recompute", Selection(keys=tuple(keys)), self.request.settle
-        )
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(statement, params).fetchall()
+        selection = Selection(keys=tuple(keys))
+        if self.model.mapping.lots:  # folded one owner at a time (tokenfix.ledger.lotstream)
+            owners = lotstream.owners(
+                self.conn, self.model, selection, self.request.settle, stream=False
+            )
+            rows = [lotstream.comparison(owner, self.model) for owner in owners]
+        else:
+            statement, params = self.model.with_recent("recompute", selection, self.request.settle)
+            with self.conn.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(statement, params).fetchall()
         found = ((candidate(row, self.model), bool(row["attention"])) for row in rows)
         return {c.key: (c, attention) for c, attention in found}
 
@@ -167,6 +173,9 @@ class Writer:
         if fresh is None or fresh[0].has_profile != planned.has_profile:
             return left_alone
         now, attention = fresh
+        if planned.row_id is not None and (before or {}).get("tf_row_id") != planned.row_id:
+            # Snapshots: a newer row became the owner's balance since the plan read it.
+            return _Decision(Change.of(planned, skipped="newer_snapshot"))
         if now.recent:
             return _Decision(Change.of(now, skipped="recent_activity"))
         if not attention:

@@ -52,6 +52,10 @@ def _summary_panel(d: Diagnosis) -> Panel:
         lines.append(
             Text(f"activity {_when(d.usage.first_activity)} → {_when(d.usage.last_activity)}")
         )
+    if d.period is not None:
+        start = _when(d.period.start) if d.period.start else "no start"
+        end = _when(d.period.end) if d.period.end else "no end"
+        lines.append(Text(f"period   {start} → {end} (only rows inside it count)"))
     return Panel(Group(*lines), title=f"user {d.user_id}", title_align="left", expand=False)
 
 
@@ -78,6 +82,8 @@ def _usage_table(u: Usage, title: str = "Ledger") -> Table:
     )
     if u.ignored_records:
         table.add_row("ignored (kind NULL)", f"{u.ignored_records:,}", "")
+    if u.out_of_period_records:
+        table.add_row("outside the period (no effect)", f"{u.out_of_period_records:,}", "")
     table.add_row("created before the profile", f"{u.records_before_profile:,}", "")
     return table
 
@@ -117,7 +123,10 @@ def _causes(d: Diagnosis) -> Text:
             "No profile row: 'tokenfix reconcile USER_ID --create-missing' creates it.",
             style="yellow",
         )
-    if d.profile is not None and None in (d.profile.tokens_remaining, d.profile.tokens_used):
+    read = [d.profile.tokens_remaining] if d.profile is not None else []
+    if d.profile is not None and d.reads_used:  # a side the mapping does not read is no NULL
+        read.append(d.profile.tokens_used)
+    if None in read:
         return Text(
             "The cached balance is NULL: the app cannot spend from it. "
             "'tokenfix reconcile USER_ID' writes the expected values.",
@@ -168,6 +177,25 @@ def _ledger_table(d: Diagnosis) -> Table:
     return table
 
 
+def _lots_table(d: Diagnosis) -> Table:
+    """Every lot after the fold: what it gave, what was spent from it, forfeited, left."""
+    table = Table(title="Lots", title_justify="left", show_edge=False)
+    for name in ("lot", "amount", "spendable from", "expires", "consumed", "forfeited", "left"):
+        table.add_column(name, justify="left" if name in ("lot",) else "right")
+    for lot in d.lots or ():
+        label = lot.name if lot.id is None else f"{lot.name} {lot.id}"
+        table.add_row(
+            label,
+            f"{lot.amount:,}",
+            _when(lot.at) if lot.at else "always",
+            _when(lot.expires_at) if lot.expires_at else "never",
+            f"{lot.consumed:,}",
+            f"{lot.forfeited:,}",
+            f"{lot.remaining:,}",
+        )
+    return table
+
+
 def render_diagnosis(console: Console, d: Diagnosis) -> None:
     console.print(_summary_panel(d))
     assert d.usage is not None
@@ -177,6 +205,9 @@ def render_diagnosis(console: Console, d: Diagnosis) -> None:
     console.print()
     console.print(_balance_table(d))
     console.print()
+    if d.lots is not None:
+        console.print(_lots_table(d))
+        console.print()
     console.print(_causes(d))
     if d.ledger is not None:
         console.print(_ledger_table(d))

@@ -119,6 +119,22 @@ def diagnosis(d: Any, envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         "drift": pair(d.drift),
         "causes": [{"code": c.code, "message": c.message} for c in d.causes],
     }
+    if getattr(d, "lots", None) is not None:
+        out["lots"] = [
+            {
+                "name": lot.name,
+                "id": lot.id,
+                "amount": amount(lot.amount),
+                "at": plain(lot.at),
+                "expires_at": plain(lot.expires_at),
+                "consumed": amount(lot.consumed),
+                "forfeited": amount(lot.forfeited),
+                "remaining": amount(lot.remaining),
+            }
+            for lot in d.lots
+        ]
+    if d.period is not None:
+        out["period"] = {"start": plain(d.period.start), "end": plain(d.period.end)}
     if d.sources:
         out["sources"] = [{"name": s.name, **(usage(s.usage) or {})} for s in d.sources]
     if d.ledger is not None:
@@ -130,8 +146,9 @@ def usage(u: Any) -> dict[str, Any] | None:
     """The usage; `ignored_records` (kind NULL, docs/mapping.md) only when there are some: the
     default mapping never has any, and its JSON stays the object."""
     found = record(u)
-    if found is not None and not found.get("ignored_records"):
-        found.pop("ignored_records", None)
+    for optional in ("ignored_records", "out_of_period_records"):
+        if found is not None and not found.get(optional):
+            found.pop(optional, None)
     return found
 
 

@@ -28,6 +28,7 @@ SKIP_WORDS = {
     "changed_concurrently": "left alone (changed during the run)",
     "no_create_missing": "needs --create-missing",
     "edited_after_ledger": "left alone (edited after the ledger)",
+    "newer_snapshot": "left alone (a newer snapshot row appeared)",
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -142,18 +144,40 @@ def render_run_history(console: Console, history: RunHistory) -> None:
     if not history.changes.count:
         console.print(f"No rows written{rows}.")
         return
-    table = Table(show_edge=False)
-    for name in ("user_id", "action", "before", "after", "note"):
-        table.add_column(name, no_wrap=name != "note")
-    for change in history.changes:
-        table.add_row(
-            change.key,
-            change.action,
-            _values(change.before),
-            _values(change.after),
-            f"reverted by {change.reverted_by}" if change.reverted_by else "",
-        )
+    # One line per written column, beside its name: the key stays whole at 80 columns.
+    changes = list(history.changes)
+    notes = any(change.reverted_by for change in changes)
+    table = Table(show_edge=False, pad_edge=False)
+    width = max((len(change.key) for change in changes), default=7)
+    table.add_column("user_id", no_wrap=True, min_width=width)
+    table.add_column("action", no_wrap=True)
+    table.add_column("column", no_wrap=True)
+    table.add_column("before", no_wrap=True, justify="right")
+    table.add_column("after", no_wrap=True, justify="right")
+    if notes:
+        table.add_column("note")
+    for change in changes:
+        columns = list(dict.fromkeys([*(change.before or {}), *(change.after or {})]))
+        for index, column in enumerate(columns or [""]):
+            first = index == 0
+            cells = [
+                change.key if first else "",
+                change.action if first else "",
+                column,
+                _cell(change.before, column),
+                _cell(change.after, column),
+            ]
+            if notes:
+                reverted = f"reverted by {change.reverted_by}" if change.reverted_by else ""
+                cells.append(reverted if first else "")
+            table.add_row(*cells)
     console.print(table)
+
+
+def _cell(state: dict[str, Any] | None, column: str) -> str:
+    if state is None:
+        return "no row"
+    return _value(state.get(column))
 
 
 def _note(change: AuditedChange) -> str:
@@ -166,13 +190,19 @@ def _note(change: AuditedChange) -> str:
 
 
 def _values(state: dict[str, Any] | None) -> str:
-    """The written columns' values, as one cell (amounts with thousands separators)."""
+    """The written columns' values, as one cell, each beside its column's name on its own
+    line (amounts with thousands separators, whatever their type)."""
     if state is None:
         return "no row"
-    return " / ".join(_value(v) for v in state.values())
+    return "\n".join(f"{column}={_value(v)}" for column, v in state.items())
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return f"{value:,}"
+    if isinstance(value, str) and _NUMBER.fullmatch(value):  # exact decimal text
+        return f"{Decimal(value):,}"
     return "NULL" if value is None else str(value)
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")

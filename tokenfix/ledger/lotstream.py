@@ -1,0 +1,212 @@
+"""Lots on the database: each owner's rows streamed in key, time order (model.lots_stream),
+folded one owner at a time (tokenfix.ledger.lots), compared with the cache.
+
+Where the fold runs, and why: in the tool, not in SQL. The burn-down is a sequential fold
+(each spend depends on what every earlier spend and expiry left), which a set-based query
+cannot state without a recursive walk per owner, and the tool may not create functions on
+the app's database. So PostgreSQL does what it is good at (read each source once, filter,
+price, sort by owner and time) and the tool folds the sorted stream, holding one owner at a
+time: memory stays flat however many owners there are. The rows it yields have the columns
+of the set-based statements (`candidates`, `recompute`), so planning and the writer treat a
+lots mapping like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tokenfix.base.records import Amount, exact
+from tokenfix.db.session import Connection
+from tokenfix.ledger.lots import LAST, NEVER, Folded, Lot, Spend, fold
+from tokenfix.ledger.model import BalanceModel, Selection
+
+GRANT, DEDUCT, CHARGE = 1, 2, 3
+
+
+@dataclass
+class Owner:
+    """One owner's history as the stream gave it, folded."""
+
+    key: str
+    has_profile: bool = False
+    current_remaining: Amount | None = None
+    current_used: Amount | None = None
+    starting: Amount | None = None
+    tolerance: Amount = 0
+    recent: bool = False
+    lots: list[Lot] = field(default_factory=list)
+    spends: list[Spend] = field(default_factory=list)
+    charged: Amount = 0
+    folded: Folded | None = None
+
+    @property
+    def expected_remaining(self) -> Amount:
+        assert self.folded is not None
+        return exact(self.folded.expected_remaining)
+
+
+def owners(
+    conn: Connection,
+    model: BalanceModel,
+    selection: Selection,
+    settle: timedelta = timedelta(0),
+    *,
+    stream: bool = True,
+) -> Iterator[Owner]:
+    """The selected owners in key order, each folded at the transaction's now()."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    now: datetime = row[0]
+    statement, params = model.lots_stream(selection, settle)
+    # A server-side cursor read in pages: rows arrive in key, time order, a page at a time
+    # (single-row streaming costs several times more per row than the fold itself).
+    if stream:
+        named = conn.cursor(name="tokenfix_lots")
+        named.itersize = PAGE
+        rows: Iterator[tuple[Any, ...]] = iter(named.execute(statement, params))
+        cursor: Any = named
+    else:
+        cursor = conn.cursor()
+        rows = iter(cursor.execute(statement, params).fetchall())
+    current: Owner | None = None
+    current_key: Any = object()
+    for found in rows:
+        if found[KEY] != current_key:
+            if current is not None:
+                yield _folded(current, model, now)
+            current_key = found[KEY]
+            current = Owner(key=str(current_key))
+        assert current is not None
+        _take(current, found)
+    if current is not None:
+        yield _folded(current, model, now)
+    cursor.close()
+
+
+PAGE = 5000
+# The columns of lots_stream.sql, by position.
+(ROW_TYPE, KEY, AT, SOURCE, ID, AMOUNT, KIND, EXPIRES_AT, VOIDED_AT, PRIORITY, RECENT,
+ CURRENT_REMAINING, CURRENT_USED, STARTING, TOLERANCE) = range(15)  # fmt: skip
+
+
+def _take(owner: Owner, row: tuple[Any, ...]) -> None:
+    if row[RECENT]:
+        owner.recent = True
+    kind = row[ROW_TYPE]
+    if kind == 0:
+        owner.has_profile = True
+        owner.current_remaining = row[CURRENT_REMAINING]
+        owner.current_used = row[CURRENT_USED]
+        owner.starting = row[STARTING]
+        owner.tolerance = row[TOLERANCE] or 0
+        return
+    amount, at = row[AMOUNT], row[AT]
+    if kind == 1:
+        if amount is None or amount <= 0 or at is None:
+            return  # an invalid lot counts for nothing
+        priority = row[PRIORITY]
+        owner.lots.append(
+            Lot(
+                name=row[SOURCE],
+                id=_id(row[ID]),
+                amount=amount,
+                at=at,
+                expires_at=row[EXPIRES_AT],
+                voided_at=row[VOIDED_AT],
+                priority=priority if priority is not None else 0,
+            )
+        )
+        return
+    if row[KIND] == GRANT:
+        owner.lots.append(Lot(name=row[SOURCE], id=_id(row[ID]), amount=amount, at=at))
+        return
+    if row[KIND] == CHARGE:
+        owner.charged += amount
+    owner.spends.append(Spend(at=at, amount=amount, id=_id(row[ID]), order=(row[SOURCE],)))
+
+
+def _id(ident: Any) -> Any:
+    """Ledger ids arrive as text: numbers compare as numbers."""
+    if isinstance(ident, str) and ident.isdigit():
+        return int(ident)
+    return ident
+
+
+def _folded(owner: Owner, model: BalanceModel, now: datetime) -> Owner:
+    starting = owner.starting if owner.starting is not None else model.starting_balance
+    lots = list(owner.lots)
+    spends = list(owner.spends)
+    if starting > 0:
+        lots.insert(0, Lot(name="starting", id=None, amount=starting, at=None, priority=LAST))
+    elif starting < 0:  # owed from the start: overage the first lots pay off
+        spends.insert(0, Spend(at=NEVER, amount=-starting))
+    owner.lots = lots
+    owner.folded = fold(lots, spends, now)
+    return owner
+
+
+def fold_alone(model: BalanceModel, key: str) -> Owner:
+    """An owner with no row anywhere: `starting` alone (what diagnose shows for it)."""
+    return _folded(Owner(key=key), model, datetime.now().astimezone())
+
+
+def comparison(owner: Owner, model: BalanceModel) -> dict[str, Any]:
+    """The owner as a row of the set-based `recompute` statement (and `candidates`)."""
+    b = model.mapping.balance
+    expected_remaining = owner.expected_remaining
+    expected_used = exact(owner.charged)
+    drift_remaining = drift_used = None
+    attention = not owner.has_profile
+    if owner.has_profile:
+        if owner.current_remaining is not None:
+            drift_remaining = exact(owner.current_remaining - expected_remaining)
+        if owner.current_used is not None:
+            drift_used = exact(owner.current_used - expected_used)
+        tolerance = Decimal(owner.tolerance)
+        for read, drift in ((b.remaining, drift_remaining), (b.used, drift_used)):
+            if read is not None and (drift is None or abs(Decimal(drift)) > tolerance):
+                attention = True
+    return {
+        "key": owner.key,
+        "has_profile": owner.has_profile,
+        "current_remaining": exact(owner.current_remaining),
+        "current_used": exact(owner.current_used),
+        "expected_remaining": expected_remaining,
+        "expected_used": expected_used,
+        "drift_remaining": drift_remaining,
+        "drift_used": drift_used,
+        "attention": attention,
+        "recent": owner.recent,
+    }
+
+
+def candidates(
+    conn: Connection, model: BalanceModel, selection: Selection, settle: timedelta
+) -> Iterator[dict[str, Any]]:
+    """The rows of the `candidates` statement: each owner needing attention, in key order,
+    then one total row."""
+    checked = 0
+    cached: list[Amount] = [0, 0]
+    expected: list[Amount] = [0, 0]
+    for owner in owners(conn, model, selection, settle):
+        row = comparison(owner, model)
+        checked += 1
+        if owner.has_profile:
+            cached[0] += row["current_remaining"] or 0
+            cached[1] += row["current_used"] or 0
+            expected[0] += row["expected_remaining"]
+            expected[1] += row["expected_used"]
+        if row["attention"]:
+            yield {**row, "is_total": False}
+    yield {
+        "is_total": True,
+        "users_checked": checked,
+        "cached_remaining_total": cached[0],
+        "cached_used_total": cached[1],
+        "expected_remaining_total": expected[0],
+        "expected_used_total": expected[1],
+    }
