@@ -30,6 +30,8 @@ class Feedback:
         self.warned: list[str] = []
         self.target: Any = None
         self.request: Any = None
+        self.asks = False
+        """Whether a write is confirmed first (no --yes): it is not "writing" until then."""
         if self.show:
             self._start()
 
@@ -102,6 +104,8 @@ class Feedback:
         total = plan.candidates.count
         if self.dry_run:
             self.phase(f"finding the causes of {total:,} owners' drift", total)
+        elif self.asks:
+            self.phase("choosing the rows to write", total)
         else:
             self.phase("writing", total)
 
@@ -140,6 +144,7 @@ class Feedback:
         answer = ask("Write them?", timeout=self.target.prompt_timeout)
         if live and answer:
             self.progress.start()
+            self.phase("writing", plan.candidates.count)
         return answer
 
 

@@ -303,6 +303,7 @@ def _reconcile(args: _Args, ui: Any) -> Any:
         max_changes=settings.max_changes,
     )
     ui.request = request
+    ui.asks = not args.yes
     ui.connecting(settings)
     with db.connect(settings) as conn:
         ui.reading()
