@@ -4,6 +4,7 @@ a failed run keeps the drift it did not measure, and what pages is what the exit
 from __future__ import annotations
 
 import os
+import signal
 import stat
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from tests.db.test_monitoring import UNREACHABLE, explained, metrics, unexplained
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
+from tests.support.processes import finish, run_waiting_on
 
 KEPT = (
     "tokenfix_users_checked",
@@ -142,3 +144,20 @@ def test_the_metrics_file_is_readable_by_the_collector_whatever_the_umask(
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["tokenfix.prom"]
+
+
+def test_a_signal_writes_its_exit_code_and_keeps_the_drift(
+    cli: CliRunner, db_url: str, ledger: Ledger, tmp_path: Path
+) -> None:
+    user = unexplained(ledger)
+    path = tmp_path / "tokenfix.prom"
+    assert cli("reconcile", "--all", "--dry-run", "--metrics-file", str(path)).exit_code == 1
+    with run_waiting_on(db_url, user, "reconcile", "--all", "--yes", "--settle", "0",
+                        "--metrics-file", str(path)) as held:  # fmt: skip
+        held.process.send_signal(signal.SIGTERM)
+        code, _, _ = finish(held.process)
+    assert code == 143
+    found = metrics(path)
+    assert found["tokenfix_exit_code"] == {(): 143}
+    assert found["tokenfix_last_run_success"] == {(): 0}
+    assert found["tokenfix_alerting_users"] == {(): 1}

@@ -68,3 +68,31 @@ def test_answering_no_says_nothing_written_and_is_no_error(db_url: str, ledger: 
     after = terminal.screen.split("Write them?", 1)[1]
     assert "nothing written" in after and "error" not in after
     assert [ledger.cached(u) for u in users] == [(0, 0), (0, 0)]
+
+
+def test_the_table_starts_printing_after_a_few_rows_not_a_chunk(db_url: str) -> None:
+    """Laying out rows costs ~2 ms each on a small VM: the first rows must not wait for 500."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tokenfix.base.records import Change, Counts, Pair
+    from tokenfix.base.spool import Spool
+    from tokenfix.reconciliation.plan import Outcome
+    from tokenfix.render.reconcile import render_outcome
+
+    changes: Spool[Change] = Spool()
+    for number in range(1200):
+        changes.append(Change(key=f"user-{number:05d}", status="drift", current=Pair(0, 0),
+                              expected=Pair(-40, 40), drift=Pair(40, -40), applied=False,
+                              skipped="dry_run"))  # fmt: skip
+    printed: list[int] = []
+
+    class Recording(Console):
+        def print(self, *objects: object, **kwargs: object) -> None:
+            printed.extend(o.row_count for o in objects if isinstance(o, Table))
+
+    with Outcome(run_id=None, dry_run=True, counts=Counts(), changes=changes) as outcome:
+        render_outcome(Recording(width=120), outcome)
+    *rows, _causes = printed
+    assert sum(rows) == 1200
+    assert rows[0] <= 50

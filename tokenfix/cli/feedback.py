@@ -7,6 +7,7 @@ Nothing here when stderr is not a terminal: cron's runs never import rich.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -22,13 +23,15 @@ class Feedback:
         self.show = show and sys.stderr.isatty()
         self.quiet = quiet
         self.dry_run = dry_run
-        self.started = started
+        self.started = _process_started(started)
         self.err: Any = None
         self.progress: Any = None
         self.task: Any = None
         self.warned: list[str] = []
         self.target: Any = None
         self.request: Any = None
+        self.asks = False
+        """Whether a write is confirmed first (no --yes): it is not "writing" until then."""
         if self.show:
             self._start()
 
@@ -101,6 +104,8 @@ class Feedback:
         total = plan.candidates.count
         if self.dry_run:
             self.phase(f"finding the causes of {total:,} owners' drift", total)
+        elif self.asks:
+            self.phase("choosing the rows to write", total)
         else:
             self.phase("writing", total)
 
@@ -139,7 +144,22 @@ class Feedback:
         answer = ask("Write them?", timeout=self.target.prompt_timeout)
         if live and answer:
             self.progress.start()
+            self.phase("writing", plan.candidates.count)
         return answer
+
+
+def _process_started(fallback: float) -> float:
+    """When this process began, on the time.monotonic() clock: the elapsed time a person sees
+    counts Python's own start-up too (Linux; elsewhere, from when the command began)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            booted_for = float(uptime.read().split()[0])
+        age = booted_for - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return fallback
+    return time.monotonic() - age if 0 <= age < 3600 else fallback
 
 
 def _stderr_console() -> Any:

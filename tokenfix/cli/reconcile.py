@@ -322,6 +322,7 @@ def _reconcile(args: _Args, ui: Any) -> Any:
         max_changes_source=_source_of(settings, "max_changes"),
     )
     ui.request = request
+    ui.asks = not args.yes
     ui.connecting(settings)
     with session.connect(settings) as conn:
         ui.reading()
