@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from tokenfix import keys
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import BadInput
+from tokenfix.fitting import unwritable
 from tokenfix.fleet import SharedDrift, Summary, causes_for, with_causes
 from tokenfix.model import BalanceModel, Selection, out_of_range_names_the_tables
 from tokenfix.records import Amount, Candidate, Change, Counts, Pair, Skip
@@ -124,6 +125,7 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     counts = Counts()
     candidates: Spool[Candidate] = Spool()
     summary, shared = Summary(), SharedDrift()
+    unfit: list[tuple[str, str]] = []
     with (
         out_of_range_names_the_tables(model),
         transaction(conn, model.settings, read_only=True, large_aggregate=True),
@@ -141,6 +143,9 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
                 continue
             found = candidate(row, model)
             candidates.append(found)
+            reason = unwritable(model, found)
+            if reason is not None:
+                unfit.append((found.key, reason))
             shared.see(found)
             if found.has_profile:
                 counts.users_with_drift += 1
@@ -150,11 +155,27 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     reads_used = model.mapping.balance.used is not None
     if not reads_used:
         summary.cached_total = Pair(summary.cached_total.tokens_remaining, None)
+    if unfit:
+        warnings.append(_unwritable_warning(unfit))
     the_plan = Plan(counts, candidates, warnings, reads_used, summary)
     the_plan.shared_drift = shared.winner(counts.users_with_drift)
     if the_plan.shared_drift is not None:
         the_plan.warnings.append(_shared_drift_warning(model, the_plan, shared))
     return the_plan
+
+
+def _unwritable_warning(unfit: list[tuple[str, str]]) -> str:
+    shown = "; ".join(f"{key}: {reason}" for key, reason in unfit[:5])
+    more = f"; and {len(unfit) - 5:,} more" if len(unfit) > 5 else ""
+    owners = (
+        "1 user's expected balance"
+        if len(unfit) == 1
+        else f"{len(unfit):,} users' expected balances"
+    )
+    return (
+        f"{owners} cannot be written ({shown}{more}): a write run leaves them as they are "
+        "(skipped: unwritable); check their ledger rows for extreme amounts"
+    )
 
 
 def _shared_drift_warning(model: BalanceModel, plan: Plan, shared: SharedDrift) -> str:

@@ -14,7 +14,9 @@ from typing import Literal, overload
 
 Amount = int | Decimal
 Status = Literal["ok", "drift", "missing_profile", "not_found"]
-Skip = Literal["dry_run", "recent_activity", "changed_concurrently", "no_create_missing"]
+Skip = Literal[
+    "dry_run", "recent_activity", "changed_concurrently", "no_create_missing", "unwritable"
+]
 RevertSkip = Literal["dry_run", "changed_since", "already_restored", "referenced", "unverifiable"]
 """Why revert left a row alone ("dry_run": it would not, a dry run writes nothing)."""
 
@@ -79,6 +81,8 @@ class Change:
     """What the database kept, when a trigger or rule stored something else than written."""
     causes: tuple[str, ...] = ()
     null_cache: bool = False
+    reason: str | None = None
+    """Why an `unwritable` owner could not be written (the column and its type)."""
 
     @classmethod
     def of(cls, candidate: Candidate, *, applied: bool = False, skipped: Skip | None) -> Change:

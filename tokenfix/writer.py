@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from tokenfix import audit
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import DatabaseProblem, first_line
+from tokenfix.fitting import unwritable
 from tokenfix.fleet import with_causes
 from tokenfix.lease import WriterLease
 from tokenfix.model import BalanceModel, Selection
@@ -108,9 +109,46 @@ class Writer:
                     ) from exc
                 # Exponential backoff with jitter, so two contenders do not retry in step.
                 time.sleep(min(5.0, 0.1 * 2**attempt) * (0.5 + random.random()))
+            except pg_errors.NumericValueOutOfRange as exc:
+                # Only the owners whose value does not fit are left alone; the others are
+                # written (one owner must not block every owner after it, night after night).
+                unfit = self._unwritable_among(candidates)
+                if not unfit:
+                    raise self._name_the_rejected_user(candidates, exc) from exc
+                results = {
+                    c.key: Change.of(c, skipped="unwritable").but(reason=unfit[c.key])
+                    for c in candidates
+                    if c.key in unfit
+                }
+                rest = [c for c in candidates if c.key not in unfit]
+                return results | (self._write_with_retries(rest) if rest else {})
             except CONSTRAINT_ERRORS as exc:
                 raise self._name_the_rejected_user(candidates, exc) from exc
         raise AssertionError("unreachable")
+
+    def _unwritable_among(self, candidates: list[Candidate]) -> dict[str, str]:
+        """The owners whose write alone is out of range (each tried, then all rolled back),
+        with the database's reason."""
+        found: dict[str, str] = {}
+        table = self.model.mapping.balance.table
+        try:
+            with (
+                transaction(self.conn, self.model.settings) as conn,
+                conn.transaction(force_rollback=True),
+            ):
+                for c in candidates:
+                    try:
+                        with conn.transaction():
+                            self._probe_one(c)
+                    except pg_errors.NumericValueOutOfRange as exc:
+                        reason = first_line(exc.diag.message_primary or str(exc))
+                        found[c.key] = f"{reason} (writing {table})"
+                    except CONSTRAINT_ERRORS:
+                        continue  # not this one's range: the batch's own error names it
+        except psycopg.Error:
+            if self.conn.broken:
+                raise
+        return found
 
     def _write(self, candidates: list[Candidate]) -> dict[str, Change]:
         settings = self.model.settings
@@ -169,6 +207,9 @@ class Writer:
             return _Decision(Change.of(now, skipped="recent_activity"))
         if not attention:
             return left_alone  # the app (or someone) fixed it meanwhile: nothing to write
+        reason = unwritable(self.model, now)
+        if reason is not None:
+            return _Decision(Change.of(now, skipped="unwritable").but(reason=reason))
         # Values read under lock: if the app changed the row since the plan, this is the re-read.
         action = "update" if now.has_profile else "insert"
         return _Decision(Change.of(now, skipped=None), action, now, before)

@@ -27,6 +27,7 @@ SKIP_WORDS = {
     "recent_activity": "deferred (recent activity)",
     "changed_concurrently": "left alone (changed during the run)",
     "no_create_missing": "needs --create-missing",
+    "unwritable": "left alone (does not fit the column)",
 }
 
 
