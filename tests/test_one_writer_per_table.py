@@ -1,0 +1,115 @@
+"""One writer per balance table (docs/safety.md): besides its own lease, a write run refuses
+at once (exit 3, before writing, naming the other run and its audit schema) when a live lease
+for the same balance table exists in another tokenfix audit schema of the database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.builders import Ledger
+from tests.clirunner import CliRunner
+from tokenfix import audit, db
+from tokenfix.lease import WriterLease
+from tokenfix.settings import QualifiedName, Settings
+
+
+@pytest.fixture
+def drifting(ledger: Ledger) -> uuid.UUID:
+    user = ledger.profile(ledger.user(), remaining=900)
+    ledger.row(user, 100)
+    return user
+
+
+def remaining(conn: psycopg.Connection, user: uuid.UUID) -> int:
+    row = conn.execute(
+        "SELECT vibe_assistant_tokens_remaining FROM user_profiles WHERE user_id = %s", (user,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def ops_run(db_url: str) -> Iterator[WriterLease]:
+    """A run holding its lease with the audit schema tokenfix_ops, writing user_profiles."""
+    settings = Settings(database_url=db_url, audit_schema="tokenfix_ops")
+    with db.connect(settings) as conn:
+        lease = WriterLease(
+            conn,
+            settings,
+            command="reconcile",
+            run_id=uuid.uuid4(),
+            origin=audit.Origin.here(),
+            table=QualifiedName(["user_profiles"]),
+        )
+        with lease:
+            yield lease
+
+
+def test_a_live_lease_on_the_same_table_in_another_audit_schema_refuses_the_run(
+    cli: CliRunner, conn: psycopg.Connection, drifting: uuid.UUID, ops_run: WriterLease
+) -> None:
+    result = cli("reconcile", "--all", "--yes", "--settle", "0")
+    assert result.exit_code == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "tokenfix_ops" in lines[0] and str(ops_run.run_id) in lines[0], lines[0]
+    assert "user_profiles" in lines[0]
+    assert remaining(conn, drifting) == 900
+    # Our own lease was given back: once the other run ends, this one goes through.
+    ops_run.release()
+    assert cli("reconcile", "--all", "--yes", "--settle", "0").exit_code == 0
+    assert remaining(conn, drifting) == -100
+
+
+def test_the_other_run_is_refused_too_whichever_schema_came_first(
+    cli: CliRunner, db_url: str, drifting: uuid.UUID, ops_run: WriterLease
+) -> None:
+    settings = Settings(database_url=db_url, audit_schema="tokenfix_third")
+    with db.connect(settings) as conn:
+        lease = WriterLease(
+            conn,
+            settings,
+            command="reconcile",
+            run_id=uuid.uuid4(),
+            origin=audit.Origin.here(),
+            table=QualifiedName(["public", "user_profiles"]),
+        )
+        with pytest.raises(Exception, match="tokenfix_ops"):
+            lease.acquire()
+        own = conn.execute("SELECT count(*) FROM tokenfix_third.lease").fetchone()
+        assert own == (0,), "the refused run kept its own lease"
+
+
+def test_a_lease_on_another_table_or_an_expired_one_does_not_block(
+    cli: CliRunner,
+    conn: psycopg.Connection,
+    db_url: str,
+    drifting: uuid.UUID,
+) -> None:
+    conn.execute("CREATE TABLE other_balances (id int PRIMARY KEY)")
+    settings = Settings(database_url=db_url, audit_schema="tokenfix_ops")
+    with db.connect(settings) as tool:
+        lease = WriterLease(
+            tool,
+            settings,
+            command="reconcile",
+            run_id=uuid.uuid4(),
+            origin=audit.Origin.here(),
+            table=QualifiedName(["other_balances"]),
+        )
+        with lease:
+            assert cli("reconcile", "--all", "--dry-run").exit_code == 1
+            result = cli("reconcile", "--all", "--yes", "--settle", "0")
+            assert result.exit_code == 0, result.stderr
+    conn.execute(
+        "INSERT INTO tokenfix_ops.lease (name, holder, command, host, pid, started_at, expires_at)"
+        " SELECT 'table ' || 'user_profiles'::regclass::oid, gen_random_uuid(), 'reconcile',"
+        " 'gone', 1, now() - interval '1 hour', now() - interval '1 minute'"
+    )
+    user = Ledger(conn).profile(uuid.uuid4(), remaining=7)
+    assert cli("reconcile", "--all", "--yes", "--settle", "0").exit_code == 0
+    assert remaining(conn, user) == 0
