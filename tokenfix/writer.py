@@ -21,7 +21,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from tokenfix import audit
+from tokenfix import audit, yielding
 from tokenfix.db import Connection, transaction
 from tokenfix.errors import DatabaseProblem, first_line
 from tokenfix.fitting import unwritable
@@ -63,6 +63,8 @@ class Writer:
     lease: WriterLease
     origin: audit.Origin
     on_progress: Progress | None = None
+    give_way: yielding.GiveWay | None = None
+    """How our batches give way in a lock cycle with the app (decided once, on first use)."""
 
     def apply(self, plan: Plan, *, run_id: uuid.UUID | None) -> Outcome:
         """Write every batch; `run_id` is None when the plan writes nothing (no audit run)."""
@@ -94,12 +96,19 @@ class Writer:
         plan.close()
         return outcome
 
+    def _way(self) -> yielding.GiveWay:
+        if self.give_way is None:
+            with transaction(self.conn, self.model.settings, read_only=True):
+                self.give_way = yielding.decide(self.conn, self.model.settings)
+        return self.give_way
+
     def _write_with_retries(self, candidates: list[Candidate]) -> dict[str, Change]:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempts = self._way().attempts
+        for attempt in range(1, attempts + 1):
             try:
                 return self._write(candidates)
             except RETRYABLE as exc:
-                if attempt == MAX_ATTEMPTS:
+                if attempt == attempts:
                     raise DatabaseProblem(
                         f"gave up on a batch of {plural(len(candidates), 'user')} after "
                         f"{attempt} attempts: "
@@ -180,7 +189,9 @@ class Writer:
         return Pair(1 if balance.remaining else None, 1 if balance.used else None)
 
     def _lock(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        rows = self.conn.execute(self.model.lock(), {"keys": keys}).fetchall()
+        # In key order, giving way to the app in a lock cycle (yielding.py).
+        with yielding.lock_step(self.conn, self.model.settings, self._way()):
+            rows = self.conn.execute(self.model.lock(), {"keys": keys}).fetchall()
         return {str(row[0]): row[1] for row in rows}
 
     def _recompute(self, keys: list[str]) -> dict[str, tuple[Candidate, bool]]:

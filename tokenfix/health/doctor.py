@@ -14,6 +14,7 @@ from tokenfix.health import (
     access,
     claims,
     connection,
+    deadlocks,
     definers,
     ledger,
     ledger_access,
@@ -31,6 +32,7 @@ __all__ = ["Check", "Report", "Status", "run_doctor"]
 CHECKS: tuple[CheckFunction, ...] = (
     connection.connection,
     connection.pooler,
+    deadlocks.deadlock_victim,
     schema.tables,
     access.privileges,
     access.tool_rls,
