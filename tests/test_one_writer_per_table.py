@@ -12,6 +12,7 @@ import pytest
 
 from tests.builders import Ledger
 from tests.clirunner import CliRunner
+from tests.processes import finish, run_waiting_on, start
 from tokenfix import audit, db
 from tokenfix.lease import WriterLease
 from tokenfix.settings import QualifiedName, Settings
@@ -113,3 +114,21 @@ def test_a_lease_on_another_table_or_an_expired_one_does_not_block(
     user = Ledger(conn).profile(uuid.uuid4(), remaining=7)
     assert cli("reconcile", "--all", "--yes", "--settle", "0").exit_code == 0
     assert remaining(conn, user) == 0
+
+
+def test_two_runs_with_different_audit_schemas_never_write_the_same_table_at_once(
+    db_url: str, conn: psycopg.Connection, drifting: uuid.UUID
+) -> None:
+    """As the fault campaign ran it: two cron jobs, TOKENFIX_AUDIT_SCHEMA tokenfix_ops and
+    tokenfix, on the same table; the first is mid-batch (waiting on a row the app holds)."""
+    args = ("reconcile", "--all", "--yes", "--settle", "0")
+    with run_waiting_on(db_url, drifting, *args, TOKENFIX_AUDIT_SCHEMA="tokenfix_ops") as first:
+        second = start(db_url, *args, TOKENFIX_LOCK_TIMEOUT="200ms")
+        code, _, err = finish(second, timeout=60)
+        assert code == 3, err
+        assert "tokenfix_ops" in err and "user_profiles" in err, err
+    code, _, err = finish(first.process)
+    assert code == 0, err
+    assert remaining(conn, drifting) == -100
+    written = conn.execute("SELECT count(*) FROM tokenfix_ops.changes").fetchone()
+    assert written == (1,)
