@@ -17,6 +17,7 @@ from tests.support.clirunner import CliRunner, Result
 from tokenfix.base.errors import BadInput
 from tokenfix.config.settings import Settings
 from tokenfix.db.session import connect, transaction
+from tokenfix.health.run import run_doctor
 from tokenfix.ledger import shape
 from tokenfix.mapping.types import Expr, default_mapping
 
@@ -165,3 +166,15 @@ def test_a_mapping_function_that_writes_is_the_expression_trying_to_write(
     diagnosed = cli("diagnose", str(owners[0]), "--mapping", str(path))
     assert diagnosed.exit_code == 2 and "tried to write" in one_error(diagnosed)
     assert conn.execute("SELECT count(*) FROM stolen").fetchone() == (0,)
+
+
+def test_doctor_compiles_the_same_expressions_without_running_what_follows(
+    conn: psycopg.Connection, owners: list[uuid.UUID], settings: Settings
+) -> None:
+    mapping = default_mapping(settings)
+    balance = dataclasses.replace(mapping.balance, remaining=Expr.raw(ESCAPE))
+    escaping = dataclasses.replace(mapping, balance=balance, from_settings=False)
+    report = run_doctor(settings, probe=False, mapping=escaping)
+    expressions = next(c for c in report.checks if c.name == "mapping_balance")
+    assert expressions.status == "fail"
+    assert balances(conn) == [500, 500, 500]

@@ -101,8 +101,12 @@ def test_a_huge_override_price_is_exact_and_a_balance_that_cannot_hold_it_is_nam
         "tokens_remaining": -18_000_000_000_000_000_000,
         "tokens_used": 18_000_000_000_000_000_000,
     }
-    written = cli("reconcile", "--all", "--yes")
-    one_line(written, 3, f"user {user}", "user_profiles", "out of range")
+    # A value the column cannot hold leaves that owner alone, named (docs/safety.md).
+    written = cli("reconcile", "--all", "--yes", "--json")
+    assert written.exit_code == 1
+    change = written.json()["changes"][0]
+    assert (change["user_id"], change["skipped"]) == (str(user), "unwritable")
+    assert "user_profiles" in change["reason"] and "integer" in change["reason"]
 
 
 def test_doctor_does_not_suggest_an_index_on_a_ledger_that_is_a_view(

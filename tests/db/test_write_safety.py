@@ -380,6 +380,7 @@ def test_a_run_whose_lease_was_taken_over_cannot_commit(
         # as if the run stalled past its lease and another run took the lease over
         ledger.conn.execute(
             "UPDATE tokenfix.lease SET holder = gen_random_uuid(), host = 'usurper', pid = 4242"
+            " WHERE name = 'writer'"
         )
     code, _, err = finish(run.process)
     assert code == 3

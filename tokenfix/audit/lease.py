@@ -26,9 +26,12 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 
+from tokenfix import queries
 from tokenfix.audit import trail
 from tokenfix.base.errors import DatabaseProblem, LeaseLost, LockHeld, first_line
+from tokenfix.base.identifiers import QualifiedName
 from tokenfix.base.signals import Interrupted
 from tokenfix.config.settings import Settings
 from tokenfix.db import session
@@ -43,6 +46,10 @@ RENEWALS_PER_TTL = 6
 CLEANUP_AFTER_SIGNAL_SECONDS = 5.0
 CLEANUP_AFTER_LOST_CONNECTION_SECONDS = 30.0
 RELEASE_LOCK_TIMEOUT = "1s"
+
+
+class TableHeld(DatabaseProblem):
+    """A run of another audit schema holds a live lease on the same balance table."""
 
 
 def lost_connection(exc: BaseException | None) -> bool:
@@ -62,8 +69,11 @@ class WriterLease:
         command: str,
         run_id: uuid.UUID,
         origin: trail.Origin,
+        table: QualifiedName | None = None,
     ) -> None:
         self.conn = conn
+        self.table = table
+        """The balance table the run writes: no run of another audit schema may write it."""
         self.settings = settings
         self.command = command
         self.run_id = run_id
@@ -97,10 +107,18 @@ class WriterLease:
                     got = self.conn.execute(
                         trail.compose("lease_acquire", self.settings), self._params()
                     ).fetchone()
+                    if got is not None and self.table is not None:
+                        self.conn.execute(
+                            trail.compose("lease_table_take", self.settings),
+                            {**self._params(), "table": self._table_text()},
+                        )
             except pg_errors.LockNotAvailable:
                 got = None  # the holder is committing a batch right now
             if got is None:
                 raise self._held_by_other()
+            # After our own lease is committed: of two runs starting at once with different
+            # audit schemas, at least the later one sees the other; never neither.
+            self._refuse_if_table_held()
             self._start_heartbeat()
             trail.migrate(self.conn, self.settings, self)
         except BaseException as exc:
@@ -122,6 +140,37 @@ class WriterLease:
             f"started {started_at.isoformat(timespec='seconds')}",
             hint=f"wait for it to finish; if it died, its lease expires in {expires_in}s",
         )
+
+    def _table_text(self) -> str:
+        assert self.table is not None
+        return self.table.identifier.as_string(self.conn)
+
+    def _refuse_if_table_held(self) -> None:
+        """One writer per balance table: a live lease on it in another audit schema (found
+        from the catalogs; no session state, so it holds through a pooler) refuses the run."""
+        if self.table is None:
+            return
+        with session.transaction(self.conn, self.settings, read_only=True):
+            schemas = [
+                str(row[0])
+                for row in self.conn.execute(
+                    queries.get("audit_schemas_elsewhere"), {"own": self.settings.audit_schema}
+                )
+            ]
+            for schema in schemas:
+                statement = queries.compose(
+                    "lease_table_held", lease=sql.Identifier(schema, "lease")
+                )
+                row = self.conn.execute(statement, {"table": self._table_text()}).fetchone()
+                if row is not None:
+                    command, host, pid, started_at, run_id = row
+                    raise TableHeld(
+                        f"another tokenfix {command} (run {run_id}, audit schema {schema}) is "
+                        f"writing {self.table}: host {host}, pid {pid}, started "
+                        f"{started_at.isoformat(timespec='seconds')}; nothing was written",
+                        hint="one writer per balance table: wait for it to finish, and give every "
+                        "tokenfix run on this database the same TOKENFIX_AUDIT_SCHEMA",
+                    )
 
     def renew(self, conn: Connection) -> None:
         """Renew inside the caller's transaction; raises LeaseLost when it is not ours anymore."""

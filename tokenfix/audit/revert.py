@@ -160,7 +160,14 @@ def revert(
     visibility.require_every_row(conn, settings, model.mapping, balance_only=True)
     origin = trail.Origin.here()
     new_run = uuid.uuid4()
-    with WriterLease(conn, settings, command="revert", run_id=new_run, origin=origin) as lease:
+    with WriterLease(
+        conn,
+        settings,
+        command="revert",
+        run_id=new_run,
+        origin=origin,
+        table=model.mapping.balance.table,
+    ) as lease:
         written = rows_to_revert(conn, model, run_id, key)
         if written.count and confirm is not None and not confirm(written.count):
             written.close()

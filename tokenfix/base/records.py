@@ -21,6 +21,7 @@ Skip = Literal[
     "no_create_missing",
     "edited_after_ledger",
     "newer_snapshot",
+    "unwritable",
 ]
 RevertSkip = Literal["dry_run", "changed_since", "already_restored", "referenced", "unverifiable"]
 """Why revert left a row alone ("dry_run": it would not, a dry run writes nothing)."""
@@ -88,6 +89,8 @@ class Change:
     """What the database kept, when a trigger or rule stored something else than written."""
     causes: tuple[str, ...] = ()
     null_cache: bool = False
+    reason: str | None = None
+    """Why an `unwritable` owner could not be written (the column and its type)."""
 
     @classmethod
     def of(cls, candidate: Candidate, *, applied: bool = False, skipped: Skip | None) -> Change:

@@ -191,8 +191,8 @@ class Settings(BaseSettings):
             # Never a piece of it in the message: where libpq would cut it is anyone's guess.
             raise ValueError(
                 "the URL holds more than one '@', so its password cannot be told from its "
-                "host: percent-encode the password's '@' as %40 (and ':' '/' '?' '#' '%' "
-                "as %3A %2F %3F %23 %25)"
+                "host: percent-encode every '@' but the one before the host as %40 (in a "
+                "password, ':' '/' '?' '#' '%' too, as %3A %2F %3F %23 %25)"
             )
         return value
 

@@ -15,6 +15,7 @@ from tokenfix.health import (
     access,
     claims,
     connection,
+    deadlocks,
     definers,
     ledger,
     ledger_access,
@@ -32,6 +33,7 @@ __all__ = ["Check", "Report", "Status", "run_doctor"]
 CHECKS: tuple[CheckFunction, ...] = (
     connection.connection,
     connection.pooler,
+    deadlocks.deadlock_victim,
     schema.tables,
     access.privileges,
     access.tool_rls,

@@ -1,2 +1,2 @@
--- Give the writer lease back, if it is still ours.
-DELETE FROM {lease} WHERE name = 'writer' AND holder = %(holder)s
+-- Give the writer lease back, if it is still ours (with the row naming our balance table).
+DELETE FROM {lease} WHERE holder = %(holder)s

@@ -22,6 +22,7 @@ from tokenfix.base.spool import Spool
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.fleet import SharedDrift, Summary, causes_for, with_causes
 from tokenfix.ledger import keys, lotstream
+from tokenfix.ledger.fitting import unwritable
 from tokenfix.ledger.model import BalanceModel, Selection, out_of_range_names_the_tables
 
 
@@ -131,6 +132,7 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     counts = Counts()
     candidates: Spool[Candidate] = Spool()
     summary, shared = Summary(), SharedDrift()
+    unfit: list[tuple[str, str]] = []
     with (
         out_of_range_names_the_tables(model),
         transaction(conn, model.settings, read_only=True, large_aggregate=True),
@@ -153,6 +155,9 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
                 continue
             found = candidate(row, model)
             candidates.append(found)
+            reason = unwritable(model, found)
+            if reason is not None:
+                unfit.append((found.key, reason))
             shared.see(found)
             if found.has_profile:
                 counts.users_with_drift += 1
@@ -162,6 +167,8 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     reads_used = model.mapping.balance.used is not None
     if not reads_used:
         summary.cached_total = Pair(summary.cached_total.tokens_remaining, None)
+    if unfit:
+        warnings.append(_unwritable_warning(unfit))
     the_plan = Plan(counts, candidates, warnings, reads_used, summary)
     the_plan.shared_drift = shared.winner(counts.users_with_drift)
     if the_plan.shared_drift is not None:
@@ -170,6 +177,20 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
         for batch in candidates.batches(CHANGES_BATCH):
             the_plan.edited |= edited_keys(conn, model, batch, request)
     return the_plan
+
+
+def _unwritable_warning(unfit: list[tuple[str, str]]) -> str:
+    shown = "; ".join(f"{key}: {reason}" for key, reason in unfit[:5])
+    more = f"; and {len(unfit) - 5:,} more" if len(unfit) > 5 else ""
+    owners = (
+        "1 user's expected balance"
+        if len(unfit) == 1
+        else f"{len(unfit):,} users' expected balances"
+    )
+    return (
+        f"{owners} cannot be written ({shown}{more}): a write run leaves them as they are "
+        "(skipped: unwritable); check their ledger rows for extreme amounts"
+    )
 
 
 def _shared_drift_warning(model: BalanceModel, plan: Plan, shared: SharedDrift) -> str:

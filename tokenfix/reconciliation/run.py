@@ -138,7 +138,14 @@ def reconcile(
         )
     origin = trail.Origin.here()
     run_id = uuid.uuid4()
-    with WriterLease(conn, settings, command="reconcile", run_id=run_id, origin=origin) as lease:
+    with WriterLease(
+        conn,
+        settings,
+        command="reconcile",
+        run_id=run_id,
+        origin=origin,
+        table=model.mapping.balance.table,
+    ) as lease:
         the_plan = plan_candidates(conn, model, request)
         the_plan.warnings[:0] = _mint_warnings(conn, settings, model.mapping)
         if on_plan:

@@ -27,9 +27,11 @@ from tokenfix.base.errors import DatabaseProblem, first_line
 from tokenfix.base.records import Candidate, Change, Pair
 from tokenfix.base.spool import Spool
 from tokenfix.base.words import plural
+from tokenfix.db import yielding
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.fleet import with_causes
 from tokenfix.ledger import lotstream
+from tokenfix.ledger.fitting import unwritable
 from tokenfix.ledger.model import BalanceModel, Selection
 from tokenfix.reconciliation.plan import Outcome, Plan, Request, candidate, causes, skip_reason
 
@@ -63,6 +65,8 @@ class Writer:
     lease: WriterLease
     origin: trail.Origin
     on_progress: Progress | None = None
+    give_way: yielding.GiveWay | None = None
+    """How our batches give way in a lock cycle with the app (decided once, on first use)."""
 
     def apply(self, plan: Plan, *, run_id: uuid.UUID | None) -> Outcome:
         """Write every batch; `run_id` is None when the plan writes nothing (no audit run)."""
@@ -96,12 +100,19 @@ class Writer:
         plan.close()
         return outcome
 
+    def _way(self) -> yielding.GiveWay:
+        if self.give_way is None:
+            with transaction(self.conn, self.model.settings, read_only=True):
+                self.give_way = yielding.decide(self.conn, self.model.settings)
+        return self.give_way
+
     def _write_with_retries(self, candidates: list[Candidate]) -> dict[str, Change]:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempts = self._way().attempts
+        for attempt in range(1, attempts + 1):
             try:
                 return self._write(candidates)
             except RETRYABLE as exc:
-                if attempt == MAX_ATTEMPTS:
+                if attempt == attempts:
                     raise DatabaseProblem(
                         f"gave up on a batch of {plural(len(candidates), 'user')} after "
                         f"{attempt} attempts: "
@@ -111,9 +122,46 @@ class Writer:
                     ) from exc
                 # Exponential backoff with jitter, so two contenders do not retry in step.
                 time.sleep(min(5.0, 0.1 * 2**attempt) * (0.5 + random.random()))
+            except pg_errors.NumericValueOutOfRange as exc:
+                # Only the owners whose value does not fit are left alone; the others are
+                # written (one owner must not block every owner after it, night after night).
+                unfit = self._unwritable_among(candidates)
+                if not unfit:
+                    raise self._name_the_rejected_user(candidates, exc) from exc
+                results = {
+                    c.key: Change.of(c, skipped="unwritable").but(reason=unfit[c.key])
+                    for c in candidates
+                    if c.key in unfit
+                }
+                rest = [c for c in candidates if c.key not in unfit]
+                return results | (self._write_with_retries(rest) if rest else {})
             except CONSTRAINT_ERRORS as exc:
                 raise self._name_the_rejected_user(candidates, exc) from exc
         raise AssertionError("unreachable")
+
+    def _unwritable_among(self, candidates: list[Candidate]) -> dict[str, str]:
+        """The owners whose write alone is out of range (each tried, then all rolled back),
+        with the database's reason."""
+        found: dict[str, str] = {}
+        table = self.model.mapping.balance.table
+        try:
+            with (
+                transaction(self.conn, self.model.settings) as conn,
+                conn.transaction(force_rollback=True),
+            ):
+                for c in candidates:
+                    try:
+                        with conn.transaction():
+                            self._probe_one(c)
+                    except pg_errors.NumericValueOutOfRange as exc:
+                        reason = first_line(exc.diag.message_primary or str(exc))
+                        found[c.key] = f"{reason} (writing {table})"
+                    except CONSTRAINT_ERRORS:
+                        continue  # not this one's range: the batch's own error names it
+        except psycopg.Error:
+            if self.conn.broken:
+                raise
+        return found
 
     def _write(self, candidates: list[Candidate]) -> dict[str, Change]:
         settings = self.model.settings
@@ -145,7 +193,9 @@ class Writer:
         return Pair(1 if balance.remaining else None, 1 if balance.used else None)
 
     def _lock(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        rows = self.conn.execute(self.model.lock(), {"keys": keys}).fetchall()
+        # In key order, giving way to the app in a lock cycle (yielding.py).
+        with yielding.lock_step(self.conn, self.model.settings, self._way()):
+            rows = self.conn.execute(self.model.lock(), {"keys": keys}).fetchall()
         return {str(row[0]): row[1] for row in rows}
 
     def _recompute(self, keys: list[str]) -> dict[str, tuple[Candidate, bool]]:
@@ -180,6 +230,9 @@ class Writer:
             return _Decision(Change.of(now, skipped="recent_activity"))
         if not attention:
             return left_alone  # the app (or someone) fixed it meanwhile: nothing to write
+        reason = unwritable(self.model, now)
+        if reason is not None:
+            return _Decision(Change.of(now, skipped="unwritable").but(reason=reason))
         # Values read under lock: if the app changed the row since the plan, this is the re-read.
         action = "update" if now.has_profile else "insert"
         return _Decision(Change.of(now, skipped=None), action, now, before)

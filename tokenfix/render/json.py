@@ -63,6 +63,8 @@ def change(c: Change) -> dict[str, Any]:
     }
     if c.stored is not None:
         entry["stored"] = pair(c.stored)
+    if c.reason is not None:
+        entry["reason"] = c.reason
     return entry
 
 

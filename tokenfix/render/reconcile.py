@@ -32,6 +32,7 @@ SKIP_WORDS = {
     "no_create_missing": "needs --create-missing",
     "edited_after_ledger": "left alone (edited after the ledger)",
     "newer_snapshot": "left alone (a newer snapshot row appeared)",
+    "unwritable": "left alone (does not fit the column)",
 }
 
 
