@@ -178,3 +178,56 @@ def deduct(
         json_output,
         quiet,
     )
+
+
+def book_ledger(
+    given: dict[str, str],
+    reason: str,
+    dry_run: bool,
+    yes: bool,
+    mapping: Any,
+    database_url: str | None,
+    env_file: Any,
+    fmt: str,
+    quiet: bool,
+) -> int:
+    """`reconcile KEY… --direction ledger --reason TEXT`: book what the ledger lacks."""
+    from tokenfix import db
+    from tokenfix.adjusting import book_to_ledger
+    from tokenfix.render.adjust import ledger_json, ledger_lines
+
+    if not reason.strip():
+        raise BadInput("--direction ledger needs --reason TEXT (kept in the audit)")
+    if not dry_run and not yes and not stdin_is_interactive():
+        raise BadInput(
+            "refusing to write without --yes when not on a terminal",
+            hint="preview with --dry-run, then add --yes",
+        )
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
+
+    def confirm(outcome: Any) -> bool:
+        for line in ledger_lines(outcome)[:20]:
+            sys.stderr.write(line.replace("would book", "book") + "\n")
+        return ask("Book these rows?", timeout=settings.prompt_timeout)
+
+    with db.connect(settings) as conn:
+        outcome = book_to_ledger(
+            conn,
+            settings,
+            list(given),
+            reason,
+            mapping=the_mapping,
+            dry_run=dry_run,
+            confirm=None if yes or dry_run else confirm,
+        )
+    if fmt in ("json", "jsonl"):
+        from tokenfix.cli.envelope import envelope
+
+        sys.stdout.write(ledger_json(outcome, envelope()) + "\n")
+    elif not quiet:
+        for line in ledger_lines(outcome):
+            sys.stdout.write(line + "\n")
+    # Attention: rows still to book (a dry run), owners left alone, drift in used (not booked).
+    used_drift = any(b.drift is not None and b.drift.tokens_used for b in outcome.bookings)
+    attention = (dry_run and outcome.bookings) or outcome.skipped or used_drift
+    return ExitCode.ATTENTION if attention else ExitCode.OK
