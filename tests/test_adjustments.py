@@ -245,3 +245,22 @@ def test_history_shows_the_adjustment_with_its_reason(cli: CliRunner, customer: 
     runs = cli("history", "--json").json()["runs"]
     assert runs[0]["command"] == "grant" and runs[0]["reason"] == "refund #77"
     assert "refund #77" in cli("history").stdout
+
+
+def test_diagnose_shows_the_adjustments_with_their_reasons(
+    cli: CliRunner, customer: uuid.UUID
+) -> None:
+    assert cli("diagnose", str(customer), "--json").json().get("adjustments") is None
+    cli("grant", str(customer), "500", "--reason", "refund #4411", "--yes")
+    run_id = cli("deduct", str(customer), "20", "--reason", "typo", "--yes", "--json").json()[
+        "run_id"
+    ]
+    reverted = cli("revert", run_id, "--yes", "--json").json()["run_id"]
+    found = cli("diagnose", str(customer), "--json").json()["adjustments"]
+    assert [(a["kind"], a["amount"], a["reason"]) for a in found] == [
+        ("deduct", 20, "typo"),
+        ("grant", 500, "refund #4411"),
+    ]
+    assert found[0]["reverted_by"] == reverted and found[1]["reverted_by"] is None
+    human = cli("diagnose", str(customer)).stdout
+    assert "grant 500  refund #4411" in human and f"reverted by {reverted}" in human

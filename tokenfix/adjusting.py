@@ -692,6 +692,40 @@ def book_to_ledger(
     return outcome
 
 
+# -- what diagnose shows ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """One support adjustment of an owner, as the audit trail keeps it."""
+
+    run_id: uuid.UUID
+    command: str
+    changed_at: Any
+    kind: str
+    amount: Amount
+    reason: str | None
+    idempotency_key: str | None
+    ledger: str | None
+    reverted_by: uuid.UUID | None
+
+
+def adjustments_of(
+    conn: Connection, settings: Settings, key: str, limit: int = 50
+) -> list[Adjustment]:
+    """The owner's adjustments the audit knows (none without an audit schema), newest first."""
+    with transaction(conn, settings, read_only=True):
+        if not audit.exists(conn, settings):
+            return []
+        fragments = audit.read_fragments(conn, settings)
+        rows = conn.execute(
+            queries.compose("adjust_history", **fragments), {"key": key, "limit": limit}
+        ).fetchall()
+    return [
+        Adjustment(r[0], r[1], r[2], r[3], exact_amount(r[4]), r[5], r[6], r[7], r[8]) for r in rows
+    ]
+
+
 # -- revert ------------------------------------------------------------------------------
 
 

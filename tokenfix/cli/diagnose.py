@@ -58,7 +58,9 @@ def diagnose(
     """
     enable_debug(debug)
     from tokenfix import db
+    from tokenfix.adjusting import adjustments_of
     from tokenfix.diagnosis import diagnose as run_diagnosis
+    from tokenfix.render.adjust import adjustments_json, adjustments_lines
 
     settings, the_mapping, starting = inputs(
         mapping, starting_balance, database_url=database_url, env_file=env_file
@@ -73,11 +75,17 @@ def diagnose(
             starting_balance=starting,
             on_warning=None if quiet else warning_line,
         )
+        found = (
+            adjustments_of(conn, settings, result.user_id) if result.status != "not_found" else []
+        )
     if json_output:
         from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        sys.stdout.write(json.dumps(json.diagnosis(result, envelope())) + "\n")
+        document = json.diagnosis(result, envelope())
+        if found:  # support adjustments with their reasons, where the audit knows them
+            document["adjustments"] = adjustments_json(found)
+        sys.stdout.write(json.dumps(document) + "\n")
     if result.status == "not_found":
         error_line(f"user {result.user_id} not found: no profile row and no ledger rows")
         raise typer.Exit(ExitCode.BAD_INPUT)
@@ -86,4 +94,6 @@ def diagnose(
         from tokenfix.render.diagnosis import render_diagnosis
 
         render_diagnosis(make_consoles()[0], result)
+        for line in adjustments_lines(found):
+            sys.stdout.write(line + "\n")
     raise typer.Exit(ExitCode.OK if result.status == "ok" else ExitCode.ATTENTION)

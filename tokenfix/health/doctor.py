@@ -12,6 +12,7 @@ from tokenfix import db
 from tokenfix.errors import TokenfixError, first_line, from_database_error
 from tokenfix.health import (
     access,
+    adjust,
     claims,
     connection,
     definers,
@@ -47,6 +48,7 @@ CHECKS: tuple[CheckFunction, ...] = (
     schema.indexes,
     ledger.ambiguous_overrides,
     ledger.ledger_health,
+    adjust.adjust_rows,
 )
 # Under a mapping file, the checks of the default schema's tables and indexes give way to the
 # mapping's own: its expressions, key, indexes and privileges (SPEC §10).

@@ -130,3 +130,33 @@ def ledger_lines(outcome: Any) -> list[str]:
     elif outcome.run_id is not None:
         lines.append(f"run {outcome.run_id}; 'tokenfix revert {outcome.run_id}' undoes it")
     return lines
+
+
+def adjustments_json(found: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": str(a.run_id),
+            "command": a.command,
+            "at": a.changed_at.isoformat(),
+            "kind": a.kind,
+            "amount": amount(a.amount),
+            "reason": a.reason,
+            "idempotency_key": a.idempotency_key,
+            "ledger": a.ledger,
+            "reverted_by": str(a.reverted_by) if a.reverted_by else None,
+        }
+        for a in found
+    ]
+
+
+def adjustments_lines(found: list[Any]) -> list[str]:
+    if not found:
+        return []
+    lines = ["Support adjustments (tokenfix grant / deduct / --direction ledger), newest first:"]
+    for a in found:
+        reverted = f", reverted by {a.reverted_by}" if a.reverted_by else ""
+        lines.append(
+            f"  {a.changed_at.isoformat(timespec='seconds')}  {a.kind} {a.amount}  "
+            f"{a.reason or '(no reason)'}  (run {a.run_id}{reverted})"
+        )
+    return lines
