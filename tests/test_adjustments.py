@@ -264,3 +264,20 @@ def test_diagnose_shows_the_adjustments_with_their_reasons(
     assert found[0]["reverted_by"] == reverted and found[1]["reverted_by"] is None
     human = cli("diagnose", str(customer)).stdout
     assert "grant 500  refund #4411" in human and f"reverted by {reverted}" in human
+
+
+def test_revert_dry_run_says_what_it_would_do_and_writes_nothing(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "x", "--yes", "--json").json()["run_id"]
+    dry = cli("revert", run_id, "--dry-run", "--json")
+    assert dry.exit_code == 0 and dry.json()["changes"][0]["skipped"] == "dry_run"
+    conn.execute(
+        "UPDATE token_usage SET tokens_used = 499 WHERE user_id = %s AND tokens_used = 500",
+        (customer,),
+    )
+    dry = cli("revert", run_id, "--dry-run", "--json")
+    assert dry.exit_code == 1 and dry.json()["changes"][0]["skipped"] == "changed_since"
+    assert balance(conn, customer) == (1200, 300)
+    assert cli("history", run_id).exit_code == 0
+    assert cli("history", "--user", str(customer)).exit_code == 0

@@ -107,7 +107,8 @@ def test_revert_deletes_the_booked_rows_and_leaves_the_cache(
     assert grants(conn, edited) == [("admin_grant", 1000)]
     assert remaining(conn, edited) == 1200
     dry = cli("revert", run_id, "--dry-run", "--json")
-    assert dry.exit_code == 0
+    assert dry.exit_code == 1  # already reverted: nothing left to take back
+    assert dry.json()["changes"][0]["skipped"] == "already_restored"
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,12 @@ def test_bad_input_is_refused_with_nothing_written(
 def test_all_is_refused(cli: CliRunner, edited: uuid.UUID) -> None:
     result = cli("reconcile", "--all", "--direction", "ledger", "--reason", "r", "--yes")
     assert result.exit_code == 2 and "not --all" in result.stderr
+
+
+def test_history_lists_the_booking_run_and_the_owner(cli: CliRunner, edited: uuid.UUID) -> None:
+    run_id = book(cli, str(edited), extra=("--yes",))["run_id"]
+    assert cli("history", run_id).exit_code == 0
+    assert cli("history", "--user", str(edited), "--json").exit_code == 0
+    assert cli("revert", run_id, "--yes").exit_code == 0
+    mine = cli("history", "--user", str(edited), "--json")
+    assert mine.exit_code == 0, mine.stderr

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -195,9 +195,9 @@ class _Statements:
         )
         return statement, params
 
-    def delete(self) -> sql.Composed:
+    def delete(self, name: str = "adjust_delete") -> sql.Composed:
         return queries.compose(
-            "adjust_delete",
+            name,
             table=self.source.table.identifier,
             key=sql.SQL("({})").format(self.source.key.sql),
             key_type=sql.SQL(self.model.shape.source(self.index).key),
@@ -782,15 +782,23 @@ def revert_adjustments(
     if key is not None and not booked:
         raise BadInput(f"run {run_id} did not change user {key}: nothing to revert")
     adjust_section = require_adjust(model.mapping)
+    stmts = _Statements(model, adjust_section, _source_index(model, adjust_section))
     if outcome.dry_run or not booked:
-        for b in booked:
-            outcome.tally(_revert_change(b, None, None, skipped="dry_run"))
-            outcome.changes.append(_revert_change(b, None, None, skipped="dry_run"))
+        with transaction(conn, settings, read_only=True):
+            for b in booked:
+                found = conn.execute(
+                    stmts.delete("adjust_exists"), {"key": b.key, "row": Jsonb(b.adjustment["row"])}
+                ).fetchone()
+                still = bool(found and found[0])
+                change = _revert_change(
+                    b, None, None, skipped="dry_run" if still else _gone(outcome)
+                )
+                outcome.tally(change)
+                outcome.changes.append(change)
         return
     require_primary(conn)
     if confirm is not None and not confirm(len(booked)):
         raise Declined("nothing was reverted")
-    stmts = _Statements(model, adjust_section, _source_index(model, adjust_section))
     origin = audit.Origin.here()
     new_run = uuid.uuid4()
     with (
@@ -812,6 +820,8 @@ def revert_adjustments(
         )
         for b in booked:
             change = _revert_one(conn, model, stmts, b, new_run, origin)
+            if change.skipped == "changed_since":
+                change = replace(change, skipped=_gone(outcome))
             outcome.tally(change)
             outcome.changes.append(change)
         lease.renew(conn)
@@ -870,6 +880,12 @@ def _revert_one(
     _record(conn, model.settings, new_run, booked.key, undone, action="restore")
     after = conn.execute(model.lock(), {"keys": [booked.key]}).fetchone()
     return _revert_change(booked, current, after[1] if after else None, applied=True)
+
+
+def _gone(outcome: Any) -> Any:
+    """Why a booked row that is no more is left alone: a revert already took it back, or it
+    changed since."""
+    return "already_restored" if outcome.already_reverted_by else "changed_since"
 
 
 def _revert_change(

@@ -206,8 +206,11 @@ def book_ledger(
     settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
 
     def confirm(outcome: Any) -> bool:
-        for line in ledger_lines(outcome)[:20]:
-            sys.stderr.write(line.replace("would book", "book") + "\n")
+        lines = ledger_lines(outcome, asking=True)
+        for line in lines[:20]:
+            sys.stderr.write(line + "\n")
+        if len(lines) > 20:
+            sys.stderr.write(f"… and {len(lines) - 20} more\n")
         return ask("Book these rows?", timeout=settings.prompt_timeout)
 
     with db.connect(settings) as conn:

@@ -110,8 +110,9 @@ def ledger_json(outcome: Any, envelope: dict[str, Any]) -> str:
     return dumps(document)
 
 
-def ledger_lines(outcome: Any) -> list[str]:
-    verb = "would book" if outcome.dry_run else "booked"
+def ledger_lines(outcome: Any, *, asking: bool = False) -> list[str]:
+    """What was booked (or, a dry run or `asking` before writing, what would be)."""
+    verb = "would book" if outcome.dry_run or asking else "booked"
     lines = []
     for b in outcome.bookings:
         used = (
