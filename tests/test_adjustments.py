@@ -224,7 +224,7 @@ def test_an_unknown_or_malformed_key_is_refused_with_nothing_written(
     only_ledger = ledger.user()
     ledger.row(only_ledger, 5)
     missing = cli("grant", str(only_ledger), "5", "--reason", "r", "--yes")
-    assert missing.exit_code == 2 and "--create-missing" in missing.stderr
+    assert missing.exit_code == 2 and "--create-missing creates" in missing.stderr
     assert nothing_written(conn, customer, (700, 300))
 
 
@@ -281,3 +281,25 @@ def test_revert_dry_run_says_what_it_would_do_and_writes_nothing(
     assert balance(conn, customer) == (1200, 300)
     assert cli("history", run_id).exit_code == 0
     assert cli("history", "--user", str(customer)).exit_code == 0
+
+
+def test_create_missing_creates_the_balance_row_at_the_ledger_plus_the_amount(
+    cli: CliRunner, conn: psycopg.Connection, ledger: Ledger
+) -> None:
+    user = ledger.user()
+    ledger.row(user, 1000, action="admin_grant", model=None, at=DAY_AGO)
+    ledger.row(user, 300, at=DAY_AGO)
+    result = cli(
+        "grant", str(user), "500", "--reason", "welcome back", "--create-missing", "--yes", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["booking"]["before"] == {"tokens_remaining": None, "tokens_used": None}
+    assert balance(conn, user) == (1200, 300)
+    assert cli("diagnose", str(user), "--json").json()["status"] == "ok"
+    nobody = uuid.uuid4()
+    created = cli("grant", str(nobody), "50", "--reason", "new", "--create-missing", "--yes")
+    assert created.exit_code == 0, created.stderr
+    assert balance(conn, nobody) == (50, 0)
+    run_id = cli("history", "--json").json()["runs"][0]["run_id"]
+    assert cli("revert", run_id, "--yes").exit_code == 0
+    assert balance(conn, nobody) == (0, 0)

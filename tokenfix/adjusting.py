@@ -43,6 +43,8 @@ class Request:
     amount: Amount
     reason: str
     idempotency_key: str | None = None
+    create_missing: bool = False
+    """An owner without a balance row gets one: its expected balance before, plus the amount."""
 
 
 @dataclass
@@ -125,10 +127,17 @@ class _Owner:
     """The compared written columns under lock: the compare-and-set's expectation."""
 
 
-def _read(conn: Connection, model: BalanceModel, key: str) -> dict[str, Any] | None:
+def _read(
+    conn: Connection, model: BalanceModel, key: str, *, missing: bool = False
+) -> dict[str, Any] | None:
+    """The owner as the balance statement sees it: with a balance row (or, `missing`, also
+    an owner with ledger rows only; one with neither is its starting balance)."""
     statement, params = model.balances(Selection(keys=(key,)))
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = [r for r in cur.execute(statement, params).fetchall() if r["has_profile"]]
+        rows = [r for r in cur.execute(statement, params).fetchall() if missing or r["has_profile"]]
+    if not rows and missing:
+        return {"has_profile": False, "current_remaining": None, "current_used": None,
+                "expected_remaining": model.starting_balance, "expected_used": 0}  # fmt: skip
     return rows[0] if rows else None
 
 
@@ -150,17 +159,27 @@ def _checked_key(conn: Connection, model: BalanceModel, key: str) -> str:
         return keys.check(conn, [key], model.shape.key)[0]
 
 
-def _require_owner(conn: Connection, model: BalanceModel, key: str) -> dict[str, Any]:
-    """The owner's balance row as read now; none, or a NULL cache, is bad input (exit 2)."""
+def _require_owner(
+    conn: Connection, model: BalanceModel, key: str, *, create_missing: bool = False
+) -> dict[str, Any]:
+    """The owner's balance row as read now; none (without `create_missing`), or a NULL cache,
+    is bad input (exit 2)."""
     with transaction(conn, model.settings, read_only=True):
-        row = _read(conn, model, key)
+        row = _read(conn, model, key, missing=create_missing)
     b = model.mapping.balance
     if row is None:
         raise BadInput(
             f"no balance row for {key} in {b.table}: nothing was written",
-            hint=f"check the key; if the owner has ledger rows but no balance row, "
-            f"'tokenfix reconcile {key} --create-missing --yes' creates it first",
+            hint="check the key; --create-missing creates the balance row (its ledger's "
+            "balance, plus the amount)",
         )
+    if not row["has_profile"]:
+        if b.create is None:
+            raise BadInput(
+                "--create-missing needs a [balance.create] section in the mapping: how a new "
+                "balance row is made"
+            )
+        return row
     if row["current_remaining"] is None or (b.used is not None and row["current_used"] is None):
         raise BadInput(
             f"the cached balance of {key} is NULL: an adjustment cannot move it by an amount; "
@@ -234,7 +253,7 @@ def _book_row(
             hint="check the [adjust] expressions against the ledger's constraints",
         ) from None
     assert found is not None
-    row = _read(conn, stmts.model, owner.key)
+    row = _read(conn, stmts.model, owner.key, missing=True)
     assert row is not None
     expected = Pair.of(row["expected_remaining"], row["expected_used"])
     moved = Decimal(expected.tokens_remaining or 0) - Decimal(owner.expected.tokens_remaining or 0)
@@ -257,16 +276,18 @@ def _move_cache(
     *,
     run_id: uuid.UUID,
     origin: audit.Origin,
+    creates: bool = False,
 ) -> Pair:
     """Write the owner's cache as remaining = new_remaining (used as it is), compare-and-set
-    on what was read under lock; the audit row is written by the same statement."""
+    on what was read under lock (`creates`: insert the missing balance row, with used as the
+    ledger says); the audit row is written by the same statement."""
     used = owner.current.tokens_used
-    if model.mapping.balance.used is None:
+    if model.mapping.balance.used is None or creates:
         used = owner.expected.tokens_used
     params = {
         "keys": [owner.key],
-        "actions": ["update"],
-        "befores": [Jsonb(owner.written)],
+        "actions": ["insert" if creates else "update"],
+        "befores": [None if creates else Jsonb(owner.written)],
         "expected_remaining": [str(new_remaining)],
         "expected_used": [None if used is None else str(used)],
         "run_id": run_id,
@@ -274,11 +295,13 @@ def _move_cache(
         "host": origin.host,
         **model.mapping.params(),
     }
-    statement = model.write_batch(audit.table(model.settings, "changes"), creates=False)
+    statement = model.write_batch(audit.table(model.settings, "changes"), creates=creates)
     rows = conn.execute(statement, params).fetchall()
     if not rows:
         raise DatabaseProblem(
-            f"the balance row of {owner.key} changed while it was locked; nothing was written"
+            f"the balance row of {owner.key} changed (or was created) meanwhile; nothing was "
+            "written",
+            hint="run the command again",
         )
     stored = Pair.of(rows[0][1], rows[0][2] if model.mapping.balance.used else None)
     if stored.tokens_remaining != exact(new_remaining):
@@ -419,8 +442,8 @@ def adjust(
     model = load_model(conn, settings, mapping)
     adjust_section = require_adjust(model.mapping)
     key = _checked_key(conn, model, request.key)
-    request = Request(request.kind, key, request.amount, request.reason, request.idempotency_key)
-    row = _require_owner(conn, model, key)
+    request = replace(request, key=key)
+    row = _require_owner(conn, model, key, create_missing=request.create_missing)
     outcome = AdjustOutcome(None, request)
     if request.idempotency_key is not None:
         found = already_booked(conn, settings, request.idempotency_key)
@@ -463,7 +486,13 @@ def adjust(
                 options=options,
             )
             owner = _lock_and_read(conn, model, key)
-            if owner is None:
+            creates = owner is None and request.create_missing
+            if creates:
+                missing = _read(conn, model, key, missing=True)
+                assert missing is not None
+                expected = Pair.of(missing["expected_remaining"], missing["expected_used"])
+                owner = _Owner(key, Pair(None, None), expected, {})
+            if owner is None or (owner.current.tokens_remaining is None and not creates):
                 raise BadInput(f"the balance row of {key} is gone; nothing was written")
             ledger_row, _ = _book_row(
                 conn,
@@ -476,11 +505,14 @@ def adjust(
                 idempotency_key=request.idempotency_key,
             )
             lease.renew(conn)
+            start = owner.expected if creates else owner.current
             new_remaining = exact(
-                Decimal(owner.current.tokens_remaining or 0)
+                Decimal(start.tokens_remaining or 0)
                 + Decimal(_signed(request.kind, request.amount))
             )
-            stored = _move_cache(conn, model, owner, new_remaining, run_id=run_id, origin=origin)
+            stored = _move_cache(
+                conn, model, owner, new_remaining, run_id=run_id, origin=origin, creates=creates
+            )
             _record(
                 conn,
                 settings,
@@ -546,15 +578,16 @@ def _drift(current: Pair, expected: Pair) -> Pair:
 
 def _preview(model: BalanceModel, request: Request, current: Pair, row: dict[str, Any]) -> Booking:
     expected = Pair.of(row["expected_remaining"], row["expected_used"])
+    start = current if row["has_profile"] else expected  # a created row starts at the ledger's
     after = exact(
-        Decimal(current.tokens_remaining or 0) + Decimal(_signed(request.kind, request.amount))
+        Decimal(start.tokens_remaining or 0) + Decimal(_signed(request.kind, request.amount))
     )
     return Booking(
         request.key,
         request.kind,
         request.amount,
         current,
-        Pair(after, current.tokens_used),
+        Pair(after, start.tokens_used),
         expected,
         _drift(current, expected),
     )

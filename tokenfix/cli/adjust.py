@@ -4,6 +4,7 @@ that go through the ledger (docs/commands.md, support adjustments)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -48,6 +49,14 @@ IdempotencyOption = Annotated[
         show_default=False,
     ),
 ]
+CreateMissingOption = Annotated[
+    bool,
+    typer.Option(
+        "--create-missing",
+        help="Create the balance row of an owner who has none (its ledger's balance, plus "
+        "AMOUNT).",
+    ),
+]
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Write without asking (required off a terminal).")
 ]
@@ -65,12 +74,14 @@ def _adjust(
     env_file: Any,
     json_output: bool,
     quiet: bool,
+    create_missing: bool = False,
 ) -> None:
     from tokenfix import db
     from tokenfix.adjusting import adjust, parse_request
     from tokenfix.render.adjust import adjust_json, adjust_lines, preview_lines
 
     request = parse_request(kind, key, amount, reason, idempotency_key)
+    request = replace(request, create_missing=create_missing)
     interactive = stdin_is_interactive()
     if not yes and not interactive:
         raise BadInput(
@@ -116,6 +127,7 @@ def grant(
     reason: ReasonOption,
     idempotency_key: IdempotencyOption = None,
     yes: YesOption = False,
+    create_missing: CreateMissingOption = False,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
@@ -143,6 +155,7 @@ def grant(
         env_file,
         json_output,
         quiet,
+        create_missing,
     )
 
 
@@ -153,6 +166,7 @@ def deduct(
     reason: ReasonOption,
     idempotency_key: IdempotencyOption = None,
     yes: YesOption = False,
+    create_missing: CreateMissingOption = False,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
@@ -177,6 +191,7 @@ def deduct(
         env_file,
         json_output,
         quiet,
+        create_missing,
     )
 
 

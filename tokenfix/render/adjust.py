@@ -41,7 +41,8 @@ def adjust_json(outcome: Any, envelope: dict[str, Any]) -> str:
 
 
 def _side(p: Any, name: str) -> Any:
-    return getattr(p, name) if p is not None else None
+    value = getattr(p, name) if p is not None else None
+    return "(no balance row)" if value is None else value
 
 
 def preview_lines(booking: Any) -> list[str]:
@@ -52,7 +53,9 @@ def preview_lines(booking: Any) -> list[str]:
         f"{_side(before, 'tokens_remaining')} → {_side(after, 'tokens_remaining')}"
         + (
             f", used {before.tokens_used} (unchanged)"
-            if before is not None and before.tokens_used is not None
+            if before is not None
+            and before.tokens_used is not None
+            and before.tokens_remaining is not None
             else ""
         )
     ]
@@ -88,7 +91,8 @@ def adjust_lines(outcome: Any) -> list[str]:
         ]
     b = outcome.booking
     lines = [
-        f"{_DONE[r.kind]} {r.amount} to {r.key}: remaining {b.before.tokens_remaining} → "
+        f"{_DONE[r.kind]} {r.amount} to {r.key}: remaining "
+        f"{_side(b.before, 'tokens_remaining')} → "
         f"{b.after.tokens_remaining} (run {outcome.run_id}; 'tokenfix revert {outcome.run_id}' "
         "undoes it)"
     ]
