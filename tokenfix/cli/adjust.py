@@ -53,8 +53,7 @@ CreateMissingOption = Annotated[
     bool,
     typer.Option(
         "--create-missing",
-        help="Create the balance row of an owner who has none (its ledger's balance, plus "
-        "AMOUNT).",
+        help="Create the balance row of an owner who has none (its ledger's balance, plus AMOUNT).",
     ),
 ]
 YesOption = Annotated[
