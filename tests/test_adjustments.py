@@ -303,3 +303,31 @@ def test_create_missing_creates_the_balance_row_at_the_ledger_plus_the_amount(
     run_id = cli("history", "--json").json()["runs"][0]["run_id"]
     assert cli("revert", run_id, "--yes").exit_code == 0
     assert balance(conn, nobody) == (0, 0)
+
+
+def test_a_live_lease_keeps_a_grant_out_with_nothing_written(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    assert cli("grant", str(customer), "1", "--reason", "r", "--yes").exit_code == 0
+    conn.execute(
+        "INSERT INTO tokenfix.lease VALUES ('writer', gen_random_uuid(), NULL, 'reconcile',"
+        " 'busy-host', 777, now(), now() + interval '1 minute')"
+    )
+    locked_out = cli("grant", str(customer), "500", "--reason", "r", "--yes")
+    assert locked_out.exit_code == 3 and "busy-host" in locked_out.stderr
+    assert balance(conn, customer) == (701, 300)
+    assert conn.execute("SELECT count(*) FROM tokenfix.runs").fetchone() == (1,)
+
+
+def test_a_trigger_that_stores_another_balance_rolls_the_grant_back(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    conn.execute(
+        "CREATE FUNCTION cap() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " NEW.vibe_assistant_tokens_remaining := least(NEW.vibe_assistant_tokens_remaining, 1000);"
+        " RETURN NEW; END $$;"
+        "CREATE TRIGGER cap BEFORE UPDATE ON user_profiles FOR EACH ROW EXECUTE FUNCTION cap()"
+    )
+    result = cli("grant", str(customer), "500", "--reason", "r", "--yes")
+    assert result.exit_code == 3 and "stored 1000 instead of 1200" in result.stderr
+    assert nothing_written(conn, customer, (700, 300))
