@@ -140,3 +140,19 @@ def test_history_lists_the_booking_run_and_the_owner(cli: CliRunner, edited: uui
     assert cli("revert", run_id, "--yes").exit_code == 0
     mine = cli("history", "--user", str(edited), "--json")
     assert mine.exit_code == 0, mine.stderr
+
+
+def test_an_owner_with_recent_activity_is_deferred_not_booked(
+    cli: CliRunner, conn: psycopg.Connection, ledger: Ledger, edited: uuid.UUID
+) -> None:
+    # A charge the app wrote a moment ago and has not applied to the cache yet: the cache is
+    # above the ledger by it, but booking a grant for that would give the charge back.
+    ledger.row(edited, 40, at=datetime.now(UTC))
+    data = book(cli, str(edited), extra=("--yes",))
+    assert data["code"] == 1 and data["rows_booked"] == 0
+    assert data["skipped"][0]["reason"].startswith("recent activity")
+    assert grants(conn, edited) == [("admin_grant", 1000)]
+    booked = book(cli, str(edited), extra=("--yes", "--settle", "0"))
+    assert booked["bookings"][0]["amount"] == 540  # remaining booked,
+    assert booked["bookings"][0]["drift"]["tokens_used"] == -40  # used reported (exit 1)
+    assert booked["code"] == 1

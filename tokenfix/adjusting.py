@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -125,25 +126,36 @@ class _Owner:
     expected: Pair
     written: dict[str, Any]
     """The compared written columns under lock: the compare-and-set's expectation."""
+    recent: bool = False
+    """Ledger rows inside the settle window: the app may not have moved the cache yet."""
 
 
 def _read(
-    conn: Connection, model: BalanceModel, key: str, *, missing: bool = False
+    conn: Connection,
+    model: BalanceModel,
+    key: str,
+    *,
+    missing: bool = False,
+    settle: timedelta = timedelta(0),
 ) -> dict[str, Any] | None:
     """The owner as the balance statement sees it: with a balance row (or, `missing`, also
-    an owner with ledger rows only; one with neither is its starting balance)."""
-    statement, params = model.balances(Selection(keys=(key,)))
+    an owner with ledger rows only; one with neither is its starting balance), and whether
+    it has ledger rows newer than `settle`."""
+    statement, params = model.with_recent("recompute", Selection(keys=(key,)), settle)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = [r for r in cur.execute(statement, params).fetchall() if missing or r["has_profile"]]
     if not rows and missing:
         return {"has_profile": False, "current_remaining": None, "current_used": None,
-                "expected_remaining": model.starting_balance, "expected_used": 0}  # fmt: skip
+                "expected_remaining": model.starting_balance, "expected_used": 0,
+                "recent": False}  # fmt: skip
     return rows[0] if rows else None
 
 
-def _lock_and_read(conn: Connection, model: BalanceModel, key: str) -> _Owner | None:
+def _lock_and_read(
+    conn: Connection, model: BalanceModel, key: str, settle: timedelta = timedelta(0)
+) -> _Owner | None:
     locked = conn.execute(model.lock(), {"keys": [key]}).fetchone()
-    row = _read(conn, model, key) if locked is not None else None
+    row = _read(conn, model, key, settle=settle) if locked is not None else None
     if locked is None or row is None:
         return None
     return _Owner(
@@ -151,6 +163,7 @@ def _lock_and_read(conn: Connection, model: BalanceModel, key: str) -> _Owner | 
         Pair.of(row["current_remaining"], row["current_used"]),
         Pair.of(row["expected_remaining"], row["expected_used"]),
         locked[1],
+        bool(row["recent"]),
     )
 
 
@@ -608,6 +621,9 @@ class LedgerOutcome:
     """Owners left alone, with why (a NULL cache, no balance row)."""
 
 
+RECENT = "recent activity: deferred (--settle), the app may not have moved the cache yet"
+
+
 def _needed(current: Pair, expected: Pair) -> tuple[Kind, Amount] | None:
     if current.tokens_remaining is None or expected.tokens_remaining is None:
         return None
@@ -625,10 +641,12 @@ def book_to_ledger(
     *,
     mapping: Mapping | None = None,
     dry_run: bool = False,
+    settle: timedelta = timedelta(minutes=2),
     confirm: Callable[[LedgerOutcome], bool] | None = None,
 ) -> LedgerOutcome:
     """Book, for each owner, the grant or deduct that makes the ledger explain the cached
-    remaining (drift in used is reported, never booked); the cache is not written."""
+    remaining (drift in used is reported, never booked); the cache is not written. An owner
+    with ledger rows newer than `settle` is left alone: its cache may be about to follow."""
     if not reason.strip():
         raise BadInput("--direction ledger needs --reason TEXT: it is kept in the audit")
     model = load_model(conn, settings, mapping)
@@ -638,7 +656,7 @@ def book_to_ledger(
     outcome = LedgerOutcome(None, dry_run, reason.strip(), users_checked=len(checked))
     with transaction(conn, settings, read_only=True):
         for key in checked:
-            row = _read(conn, model, key)
+            row = _read(conn, model, key, settle=settle)
             if row is None:
                 outcome.skipped.append((key, "no balance row"))
                 continue
@@ -647,6 +665,8 @@ def book_to_ledger(
             need = _needed(current, expected)
             if current.tokens_remaining is None:
                 outcome.skipped.append((key, "NULL cached remaining"))
+            elif need is not None and row["recent"]:
+                outcome.skipped.append((key, RECENT))
             elif need is not None:
                 outcome.bookings.append(
                     Booking(
@@ -678,10 +698,13 @@ def book_to_ledger(
             options={"direction": "ledger", "reason": outcome.reason, "user_ids": len(checked)},
         )
         for plan in planned:
-            owner = _lock_and_read(conn, model, plan.key)
+            owner = _lock_and_read(conn, model, plan.key, settle)
             need = _needed(owner.current, owner.expected) if owner else None
             if owner is None or need is None:
                 continue  # explained meanwhile (a second run books nothing)
+            if owner.recent:
+                outcome.skipped.append((plan.key, RECENT))
+                continue
             kind, amount = need
             ledger_row, _ = _book_row(
                 conn,

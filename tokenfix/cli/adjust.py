@@ -204,14 +204,17 @@ def book_ledger(
     env_file: Any,
     fmt: str,
     quiet: bool,
+    settle: str = "2m",
 ) -> int:
     """`reconcile KEY… --direction ledger --reason TEXT`: book what the ledger lacks."""
     from tokenfix import db
     from tokenfix.adjusting import book_to_ledger
+    from tokenfix.durations import parse_duration
     from tokenfix.render.adjust import ledger_json, ledger_lines
 
     if not reason.strip():
         raise BadInput("--direction ledger needs --reason TEXT (kept in the audit)")
+    settle_window = parse_duration(settle, option="--settle")
     if not dry_run and not yes and not stdin_is_interactive():
         raise BadInput(
             "refusing to write without --yes when not on a terminal",
@@ -235,6 +238,7 @@ def book_ledger(
             reason,
             mapping=the_mapping,
             dry_run=dry_run,
+            settle=settle_window,
             confirm=None if yes or dry_run else confirm,
         )
     if fmt in ("json", "jsonl"):

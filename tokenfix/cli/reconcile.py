@@ -242,7 +242,7 @@ def reconcile(
                 raise BadInput("--direction ledger books rows for the owners named, not --all")
             code = book_ledger(
                 _user_ids(user_ids or []), reason or "", dry_run, yes, mapping, database_url,
-                env_file, fmt.value, quiet,
+                env_file, fmt.value, quiet, settle,
             )  # fmt: skip
             raise typer.Exit(code)
         if bool(user_ids) == all_users:
