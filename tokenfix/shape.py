@@ -146,6 +146,7 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
             ("starting", balance.starting),
             ("created_at", balance.created_at),
             ("tolerance", balance.tolerance),
+            ("changed_at", balance.changed_at),
         )
         if e is not None
     ]
