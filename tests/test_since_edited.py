@@ -207,9 +207,7 @@ def test_a_nightly_defer_edited_run_after_a_grant_changes_nothing(
     assert nightly.json()["changes"] == [] and nightly.json()["users_checked"] == 1
 
 
-def test_a_changed_at_the_database_rejects_is_named(
-    cli: CliRunner, with_changed_at: Path
-) -> None:
+def test_a_changed_at_the_database_rejects_is_named(cli: CliRunner, with_changed_at: Path) -> None:
     with_changed_at.write_text(
         with_changed_at.read_text().replace('changed_at = "updated_at"', 'changed_at = "edited"')
     )
