@@ -331,3 +331,17 @@ def test_a_trigger_that_stores_another_balance_rolls_the_grant_back(
     result = cli("grant", str(customer), "500", "--reason", "r", "--yes")
     assert result.exit_code == 3 and "stored 1000 instead of 1200" in result.stderr
     assert nothing_written(conn, customer, (700, 300))
+
+
+def test_a_retry_after_a_revert_still_books_nothing_and_says_so(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    args = ("grant", str(customer), "500", "--reason", "t", "--idempotency-key", "t-9", "--yes")
+    run_id = cli(*args, "--json").json()["run_id"]
+    reverted = cli("revert", run_id, "--yes", "--json").json()["run_id"]
+    retry = cli(*args, "--json")
+    assert retry.exit_code == 0
+    assert retry.json()["already_booked_by"] == run_id
+    assert retry.json()["reverted_by"] == reverted
+    assert "reverted by run" in cli(*args).stdout
+    assert balance(conn, customer) == (700, 300)
