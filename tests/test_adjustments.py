@@ -345,3 +345,18 @@ def test_a_retry_after_a_revert_still_books_nothing_and_says_so(
     assert retry.json()["reverted_by"] == reverted
     assert "reverted by run" in cli(*args).stdout
     assert balance(conn, customer) == (700, 300)
+
+
+def test_revert_leaves_both_alone_when_the_cache_was_nulled_since(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "x", "--yes", "--json").json()["run_id"]
+    conn.execute("ALTER TABLE user_profiles ALTER vibe_assistant_tokens_remaining DROP NOT NULL")
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining = NULL WHERE user_id = %s",
+        (customer,),
+    )
+    reverted = cli("revert", run_id, "--yes", "--json")
+    assert reverted.exit_code == 1
+    assert reverted.json()["changes"][0]["skipped"] == "changed_since"
+    assert len(admin_rows(conn, customer)) == 2  # the booked row stays with the cache

@@ -903,8 +903,9 @@ def _revert_one(
     moved = bool(a.get("cache_moved"))
     owner = _lock_and_read(conn, model, booked.key)
     current = owner.written if owner else None
-    if moved and owner is None:
-        return _revert_change(booked, None, None, skipped="changed_since")
+    if moved and (owner is None or owner.current.tokens_remaining is None):
+        # No balance row, or a NULL one, to move back: both or neither, so neither.
+        return _revert_change(booked, current, None, skipped="changed_since")
     try:
         with conn.transaction():
             deleted = conn.execute(
