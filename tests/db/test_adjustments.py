@@ -224,7 +224,7 @@ def test_an_unknown_or_malformed_key_is_refused_with_nothing_written(
     only_ledger = ledger.user()
     ledger.row(only_ledger, 5)
     missing = cli("grant", str(only_ledger), "5", "--reason", "r", "--yes")
-    assert missing.exit_code == 2 and "--create-missing" in missing.stderr
+    assert missing.exit_code == 2 and "--create-missing creates" in missing.stderr
     assert nothing_written(conn, customer, (700, 300))
 
 
@@ -245,3 +245,118 @@ def test_history_shows_the_adjustment_with_its_reason(cli: CliRunner, customer: 
     runs = cli("history", "--json").json()["runs"]
     assert runs[0]["command"] == "grant" and runs[0]["reason"] == "refund #77"
     assert "refund #77" in cli("history").stdout
+
+
+def test_diagnose_shows_the_adjustments_with_their_reasons(
+    cli: CliRunner, customer: uuid.UUID
+) -> None:
+    assert cli("diagnose", str(customer), "--json").json().get("adjustments") is None
+    cli("grant", str(customer), "500", "--reason", "refund #4411", "--yes")
+    run_id = cli("deduct", str(customer), "20", "--reason", "typo", "--yes", "--json").json()[
+        "run_id"
+    ]
+    reverted = cli("revert", run_id, "--yes", "--json").json()["run_id"]
+    found = cli("diagnose", str(customer), "--json").json()["adjustments"]
+    assert [(a["kind"], a["amount"], a["reason"]) for a in found] == [
+        ("deduct", 20, "typo"),
+        ("grant", 500, "refund #4411"),
+    ]
+    assert found[0]["reverted_by"] == reverted and found[1]["reverted_by"] is None
+    human = cli("diagnose", str(customer)).stdout
+    assert "grant 500  refund #4411" in human and f"reverted by {reverted}" in human
+
+
+def test_revert_dry_run_says_what_it_would_do_and_writes_nothing(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "x", "--yes", "--json").json()["run_id"]
+    dry = cli("revert", run_id, "--dry-run", "--json")
+    assert dry.exit_code == 0 and dry.json()["changes"][0]["skipped"] == "dry_run"
+    conn.execute(
+        "UPDATE token_usage SET tokens_used = 499 WHERE user_id = %s AND tokens_used = 500",
+        (customer,),
+    )
+    dry = cli("revert", run_id, "--dry-run", "--json")
+    assert dry.exit_code == 1 and dry.json()["changes"][0]["skipped"] == "changed_since"
+    assert balance(conn, customer) == (1200, 300)
+    assert cli("history", run_id).exit_code == 0
+    assert cli("history", "--user", str(customer)).exit_code == 0
+
+
+def test_create_missing_creates_the_balance_row_at_the_ledger_plus_the_amount(
+    cli: CliRunner, conn: psycopg.Connection, ledger: Ledger
+) -> None:
+    user = ledger.user()
+    ledger.row(user, 1000, action="admin_grant", model=None, at=DAY_AGO)
+    ledger.row(user, 300, at=DAY_AGO)
+    result = cli(
+        "grant", str(user), "500", "--reason", "welcome back", "--create-missing", "--yes", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["booking"]["before"] == {"tokens_remaining": None, "tokens_used": None}
+    assert balance(conn, user) == (1200, 300)
+    assert cli("diagnose", str(user), "--json").json()["status"] == "ok"
+    nobody = uuid.uuid4()
+    created = cli("grant", str(nobody), "50", "--reason", "new", "--create-missing", "--yes")
+    assert created.exit_code == 0, created.stderr
+    assert balance(conn, nobody) == (50, 0)
+    run_id = cli("history", "--json").json()["runs"][0]["run_id"]
+    assert cli("revert", run_id, "--yes").exit_code == 0
+    assert balance(conn, nobody) == (0, 0)
+
+
+def test_a_live_lease_keeps_a_grant_out_with_nothing_written(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    assert cli("grant", str(customer), "1", "--reason", "r", "--yes").exit_code == 0
+    conn.execute(
+        "INSERT INTO tokenfix.lease VALUES ('writer', gen_random_uuid(), NULL, 'reconcile',"
+        " 'busy-host', 777, now(), now() + interval '1 minute')"
+    )
+    locked_out = cli("grant", str(customer), "500", "--reason", "r", "--yes")
+    assert locked_out.exit_code == 3 and "busy-host" in locked_out.stderr
+    assert balance(conn, customer) == (701, 300)
+    assert conn.execute("SELECT count(*) FROM tokenfix.runs").fetchone() == (1,)
+
+
+def test_a_trigger_that_stores_another_balance_rolls_the_grant_back(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    conn.execute(
+        "CREATE FUNCTION cap() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " NEW.vibe_assistant_tokens_remaining := least(NEW.vibe_assistant_tokens_remaining, 1000);"
+        " RETURN NEW; END $$;"
+        "CREATE TRIGGER cap BEFORE UPDATE ON user_profiles FOR EACH ROW EXECUTE FUNCTION cap()"
+    )
+    result = cli("grant", str(customer), "500", "--reason", "r", "--yes")
+    assert result.exit_code == 3 and "stored 1000 instead of 1200" in result.stderr
+    assert nothing_written(conn, customer, (700, 300))
+
+
+def test_a_retry_after_a_revert_still_books_nothing_and_says_so(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    args = ("grant", str(customer), "500", "--reason", "t", "--idempotency-key", "t-9", "--yes")
+    run_id = cli(*args, "--json").json()["run_id"]
+    reverted = cli("revert", run_id, "--yes", "--json").json()["run_id"]
+    retry = cli(*args, "--json")
+    assert retry.exit_code == 0
+    assert retry.json()["already_booked_by"] == run_id
+    assert retry.json()["reverted_by"] == reverted
+    assert "reverted by run" in cli(*args).stdout
+    assert balance(conn, customer) == (700, 300)
+
+
+def test_revert_leaves_both_alone_when_the_cache_was_nulled_since(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "x", "--yes", "--json").json()["run_id"]
+    conn.execute("ALTER TABLE user_profiles ALTER vibe_assistant_tokens_remaining DROP NOT NULL")
+    conn.execute(
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining = NULL WHERE user_id = %s",
+        (customer,),
+    )
+    reverted = cli("revert", run_id, "--yes", "--json")
+    assert reverted.exit_code == 1
+    assert reverted.json()["changes"][0]["skipped"] == "changed_since"
+    assert len(admin_rows(conn, customer)) == 2  # the booked row stays with the cache

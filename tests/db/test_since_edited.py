@@ -205,3 +205,12 @@ def test_a_nightly_defer_edited_run_after_a_grant_changes_nothing(
     )
     assert nightly.exit_code == 0, nightly.stderr
     assert nightly.json()["changes"] == [] and nightly.json()["users_checked"] == 1
+
+
+def test_a_changed_at_the_database_rejects_is_named(cli: CliRunner, with_changed_at: Path) -> None:
+    with_changed_at.write_text(
+        with_changed_at.read_text().replace('changed_at = "updated_at"', 'changed_at = "edited"')
+    )
+    result = cli("reconcile", "--all", "--dry-run", "--mapping", str(with_changed_at))
+    assert result.exit_code == 3
+    assert "[balance] changed_at = 'edited' is rejected" in result.stderr

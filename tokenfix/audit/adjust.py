@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -45,6 +46,8 @@ class Request:
     amount: Amount
     reason: str
     idempotency_key: str | None = None
+    create_missing: bool = False
+    """An owner without a balance row gets one: its expected balance before, plus the amount."""
 
 
 @dataclass
@@ -125,18 +128,36 @@ class _Owner:
     expected: Pair
     written: dict[str, Any]
     """The compared written columns under lock: the compare-and-set's expectation."""
+    recent: bool = False
+    """Ledger rows inside the settle window: the app may not have moved the cache yet."""
 
 
-def _read(conn: Connection, model: BalanceModel, key: str) -> dict[str, Any] | None:
-    statement, params = model.balances(Selection(keys=(key,)))
+def _read(
+    conn: Connection,
+    model: BalanceModel,
+    key: str,
+    *,
+    missing: bool = False,
+    settle: timedelta = timedelta(0),
+) -> dict[str, Any] | None:
+    """The owner as the balance statement sees it: with a balance row (or, `missing`, also
+    an owner with ledger rows only; one with neither is its starting balance), and whether
+    it has ledger rows newer than `settle`."""
+    statement, params = model.with_recent("recompute", Selection(keys=(key,)), settle)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = [r for r in cur.execute(statement, params).fetchall() if r["has_profile"]]
+        rows = [r for r in cur.execute(statement, params).fetchall() if missing or r["has_profile"]]
+    if not rows and missing:
+        return {"has_profile": False, "current_remaining": None, "current_used": None,
+                "expected_remaining": model.starting_balance, "expected_used": 0,
+                "recent": False}  # fmt: skip
     return rows[0] if rows else None
 
 
-def _lock_and_read(conn: Connection, model: BalanceModel, key: str) -> _Owner | None:
+def _lock_and_read(
+    conn: Connection, model: BalanceModel, key: str, settle: timedelta = timedelta(0)
+) -> _Owner | None:
     locked = conn.execute(model.lock(), {"keys": [key]}).fetchone()
-    row = _read(conn, model, key) if locked is not None else None
+    row = _read(conn, model, key, settle=settle) if locked is not None else None
     if locked is None or row is None:
         return None
     return _Owner(
@@ -144,6 +165,7 @@ def _lock_and_read(conn: Connection, model: BalanceModel, key: str) -> _Owner | 
         Pair.of(row["current_remaining"], row["current_used"]),
         Pair.of(row["expected_remaining"], row["expected_used"]),
         locked[1],
+        bool(row["recent"]),
     )
 
 
@@ -152,17 +174,27 @@ def _checked_key(conn: Connection, model: BalanceModel, key: str) -> str:
         return keys.check(conn, [key], model.shape.key)[0]
 
 
-def _require_owner(conn: Connection, model: BalanceModel, key: str) -> dict[str, Any]:
-    """The owner's balance row as read now; none, or a NULL cache, is bad input (exit 2)."""
+def _require_owner(
+    conn: Connection, model: BalanceModel, key: str, *, create_missing: bool = False
+) -> dict[str, Any]:
+    """The owner's balance row as read now; none (without `create_missing`), or a NULL cache,
+    is bad input (exit 2)."""
     with transaction(conn, model.settings, read_only=True):
-        row = _read(conn, model, key)
+        row = _read(conn, model, key, missing=create_missing)
     b = model.mapping.balance
     if row is None:
         raise BadInput(
             f"no balance row for {key} in {b.table}: nothing was written",
-            hint=f"check the key; if the owner has ledger rows but no balance row, "
-            f"'tokenfix reconcile {key} --create-missing --yes' creates it first",
+            hint="check the key; --create-missing creates the balance row (its ledger's "
+            "balance, plus the amount)",
         )
+    if not row["has_profile"]:
+        if b.create is None:
+            raise BadInput(
+                "--create-missing needs a [balance.create] section in the mapping: how a new "
+                "balance row is made"
+            )
+        return row
     if row["current_remaining"] is None or (b.used is not None and row["current_used"] is None):
         raise BadInput(
             f"the cached balance of {key} is NULL: an adjustment cannot move it by an amount; "
@@ -197,9 +229,9 @@ class _Statements:
         )
         return statement, params
 
-    def delete(self) -> sql.Composed:
+    def delete(self, name: str = "adjust_delete") -> sql.Composed:
         return queries.compose(
-            "adjust_delete",
+            name,
             table=self.source.table.identifier,
             key=sql.SQL("({})").format(self.source.key.sql),
             key_type=sql.SQL(self.model.shape.source(self.index).key),
@@ -236,7 +268,7 @@ def _book_row(
             hint="check the [adjust] expressions against the ledger's constraints",
         ) from None
     assert found is not None
-    row = _read(conn, stmts.model, owner.key)
+    row = _read(conn, stmts.model, owner.key, missing=True)
     assert row is not None
     expected = Pair.of(row["expected_remaining"], row["expected_used"])
     moved = Decimal(expected.tokens_remaining or 0) - Decimal(owner.expected.tokens_remaining or 0)
@@ -259,16 +291,18 @@ def _move_cache(
     *,
     run_id: uuid.UUID,
     origin: trail.Origin,
+    creates: bool = False,
 ) -> Pair:
     """Write the owner's cache as remaining = new_remaining (used as it is), compare-and-set
-    on what was read under lock; the audit row is written by the same statement."""
+    on what was read under lock (`creates`: insert the missing balance row, with used as the
+    ledger says); the audit row is written by the same statement."""
     used = owner.current.tokens_used
-    if model.mapping.balance.used is None:
+    if model.mapping.balance.used is None or creates:
         used = owner.expected.tokens_used
     params = {
         "keys": [owner.key],
-        "actions": ["update"],
-        "befores": [Jsonb(owner.written)],
+        "actions": ["insert" if creates else "update"],
+        "befores": [None if creates else Jsonb(owner.written)],
         "expected_remaining": [str(new_remaining)],
         "expected_used": [None if used is None else str(used)],
         "run_id": run_id,
@@ -276,11 +310,13 @@ def _move_cache(
         "host": origin.host,
         **model.mapping.params(),
     }
-    statement = model.write_batch(trail.table(model.settings, "changes"), creates=False)
+    statement = model.write_batch(trail.table(model.settings, "changes"), creates=creates)
     rows = conn.execute(statement, params).fetchall()
     if not rows:
         raise DatabaseProblem(
-            f"the balance row of {owner.key} changed while it was locked; nothing was written"
+            f"the balance row of {owner.key} changed (or was created) meanwhile; nothing was "
+            "written",
+            hint="run the command again",
         )
     stored = Pair.of(rows[0][1], rows[0][2] if model.mapping.balance.used else None)
     if stored.tokens_remaining != exact(new_remaining):
@@ -421,8 +457,8 @@ def adjust(
     model = load_model(conn, settings, mapping)
     adjust_section = require_adjust(model.mapping)
     key = _checked_key(conn, model, request.key)
-    request = Request(request.kind, key, request.amount, request.reason, request.idempotency_key)
-    row = _require_owner(conn, model, key)
+    request = replace(request, key=key)
+    row = _require_owner(conn, model, key, create_missing=request.create_missing)
     outcome = AdjustOutcome(None, request)
     if request.idempotency_key is not None:
         found = already_booked(conn, settings, request.idempotency_key)
@@ -465,7 +501,13 @@ def adjust(
                 options=options,
             )
             owner = _lock_and_read(conn, model, key)
-            if owner is None:
+            creates = owner is None and request.create_missing
+            if creates:
+                missing = _read(conn, model, key, missing=True)
+                assert missing is not None
+                expected = Pair.of(missing["expected_remaining"], missing["expected_used"])
+                owner = _Owner(key, Pair(None, None), expected, {})
+            if owner is None or (owner.current.tokens_remaining is None and not creates):
                 raise BadInput(f"the balance row of {key} is gone; nothing was written")
             ledger_row, _ = _book_row(
                 conn,
@@ -478,11 +520,14 @@ def adjust(
                 idempotency_key=request.idempotency_key,
             )
             lease.renew(conn)
+            start = owner.expected if creates else owner.current
             new_remaining = exact(
-                Decimal(owner.current.tokens_remaining or 0)
+                Decimal(start.tokens_remaining or 0)
                 + Decimal(_signed(request.kind, request.amount))
             )
-            stored = _move_cache(conn, model, owner, new_remaining, run_id=run_id, origin=origin)
+            stored = _move_cache(
+                conn, model, owner, new_remaining, run_id=run_id, origin=origin, creates=creates
+            )
             _record(
                 conn,
                 settings,
@@ -548,15 +593,16 @@ def _drift(current: Pair, expected: Pair) -> Pair:
 
 def _preview(model: BalanceModel, request: Request, current: Pair, row: dict[str, Any]) -> Booking:
     expected = Pair.of(row["expected_remaining"], row["expected_used"])
+    start = current if row["has_profile"] else expected  # a created row starts at the ledger's
     after = exact(
-        Decimal(current.tokens_remaining or 0) + Decimal(_signed(request.kind, request.amount))
+        Decimal(start.tokens_remaining or 0) + Decimal(_signed(request.kind, request.amount))
     )
     return Booking(
         request.key,
         request.kind,
         request.amount,
         current,
-        Pair(after, current.tokens_used),
+        Pair(after, start.tokens_used),
         expected,
         _drift(current, expected),
     )
@@ -577,6 +623,9 @@ class LedgerOutcome:
     """Owners left alone, with why (a NULL cache, no balance row)."""
 
 
+RECENT = "recent activity: deferred (--settle), the app may not have moved the cache yet"
+
+
 def _needed(current: Pair, expected: Pair) -> tuple[Kind, Amount] | None:
     if current.tokens_remaining is None or expected.tokens_remaining is None:
         return None
@@ -594,10 +643,12 @@ def book_to_ledger(
     *,
     mapping: Mapping | None = None,
     dry_run: bool = False,
+    settle: timedelta = timedelta(minutes=2),
     confirm: Callable[[LedgerOutcome], bool] | None = None,
 ) -> LedgerOutcome:
     """Book, for each owner, the grant or deduct that makes the ledger explain the cached
-    remaining (drift in used is reported, never booked); the cache is not written."""
+    remaining (drift in used is reported, never booked); the cache is not written. An owner
+    with ledger rows newer than `settle` is left alone: its cache may be about to follow."""
     if not reason.strip():
         raise BadInput("--direction ledger needs --reason TEXT: it is kept in the audit")
     model = load_model(conn, settings, mapping)
@@ -607,7 +658,7 @@ def book_to_ledger(
     outcome = LedgerOutcome(None, dry_run, reason.strip(), users_checked=len(checked))
     with transaction(conn, settings, read_only=True):
         for key in checked:
-            row = _read(conn, model, key)
+            row = _read(conn, model, key, settle=settle)
             if row is None:
                 outcome.skipped.append((key, "no balance row"))
                 continue
@@ -616,6 +667,8 @@ def book_to_ledger(
             need = _needed(current, expected)
             if current.tokens_remaining is None:
                 outcome.skipped.append((key, "NULL cached remaining"))
+            elif need is not None and row["recent"]:
+                outcome.skipped.append((key, RECENT))
             elif need is not None:
                 outcome.bookings.append(
                     Booking(
@@ -647,10 +700,13 @@ def book_to_ledger(
             options={"direction": "ledger", "reason": outcome.reason, "user_ids": len(checked)},
         )
         for plan in planned:
-            owner = _lock_and_read(conn, model, plan.key)
+            owner = _lock_and_read(conn, model, plan.key, settle)
             need = _needed(owner.current, owner.expected) if owner else None
             if owner is None or need is None:
                 continue  # explained meanwhile (a second run books nothing)
+            if owner.recent:
+                outcome.skipped.append((plan.key, RECENT))
+                continue
             kind, amount = need
             ledger_row, _ = _book_row(
                 conn,
@@ -692,6 +748,40 @@ def book_to_ledger(
         _finish(conn, settings, run_id, users_checked=len(checked), users_updated=0)
     outcome.run_id = run_id
     return outcome
+
+
+# -- what diagnose shows ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """One support adjustment of an owner, as the audit trail keeps it."""
+
+    run_id: uuid.UUID
+    command: str
+    changed_at: Any
+    kind: str
+    amount: Amount
+    reason: str | None
+    idempotency_key: str | None
+    ledger: str | None
+    reverted_by: uuid.UUID | None
+
+
+def adjustments_of(
+    conn: Connection, settings: Settings, key: str, limit: int = 50
+) -> list[Adjustment]:
+    """The owner's adjustments the audit knows (none without an audit schema), newest first."""
+    with transaction(conn, settings, read_only=True):
+        if not trail.exists(conn, settings):
+            return []
+        fragments = trail.read_fragments(conn, settings)
+        rows = conn.execute(
+            queries.compose("adjust_history", **fragments), {"key": key, "limit": limit}
+        ).fetchall()
+    return [
+        Adjustment(r[0], r[1], r[2], r[3], exact_amount(r[4]), r[5], r[6], r[7], r[8]) for r in rows
+    ]
 
 
 # -- revert ------------------------------------------------------------------------------
@@ -750,10 +840,19 @@ def revert_adjustments(
     if key is not None and not booked:
         raise BadInput(f"run {run_id} did not change user {key}: nothing to revert")
     adjust_section = require_adjust(model.mapping)
+    stmts = _Statements(model, adjust_section, _source_index(model, adjust_section))
     if outcome.dry_run or not booked:
-        for b in booked:
-            outcome.tally(_revert_change(b, None, None, skipped="dry_run"))
-            outcome.changes.append(_revert_change(b, None, None, skipped="dry_run"))
+        with transaction(conn, settings, read_only=True):
+            for b in booked:
+                found = conn.execute(
+                    stmts.delete("adjust_exists"), {"key": b.key, "row": Jsonb(b.adjustment["row"])}
+                ).fetchone()
+                still = bool(found and found[0])
+                change = _revert_change(
+                    b, None, None, skipped="dry_run" if still else _gone(outcome)
+                )
+                outcome.tally(change)
+                outcome.changes.append(change)
         return
     require_primary(conn)
     if confirm is not None and not confirm(len(booked)):
@@ -780,6 +879,8 @@ def revert_adjustments(
         )
         for b in booked:
             change = _revert_one(conn, model, stmts, b, new_run, origin)
+            if change.skipped == "changed_since":
+                change = replace(change, skipped=_gone(outcome))
             outcome.tally(change)
             outcome.changes.append(change)
         lease.renew(conn)
@@ -805,8 +906,9 @@ def _revert_one(
     moved = bool(a.get("cache_moved"))
     owner = _lock_and_read(conn, model, booked.key)
     current = owner.written if owner else None
-    if moved and owner is None:
-        return _revert_change(booked, None, None, skipped="changed_since")
+    if moved and (owner is None or owner.current.tokens_remaining is None):
+        # No balance row, or a NULL one, to move back: both or neither, so neither.
+        return _revert_change(booked, current, None, skipped="changed_since")
     try:
         with conn.transaction():
             deleted = conn.execute(
@@ -838,6 +940,12 @@ def _revert_one(
     _record(conn, model.settings, new_run, booked.key, undone, action="restore")
     after = conn.execute(model.lock(), {"keys": [booked.key]}).fetchone()
     return _revert_change(booked, current, after[1] if after else None, applied=True)
+
+
+def _gone(outcome: Any) -> Any:
+    """Why a booked row that is no more is left alone: a revert already took it back, or it
+    changed since."""
+    return "already_restored" if outcome.already_reverted_by else "changed_since"
 
 
 def _revert_change(

@@ -4,6 +4,7 @@ that go through the ledger (docs/commands.md, support adjustments)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -48,6 +49,13 @@ IdempotencyOption = Annotated[
         show_default=False,
     ),
 ]
+CreateMissingOption = Annotated[
+    bool,
+    typer.Option(
+        "--create-missing",
+        help="Create the balance row of an owner who has none (its ledger's balance, plus AMOUNT).",
+    ),
+]
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Write without asking (required off a terminal).")
 ]
@@ -65,12 +73,14 @@ def _adjust(
     env_file: Any,
     json_output: bool,
     quiet: bool,
+    create_missing: bool = False,
 ) -> None:
     from tokenfix.audit.adjust import adjust, parse_request
     from tokenfix.db import session
     from tokenfix.render.adjust import adjust_json, adjust_lines, preview_lines
 
     request = parse_request(kind, key, amount, reason, idempotency_key)
+    request = replace(request, create_missing=create_missing)
     interactive = stdin_is_interactive()
     if not yes and not interactive:
         raise BadInput(
@@ -116,6 +126,7 @@ def grant(
     reason: ReasonOption,
     idempotency_key: IdempotencyOption = None,
     yes: YesOption = False,
+    create_missing: CreateMissingOption = False,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
@@ -143,6 +154,7 @@ def grant(
         env_file,
         json_output,
         quiet,
+        create_missing,
     )
 
 
@@ -153,6 +165,7 @@ def deduct(
     reason: ReasonOption,
     idempotency_key: IdempotencyOption = None,
     yes: YesOption = False,
+    create_missing: CreateMissingOption = False,
     mapping: MappingOption = None,
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
@@ -177,4 +190,65 @@ def deduct(
         env_file,
         json_output,
         quiet,
+        create_missing,
     )
+
+
+def book_ledger(
+    given: dict[str, str],
+    reason: str,
+    dry_run: bool,
+    yes: bool,
+    mapping: Any,
+    database_url: str | None,
+    env_file: Any,
+    fmt: str,
+    quiet: bool,
+    settle: str = "2m",
+) -> int:
+    """`reconcile KEY… --direction ledger --reason TEXT`: book what the ledger lacks."""
+    from tokenfix.audit.adjust import book_to_ledger
+    from tokenfix.config.durations import parse_duration
+    from tokenfix.db import session
+    from tokenfix.render.adjust import ledger_json, ledger_lines
+
+    if not reason.strip():
+        raise BadInput("--direction ledger needs --reason TEXT (kept in the audit)")
+    settle_window = parse_duration(settle, option="--settle")
+    if not dry_run and not yes and not stdin_is_interactive():
+        raise BadInput(
+            "refusing to write without --yes when not on a terminal",
+            hint="preview with --dry-run, then add --yes",
+        )
+    settings, the_mapping, _ = inputs(mapping, database_url=database_url, env_file=env_file)
+
+    def confirm(outcome: Any) -> bool:
+        lines = ledger_lines(outcome, asking=True)
+        for line in lines[:20]:
+            sys.stderr.write(line + "\n")
+        if len(lines) > 20:
+            sys.stderr.write(f"… and {len(lines) - 20} more\n")
+        return ask("Book these rows?", timeout=settings.prompt_timeout)
+
+    with session.connect(settings) as conn:
+        outcome = book_to_ledger(
+            conn,
+            settings,
+            list(given),
+            reason,
+            mapping=the_mapping,
+            dry_run=dry_run,
+            settle=settle_window,
+            confirm=None if yes or dry_run else confirm,
+        )
+    if fmt in ("json", "jsonl"):
+        from tokenfix.cli.envelope import envelope
+
+        sys.stdout.write(ledger_json(outcome, envelope()) + "\n")
+    elif not quiet:
+        for line in ledger_lines(outcome):
+            sys.stdout.write(line + "\n")
+    # Attention: rows still to book (a dry run), owners left alone, drift in used (not booked).
+    used_drift = any(b.drift is not None and b.drift.tokens_used for b in outcome.bookings)
+    attention = (dry_run and outcome.bookings) or outcome.skipped or used_drift
+    return ExitCode.ATTENTION if attention else ExitCode.OK

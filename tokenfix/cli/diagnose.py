@@ -59,8 +59,10 @@ def diagnose(
     2 for a malformed or unknown user id, 3 when the database cannot be used.
     """
     enable_debug(debug)
+    from tokenfix.audit.adjust import adjustments_of
     from tokenfix.db import session
     from tokenfix.diagnosis.report import diagnose as run_diagnosis
+    from tokenfix.render.adjust import adjustments_json, adjustments_lines
 
     fmt = chosen(json_output, output_format)
     json_output = fmt is Format.json
@@ -78,11 +80,17 @@ def diagnose(
             starting_balance=starting,
             on_warning=None if quiet else warning_line,
         )
+        found = (
+            adjustments_of(conn, settings, result.user_id) if result.status != "not_found" else []
+        )
     if json_output:
         from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
 
-        sys.stdout.write(json.dumps(json.diagnosis(result, envelope())) + "\n")
+        document = json.diagnosis(result, envelope())
+        if found:  # support adjustments with their reasons, where the audit knows them
+            document["adjustments"] = adjustments_json(found)
+        sys.stdout.write(json.dumps(document) + "\n")
     elif fmt in (Format.jsonl, Format.csv):
         from tokenfix.cli.envelope import envelope
         from tokenfix.render import json
@@ -96,4 +104,6 @@ def diagnose(
         from tokenfix.render.diagnosis import render_diagnosis
 
         render_diagnosis(make_consoles()[0], result)
+        for line in adjustments_lines(found):
+            sys.stdout.write(line + "\n")
     raise typer.Exit(ExitCode.OK if result.status == "ok" else ExitCode.ATTENTION)

@@ -39,6 +39,11 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
+class Direction(StrEnum):
+    cache = "cache"
+    ledger = "ledger"
+
+
 class FailOn(StrEnum):
     any = "any"
     unexplained = "unexplained"
@@ -51,6 +56,7 @@ EXAMPLES = examples(
     "tokenfix reconcile --all --since 25h --yes --format jsonl --fail-on unexplained"
     " --metrics-file /var/lib/prometheus/node-exporter/tokenfix.prom >> /var/log/tokenfix.jsonl",
     "cut -d, -f1 users.csv | tokenfix reconcile - --dry-run --format csv",
+    'tokenfix reconcile $USER_ID --direction ledger --reason "credit given by hand" --yes',
 )
 
 
@@ -176,6 +182,24 @@ def reconcile(
             show_default=False,
         ),
     ] = None,
+    direction: Annotated[
+        Direction,
+        typer.Option(
+            "--direction",
+            help="cache (default): write the cache from the ledger. ledger: for the owners "
+            "named, book the grant/deduct rows that make the ledger explain the cached "
+            "remaining (needs --reason; the cache is not written).",
+        ),
+    ] = Direction.cache,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help="Why (--direction ledger; kept in the audit).",
+            show_default=False,
+        ),
+    ] = None,
     defer_edited: Annotated[
         bool,
         typer.Option(
@@ -213,6 +237,18 @@ def reconcile(
     # code of any ending that did not write the run's numbers (docs/monitoring.md).
     metricsfile.expect(metrics_file)
     fmt = _format(json_output, output_format)
+    if direction is Direction.ledger or reason is not None:
+        from tokenfix.cli.adjust import book_ledger
+
+        if direction is not Direction.ledger:
+            raise BadInput("--reason goes with --direction ledger")
+        if all_users:
+            raise BadInput("--direction ledger books rows for the owners named, not --all")
+        code = book_ledger(
+            _user_ids(user_ids or []), reason or "", dry_run, yes, mapping, database_url,
+            env_file, fmt.value, quiet, settle,
+        )  # fmt: skip
+        raise typer.Exit(code)
     if bool(user_ids) == all_users:
         raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
     interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])

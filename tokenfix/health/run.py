@@ -13,6 +13,7 @@ from tokenfix.config.settings import Settings
 from tokenfix.db import session
 from tokenfix.health import (
     access,
+    adjust,
     claims,
     connection,
     deadlocks,
@@ -51,6 +52,7 @@ CHECKS: tuple[CheckFunction, ...] = (
     schema.indexes,
     ledger.ambiguous_overrides,
     ledger.ledger_health,
+    adjust.adjust_rows,
 )
 # Under a mapping file, the checks of the default schema's tables and indexes give way to the
 # mapping's own: its expressions, key, indexes and privileges (docs/mapping.md).

@@ -174,6 +174,7 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
             ("period_start", balance.period_start),
             ("period_end", balance.period_end),
             ("period_length", balance.period_length),
+            ("changed_at", balance.changed_at),
         )
         if e is not None
     ]

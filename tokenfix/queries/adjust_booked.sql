@@ -7,5 +7,6 @@ SELECT c.run_id, c.key, c.adjustment,
 FROM {changes} AS c
 WHERE c.adjustment IS NOT NULL
   AND c.adjustment ->> 'idempotency_key' = %(idempotency_key)s
+  AND c.adjustment ->> 'reverted' IS NULL  -- a revert's own row names the key too
 ORDER BY c.changed_at DESC
 LIMIT 1

@@ -41,7 +41,8 @@ def adjust_json(outcome: Any, envelope: dict[str, Any]) -> str:
 
 
 def _side(p: Any, name: str) -> Any:
-    return getattr(p, name) if p is not None else None
+    value = getattr(p, name) if p is not None else None
+    return "(no balance row)" if value is None else value
 
 
 def preview_lines(booking: Any) -> list[str]:
@@ -52,7 +53,9 @@ def preview_lines(booking: Any) -> list[str]:
         f"{_side(before, 'tokens_remaining')} → {_side(after, 'tokens_remaining')}"
         + (
             f", used {before.tokens_used} (unchanged)"
-            if before is not None and before.tokens_used is not None
+            if before is not None
+            and before.tokens_used is not None
+            and before.tokens_remaining is not None
             else ""
         )
     ]
@@ -88,7 +91,8 @@ def adjust_lines(outcome: Any) -> list[str]:
         ]
     b = outcome.booking
     lines = [
-        f"{_DONE[r.kind]} {r.amount} to {r.key}: remaining {b.before.tokens_remaining} → "
+        f"{_DONE[r.kind]} {r.amount} to {r.key}: remaining "
+        f"{_side(b.before, 'tokens_remaining')} → "
         f"{b.after.tokens_remaining} (run {outcome.run_id}; 'tokenfix revert {outcome.run_id}' "
         "undoes it)"
     ]
@@ -110,8 +114,9 @@ def ledger_json(outcome: Any, envelope: dict[str, Any]) -> str:
     return dumps(document)
 
 
-def ledger_lines(outcome: Any) -> list[str]:
-    verb = "would book" if outcome.dry_run else "booked"
+def ledger_lines(outcome: Any, *, asking: bool = False) -> list[str]:
+    """What was booked (or, a dry run or `asking` before writing, what would be)."""
+    verb = "would book" if outcome.dry_run or asking else "booked"
     lines = []
     for b in outcome.bookings:
         used = (
@@ -129,4 +134,34 @@ def ledger_lines(outcome: Any) -> list[str]:
         lines.append("the ledger already explains every cached remaining: nothing to book")
     elif outcome.run_id is not None:
         lines.append(f"run {outcome.run_id}; 'tokenfix revert {outcome.run_id}' undoes it")
+    return lines
+
+
+def adjustments_json(found: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": str(a.run_id),
+            "command": a.command,
+            "at": a.changed_at.isoformat(),
+            "kind": a.kind,
+            "amount": amount(a.amount),
+            "reason": a.reason,
+            "idempotency_key": a.idempotency_key,
+            "ledger": a.ledger,
+            "reverted_by": str(a.reverted_by) if a.reverted_by else None,
+        }
+        for a in found
+    ]
+
+
+def adjustments_lines(found: list[Any]) -> list[str]:
+    if not found:
+        return []
+    lines = ["Support adjustments (tokenfix grant / deduct / --direction ledger), newest first:"]
+    for a in found:
+        reverted = f", reverted by {a.reverted_by}" if a.reverted_by else ""
+        lines.append(
+            f"  {a.changed_at.isoformat(timespec='seconds')}  {a.kind} {a.amount}  "
+            f"{a.reason or '(no reason)'}  (run {a.run_id}{reverted})"
+        )
     return lines
