@@ -48,6 +48,13 @@ def test_the_readme_crontab_line_runs_under_cron_environment(
     root = tmp_path / "root"
     (root / "etc" / "tokenfix").mkdir(parents=True)
     (root / "etc" / "tokenfix" / ".env").write_text(f"TOKENFIX_DATABASE_URL={db_url}\n")
+    # The recipe's mapping: the default one as a file, with changed_at added under [balance].
+    default = subprocess.run(
+        [sys.executable, "-m", "tokenfix", "mapping"], capture_output=True, text=True,
+        check=True, cwd=tmp_path, env={"PATH": CRON_PATH},
+    ).stdout  # fmt: skip
+    mapping = default.replace("[balance]\n", '[balance]\nchanged_at = "updated_at"\n', 1)
+    (root / "etc" / "tokenfix" / "tokenfix.toml").write_text(mapping)
     (root / "var" / "lib" / "prometheus" / "node-exporter").mkdir(parents=True)
     executable = re.search(r"(/\S+/tokenfix) reconcile ", command)
     assert executable, "the line does not name tokenfix by its absolute path"
