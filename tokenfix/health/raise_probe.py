@@ -280,11 +280,11 @@ def reach_write(target: TrustTarget, relation: QualifiedName, access: RoleAccess
     UPDATE policies alone (no column is read, so the SELECT policies do not apply). Its value
     divides by zero at the first row it reaches, before any row is written or locked, so the
     probe learns whether it reaches a row without touching one."""
-    column = target.balance_columns[0]
+    allowed = access.may_update(target.balance_columns) if access else ()
+    column = (allowed or target.balance_columns)[0]
     statement = queries.compose(
         "probe_balance_reach", relation=relation.identifier, column=sql.Identifier(column)
     )
-    allowed = access.may_update((column,)) if access else ()
     return Write(
         statement, {}, may_write=bool(allowed), method="PATCH", path=request_path(relation),
         reach=True,
