@@ -277,25 +277,3 @@ def test_a_definer_view_that_accepts_only_inserts_is_probed_with_a_post(
     assert "can POST a balance row of 1,000,000 through it" in check["message"]
     conn.execute("REVOKE INSERT ON public.signup FROM anon, authenticated")
     assert doctor(cli)["writable_views"]["status"] == "ok"
-
-
-def test_security_invoker_is_not_printed_when_the_table_itself_is_open(
-    cli: CliRunner, conn: psycopg.Connection, users: Users
-) -> None:
-    # RLS off on the table: through a security_invoker view the caller's own rights still
-    # write it, so the view's fix is to revoke its writes (the table's is api_role_*).
-    conn.execute("ALTER TABLE user_profiles DISABLE ROW LEVEL SECURITY")
-    conn.execute(INNER)
-    conn.execute("CREATE VIEW public.balances AS SELECT * FROM private.balances")
-    assert _through_public_view(conn, users)
-    check = doctor(cli)["writable_views"]
-    assert check["status"] == "fail"
-    assert check["fix"].startswith(
-        'REVOKE INSERT, UPDATE, DELETE ON "public"."balances" FROM PUBLIC, anon, authenticated;'
-    )
-    assert "security_invoker alone does not close it" in check["fix"]
-    conn.execute("ALTER VIEW public.balances SET (security_invoker = true)")
-    conn.execute("ALTER VIEW private.balances SET (security_invoker = true)")
-    conn.execute("GRANT USAGE ON SCHEMA private TO authenticated")
-    conn.execute("GRANT ALL ON private.balances TO authenticated")
-    assert _through_public_view(conn, users)  # the printed fix was right to skip it

@@ -471,3 +471,21 @@ def test_a_policy_reading_the_legacy_settings_locks_users_out_and_warns(
     legacy = checks["legacy_jwt_settings"]
     assert legacy["status"] == "warn"
     assert "policy server_only (on user_profiles) reads request.jwt.claim.role" in legacy["message"]
+
+
+def test_anon_whose_delete_reaches_no_row_does_not_fail(
+    cli: CliRunner, conn: psycopg.Connection, users: Users
+) -> None:
+    # Own-row DELETE and INSERT policies for PUBLIC: anon holds both grants and both policies
+    # name it, but with no user its DELETE without a filter reaches no row, its POST none.
+    conn.execute(
+        "CREATE POLICY own_delete ON user_profiles FOR DELETE USING (auth.uid() = user_id)"
+    )
+    conn.execute(
+        "CREATE POLICY own_insert ON user_profiles FOR INSERT WITH CHECK (auth.uid() = user_id)"
+    )
+    gone = attack(conn, "anon", None, "DELETE FROM user_profiles", method="DELETE")
+    assert gone.error is None and gone.rows == 0
+    assert not post_profile(conn, "anon", None, uuid.uuid4())
+    check = doctor(cli)["api_role_anon"]
+    assert check["status"] != "fail", check

@@ -4,7 +4,7 @@ another owner's, directly or through a view, and read back whether it stuck (SPE
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -297,5 +297,17 @@ def probe_reach(
     role: str,
     access: RoleAccess | None,
     caller: str | None,
+    *,
+    delete: bool = False,
 ) -> Outcome:
-    return attempt(conn, Claims(role, caller), reach_write(target, target.balance_table, access))
+    """Whether a PATCH (or, with `delete`, a DELETE) without a filter reaches any row."""
+    write = reach_write(target, target.balance_table, access)
+    if delete:
+        statement = queries.compose(
+            "probe_balance_reach_delete", relation=target.balance_table.identifier
+        )
+        write = replace(
+            write, statement=statement, may_write=bool(access and access.may("DELETE")),
+            method="DELETE",
+        )  # fmt: skip
+    return attempt(conn, Claims(role, caller), write)
