@@ -299,3 +299,18 @@ def test_an_api_role_owning_the_ledger_is_told_to_hand_it_over(
     for statement in check["fix"].split(";")[:3]:
         conn.execute(statement)
     assert not raises_expected(conn, users.owner, grant, (users.owner,), method="POST")
+
+
+def test_an_api_role_owning_the_price_table_is_told_to_hand_it_over(
+    cli: CliRunner, conn: psycopg.Connection, users: Users
+) -> None:
+    conn.execute("ALTER TABLE ai_action_token_overrides OWNER TO authenticated")
+    free = "UPDATE ai_action_token_overrides SET token_cost = 0 WHERE action_type = 'chat'"
+    assert raises_expected(conn, users.owner, free, (), method="PATCH")
+    check = doctor(cli)["overrides_writes"]
+    assert check["status"] == "fail"
+    assert check["fix"].startswith('ALTER TABLE "ai_action_token_overrides" OWNER TO "postgres";')
+    assert "unverified" not in check["fix"]
+    for statement in check["fix"].split(";")[:3]:
+        conn.execute(statement)
+    assert not raises_expected(conn, users.owner, free, (), method="PATCH")

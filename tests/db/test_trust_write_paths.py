@@ -453,3 +453,39 @@ def test_a_fix_the_tool_may_not_make_is_marked_unverified(
     assert check["status"] == "fail"
     assert check["fix"].startswith('REVOKE UPDATE ON "user_profiles" FROM "authenticated";')
     assert "(unverified: the tool's role does not own user_profiles" in check["fix"]
+
+
+def test_a_policy_reading_the_legacy_settings_locks_users_out_and_warns(
+    cli: CliRunner, conn: psycopg.Connection, users: Users
+) -> None:
+    # A restrictive policy on the legacy setting: NULL under PostgREST 10+, so no update by
+    # anyone gets through — broken for the app, but no hole.
+    conn.execute(OWN_UPDATE)
+    conn.execute(
+        "CREATE POLICY server_only ON user_profiles AS RESTRICTIVE FOR UPDATE"
+        " USING (current_setting('request.jwt.claim.role', true) = 'service_role')"
+    )
+    assert not raise_balance(conn, "authenticated", users.owner, users.owner)
+    checks = doctor(cli)
+    assert checks["api_role_authenticated"]["status"] != "fail", checks["api_role_authenticated"]
+    legacy = checks["legacy_jwt_settings"]
+    assert legacy["status"] == "warn"
+    assert "policy server_only (on user_profiles) reads request.jwt.claim.role" in legacy["message"]
+
+
+def test_anon_whose_delete_reaches_no_row_does_not_fail(
+    cli: CliRunner, conn: psycopg.Connection, users: Users
+) -> None:
+    # Own-row DELETE and INSERT policies for PUBLIC: anon holds both grants and both policies
+    # name it, but with no user its DELETE without a filter reaches no row, its POST none.
+    conn.execute(
+        "CREATE POLICY own_delete ON user_profiles FOR DELETE USING (auth.uid() = user_id)"
+    )
+    conn.execute(
+        "CREATE POLICY own_insert ON user_profiles FOR INSERT WITH CHECK (auth.uid() = user_id)"
+    )
+    gone = attack(conn, "anon", None, "DELETE FROM user_profiles", method="DELETE")
+    assert gone.error is None and gone.rows == 0
+    assert not post_profile(conn, "anon", None, uuid.uuid4())
+    check = doctor(cli)["api_role_anon"]
+    assert check["status"] != "fail", check

@@ -335,6 +335,45 @@ def _ledger_fix(
 
 
 def overrides_writes(context: Context) -> list[Check]:
+    checks = _overrides_writes(context)
+    if not checks or checks[0].status != "fail":
+        return checks
+    target = trust_target(context.settings, context.mapping)
+    assert target.pricing is not None
+    table = target.pricing.table
+    roles = api_roles(context.conn)
+    conn = context.conn
+    # anon and authenticated: the tool's own constants (roles.PROBED).
+    grantees = [sql.SQL("PUBLIC"), *(sql.SQL(r.name) for r in probed(roles))]
+    closing = [
+        *(s for r in probed(roles) for s in owner_change(conn, table, r.name)),
+        sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM {}").format(
+            table.identifier, sql.SQL(", ").join(grantees)
+        ),
+    ]
+    server = " and change prices from the server (service_role) only"
+    if not context.probe or context.server.get("standby"):
+        why = "probes are off" if not context.probe else "no probe can run here"
+        return [replace(checks[0], fix=unverified(rendered(conn, closing), why) + server)]
+
+    def still_open() -> bool:
+        again = _overrides_writes(context)
+        return bool(again) and again[0].status == "fail"
+
+    result = trial(conn, closing, still_open, table)
+    if result.closed is None:
+        fix = unverified(rendered(conn, closing), result.why) + server
+    elif result.closed:
+        fix = rendered(conn, closing) + server
+    else:
+        fix = (
+            "doctor tried revoking every write on the price table from the API roles and the "
+            "probes still got through: look for what else lets them write it" + server
+        )
+    return [replace(checks[0], fix=fix)]
+
+
+def _overrides_writes(context: Context) -> list[Check]:
     target = trust_target(context.settings, context.mapping)
     pricing = target.pricing
     if pricing is None:

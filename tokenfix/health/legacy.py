@@ -6,7 +6,7 @@ real API through — while a probe that also set the legacy settings would have 
 from __future__ import annotations
 
 from tokenfix import queries
-from tokenfix.health.report import Check, Context, fail, ok
+from tokenfix.health.report import Check, Context, fail, ok, warn
 from tokenfix.health.roles import api_roles, supabase_shaped
 from tokenfix.health.target import trust_target
 
@@ -20,20 +20,33 @@ def legacy_jwt_settings(context: Context) -> list[Check]:
         {"relations": [t.identifier.as_string(context.conn) for t in target.tables]},
     ).fetchall()
     blind = [
-        f"{reader} ({via}) reads {', '.join(settings)}"
-        for reader, via, settings, reads_claims in rows
+        (f"{reader} ({via}) reads {', '.join(settings)}", in_trigger)
+        for reader, via, settings, reads_claims, in_trigger in rows
         if not reads_claims
     ]
-    fallback = [str(reader) for reader, _, _, reads_claims in rows if reads_claims]
-    if blind:
+    fallback = [str(row[0]) for row in rows if row[3]]
+    fix = (
+        "read the claims from request.jwt.claims instead: "
+        "current_setting('request.jwt.claims', true)::jsonb ->> 'role' (or auth.jwt() "
+        "->> 'role', auth.uid()), then run tokenfix doctor again"
+    )
+    if any(in_trigger for _, in_trigger in blind):
         return [
             fail(
                 NAME,
-                "guards read settings PostgREST 10+ never sets, so the real API passes them "
-                f"(their value is empty): {'; '.join(blind)}",
-                "read the claims from request.jwt.claims instead: "
-                "current_setting('request.jwt.claims', true)::jsonb ->> 'role' (or auth.jwt() "
-                "->> 'role', auth.uid()), then run tokenfix doctor again",
+                "guards read settings PostgREST 10+ never sets, so they see NULL and the real "
+                f"API passes them: {'; '.join(text for text, _ in blind)}",
+                fix,
+            )
+        ]
+    if blind:
+        return [
+            warn(
+                NAME,
+                "policies read settings PostgREST 10+ never sets: they see NULL, which usually "
+                "lets nothing through (the api_role checks say whether anything does): "
+                + "; ".join(text for text, _ in blind),
+                fix,
             )
         ]
     if not supabase_shaped(api_roles(context.conn)):

@@ -4,7 +4,7 @@ another owner's, directly or through a view, and read back whether it stuck (doc
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -281,11 +281,11 @@ def reach_write(target: TrustTarget, relation: QualifiedName, access: RoleAccess
     UPDATE policies alone (no column is read, so the SELECT policies do not apply). Its value
     divides by zero at the first row it reaches, before any row is written or locked, so the
     probe learns whether it reaches a row without touching one."""
-    column = target.balance_columns[0]
+    allowed = access.may_update(target.balance_columns) if access else ()
+    column = (allowed or target.balance_columns)[0]
     statement = queries.compose(
         "probe_balance_reach", relation=relation.identifier, column=sql.Identifier(column)
     )
-    allowed = access.may_update((column,)) if access else ()
     return Write(
         statement, {}, may_write=bool(allowed), method="PATCH", path=request_path(relation),
         reach=True,
@@ -298,5 +298,17 @@ def probe_reach(
     role: str,
     access: RoleAccess | None,
     caller: str | None,
+    *,
+    delete: bool = False,
 ) -> Outcome:
-    return attempt(conn, Claims(role, caller), reach_write(target, target.balance_table, access))
+    """Whether a PATCH (or, with `delete`, a DELETE) without a filter reaches any row."""
+    write = reach_write(target, target.balance_table, access)
+    if delete:
+        statement = queries.compose(
+            "probe_balance_reach_delete", relation=target.balance_table.identifier
+        )
+        write = replace(
+            write, statement=statement, may_write=bool(access and access.may("DELETE")),
+            method="DELETE",
+        )  # fmt: skip
+    return attempt(conn, Claims(role, caller), write)

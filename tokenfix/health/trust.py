@@ -182,8 +182,19 @@ def _assess(
             reach = probe_reach(context.conn, target, role.name, mine.access, probes.caller)
     else:
         probes = RaiseProbes(None, None, (skip,))
+    delete_reach = None
+    again = probes.reinserted
+    if (
+        again is not None
+        and again.kind == "no_rows"
+        and mine.delete.allowed
+        and mine.insert.allowed
+        and not mine.sees_rows
+    ):
+        sub = probes.caller if role.name == "authenticated" else None
+        delete_reach = probe_reach(context.conn, target, role.name, mine.access, sub, delete=True)
     update = _verdict(context, target, role.name, catalog, probes, definers, reach)
-    holes, permitting = _insert_holes(role.name, mine, probes)
+    holes, permitting = _insert_holes(role.name, mine, probes, delete_reach)
     update_open = update.status == "fail"
     if not holes and not update_open:
         return Assessment(update)
@@ -213,7 +224,7 @@ def _assess(
 
 
 def _insert_holes(
-    role: str, mine: BalanceAccess, probes: RaiseProbes
+    role: str, mine: BalanceAccess, probes: RaiseProbes, delete_reach: Outcome | None = None
 ) -> tuple[list[str], tuple[str, ...]]:
     """The INSERT paths that raise a balance: a new owner's row, and the caller's own row
     deleted and inserted again. A conclusive probe decides; otherwise the catalogs."""
@@ -246,6 +257,8 @@ def _insert_holes(
         permitting += tuple(p.name for p in insert.permitting)
     both = insert.allowed and delete.allowed
     hidden = not mine.sees_rows
+    if delete_reach is not None and delete_reach.conclusive and not delete_reach.took_effect:
+        hidden = False  # measured: a DELETE without a filter reaches no row either
     again = _path_open(
         f"DELETE, then POST {LARGE:,} higher", probes.reinserted, both, delete, hidden=hidden
     )

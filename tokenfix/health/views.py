@@ -7,7 +7,7 @@ them), not against the caller. Such views are probed through the view itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from tokenfix import queries
 from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.expected import expected_balance
+from tokenfix.health.fix_trial import rendered, trial, unverified
 from tokenfix.health.grants import RoleAccess, role_access, shown
 from tokenfix.health.ledger_probe import Probed, probe_ledger, probe_pricing
 from tokenfix.health.raise_probe import LARGE, BalanceRow, first_row, probe_raises
@@ -104,6 +105,10 @@ def _columns_for(view: View, target: TrustTarget) -> tuple[str, ...]:
 
 
 def writable_views(context: Context) -> list[Check]:
+    return _writable_views(context, verify=True)
+
+
+def _writable_views(context: Context, *, verify: bool) -> list[Check]:
     roles = api_roles(context.conn)
     if not supabase_shaped(roles):
         return []
@@ -131,23 +136,62 @@ def writable_views(context: Context) -> list[Check]:
         else:
             harmless.append(finding)
     if findings:
-        fixes = " ".join(
-            sql.SQL("ALTER VIEW {} SET (security_invoker = true);")
-            .format(name.identifier)
-            .as_string(context.conn)
-            for name in dict.fromkeys(open_views)
-        )
-        return [
-            fail(
-                NAME,
-                "; ".join(findings),
-                f"{fixes} (the table's own grants and policies then apply to the caller), or "
-                "REVOKE INSERT, UPDATE, DELETE on the view FROM PUBLIC, anon, authenticated",
-            )
+        chain = list(dict.fromkeys(open_views))
+        invoker = [
+            sql.SQL("ALTER VIEW {} SET (security_invoker = true)").format(name.identifier)
+            for name in chain
         ]
+        revoke = [
+            sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM PUBLIC, {}").format(
+                name.identifier, sql.SQL(", ").join(sql.SQL(r.name) for r in probed(roles))
+            )
+            for name in chain
+        ]
+        check = fail(NAME, "; ".join(findings), "")
+        if not verify:
+            return [check]
+        return [replace(check, fix=_verified_view_fix(context, chain[0], invoker, revoke))]
     if harmless:
         return [ok(NAME, "; ".join(harmless))]
     return [ok(NAME, "no view over these tables lets an API role write it with its owner's rights")]
+
+
+INVOKER_NOTE = " (the table's own grants and policies then apply to the caller)"
+
+
+def _verified_view_fix(
+    context: Context,
+    first: QualifiedName,
+    invoker: list[sql.Composed],
+    revoke: list[sql.Composed],
+) -> str:
+    """security_invoker where it closes the hole (not when the table itself lets the role
+    write: then the view's own grants must go); each tried, rolled back, before printing."""
+    conn = context.conn
+    if not context.probe or context.server.get("standby"):
+        why = "probes are off" if not context.probe else "no probe can run here"
+        return unverified(rendered(conn, invoker) + INVOKER_NOTE, why)
+
+    def still_open() -> bool:
+        return _writable_views(context, verify=False)[0].status == "fail"
+
+    first_try = trial(conn, invoker, still_open, first)
+    if first_try.closed is None:
+        return unverified(rendered(conn, invoker) + INVOKER_NOTE, first_try.why)
+    second_try = trial(conn, revoke, still_open, first)
+    if first_try.closed:
+        alternative = f", or {rendered(conn, revoke)}" if second_try.closed else ""
+        return rendered(conn, invoker) + INVOKER_NOTE + alternative
+    if second_try.closed:
+        return (
+            f"{rendered(conn, revoke)} (security_invoker alone does not close it: the table "
+            "itself lets the role write, see api_role_*)"
+        )
+    return (
+        "doctor tried security_invoker and revoking the view's writes, and the probes still got "
+        "through: look for what else lets the roles write through it (a rule, an INSTEAD OF "
+        "trigger that writes as its owner)"
+    )
 
 
 def _probe_view(
