@@ -12,13 +12,13 @@ import time
 
 
 class Terminal:
-    def __init__(self, *args: str, env: dict[str, str]):
+    def __init__(self, *args: str, env: dict[str, str], columns: int = 160):
         leader, follower = pty.openpty()
         self.leader = leader
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tokenfix", *args],
             stdin=follower, stdout=follower, stderr=follower,
-            env={**os.environ, **env, "TERM": "xterm", "COLUMNS": "160"},
+            env={**os.environ, **env, "TERM": "xterm", "COLUMNS": str(columns)},
             close_fds=True,
         )  # fmt: skip
         os.close(follower)

@@ -92,13 +92,29 @@ def _widths(rows: list[list[Text]]) -> list[int]:
     ][:5]
 
 
-def _table(rows: list[list[Text]], *, first: bool, widths: list[int]) -> Table:
+def _fits(widths: list[int], result: int, room: int) -> bool:
+    # Six columns: five separators and one space of padding on each inner side.
+    return min(widths[0], 60) + sum(widths[1:5]) + result + 5 + 10 <= room
+
+
+def _half(cell: Text) -> int:
+    """The width an amount pair needs once it wraps at its " / "."""
+    return max(len(part) for part in cell.plain.replace(" / ", " /\n").split("\n"))
+
+
+def _table(rows: list[list[Text]], *, first: bool, widths: list[int], room: int) -> Table:
     table = Table(show_header=first, show_edge=False, pad_edge=False)
     table.add_column(HEADERS[0], width=min(widths[0], 60), no_wrap=True)
     table.add_column(HEADERS[1], width=widths[1], no_wrap=True)
-    for name, width in zip(HEADERS[2:5], widths[2:5], strict=True):
-        table.add_column(name, justify="right", width=width, no_wrap=True)
-    table.add_column(HEADERS[5], min_width=12)
+    result = max(12, *(len(row[5].plain) for row in rows))
+    fits = _fits(widths, result, room)
+    for index, (name, width) in enumerate(zip(HEADERS[2:5], widths[2:5], strict=True), 2):
+        if fits:  # fixed widths: every chunk lines up as one table
+            table.add_column(name, justify="right", width=width, no_wrap=True)
+        else:  # a narrow terminal: an amount pair wraps at its " / ", a result never is cut
+            half = max(_half(row[index]) for row in rows)
+            table.add_column(name, justify="right", min_width=half)
+    table.add_column(HEADERS[5], min_width=result, no_wrap=not fits)
     for row in rows:
         table.add_row(*row)
     return table
@@ -111,7 +127,8 @@ def render_outcome(console: Console, outcome: Outcome) -> None:
         widths = widths or _widths(rows)
         for start in range(0, len(rows), PRINTED_ROWS):
             first = index == 0 and start == 0
-            console.print(_table(rows[start : start + PRINTED_ROWS], first=first, widths=widths))
+            chunk_rows = rows[start : start + PRINTED_ROWS]
+            console.print(_table(chunk_rows, first=first, widths=widths, room=console.width))
     if outcome.changes.count:
         console.print()
     console.print(_causes_table(outcome))
