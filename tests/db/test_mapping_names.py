@@ -199,3 +199,19 @@ def test_doctor_blames_no_role_for_an_expression_that_fails_on_the_rows(
 )
 def test_own_names_name_the_alias_outside_string_literals(text: str, rewritten: str) -> None:
     assert names.own_names(text, QualifiedName.parse("profiles"), "balance") == rewritten
+
+
+@pytest.mark.parametrize("example", ["lots", "periods", "credits"])
+def test_the_mapping_in_effect_prints_every_new_key_back(example: str, tmp_path: Path) -> None:
+    from tests.db.test_mapping_each import MAPPING as EACH
+    from tests.db.test_mapping_snapshots import MAPPING as SNAPSHOTS
+    from tokenfix.config.settings import Settings
+    from tokenfix.mapping.file import load_file, to_toml
+
+    for name, text in (("each", EACH), ("snapshots", SNAPSHOTS), (example, None)):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text or (EXAMPLES / example / "tokenfix.toml").read_text())
+        mapping = load_file(path)
+        printed = tmp_path / f"{name}.printed.toml"
+        printed.write_text(to_toml(mapping, Settings()))
+        assert load_file(printed).signature() == mapping.signature()

@@ -44,7 +44,7 @@ def _id_order(ident: Any) -> tuple[int, Any]:
     return (2, str(ident))
 
 
-@dataclass
+@dataclass(slots=True)
 class Lot:
     name: str
     """The lot's source: a [[lots]] name, a ledger's name (its grants), or 'starting'."""
@@ -81,7 +81,7 @@ class Lot:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Spend:
     """A ledger charge (its effective amount) or deduct."""
 
@@ -115,7 +115,7 @@ def fold(lots: Sequence[Lot], spends: Iterable[Spend], now: datetime) -> Folded:
     spent = list(spends)
     for index, spend in enumerate(spent):
         events.append((spend.at, _SPEND, (spend.order, _id_order(spend.id)), index))
-    events.sort(key=lambda e: (e[0], e[1], e[2]))
+    events.sort()  # instant, phase, then burn order or ledger order (the index: a last tie)
 
     active: list[tuple[tuple[Any, ...], int]] = []  # a heap in burn order
     ended: set[int] = set()

@@ -64,24 +64,19 @@ def owners(
     statement, params = model.lots_stream(selection, settle)
     # A server-side cursor read in pages: rows arrive in key, time order, a page at a time
     # (single-row streaming costs several times more per row than the fold itself).
-    if stream:
-        named = conn.cursor(name="tokenfix_lots")
-        named.itersize = PAGE
-        rows: Iterator[tuple[Any, ...]] = iter(named.execute(statement, params))
-        cursor: Any = named
-    else:
-        cursor = conn.cursor()
-        rows = iter(cursor.execute(statement, params).fetchall())
+    cursor: Any = conn.cursor(name="tokenfix_lots") if stream else conn.cursor()
+    cursor.execute(statement, params)
     current: Owner | None = None
-    current_key: Any = object()
-    for found in rows:
-        if found[KEY] != current_key:
-            if current is not None:
-                yield _folded(current, model, now)
-            current_key = found[KEY]
-            current = Owner(key=str(current_key))
-        assert current is not None
-        _take(current, found)
+    current_key: Any = None
+    while page := cursor.fetchmany(PAGE):
+        for found in page:
+            if found[KEY] != current_key:
+                if current is not None:
+                    yield _folded(current, model, now)
+                current_key = found[KEY]
+                current = Owner(key=current_key)
+            assert current is not None
+            _take(current, found)
     if current is not None:
         yield _folded(current, model, now)
     cursor.close()

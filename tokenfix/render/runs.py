@@ -190,11 +190,11 @@ def _note(change: AuditedChange) -> str:
 
 
 def _values(state: dict[str, Any] | None) -> str:
-    """The written columns' values, as one cell, each beside its column's name on its own
-    line (amounts with thousands separators, whatever their type)."""
+    """The written columns' values, as one cell (amounts with thousands separators,
+    whatever their type); `history RUN_ID` shows each beside its column's name instead."""
     if state is None:
         return "no row"
-    return "\n".join(f"{column}={_value(v)}" for column, v in state.items())
+    return " / ".join(_value(v) for v in state.values())
 
 
 def _value(value: Any) -> str:
