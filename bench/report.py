@@ -65,7 +65,7 @@ def _to_floor(
 
 
 def _causes(what: str, causes: Measurement, tool: Measurement) -> tuple[str, str, str, bool]:
-    """SPEC §12: what the causes add to a dry run, against the dry run without them."""
+    """docs/monitoring.md: what the causes add to a dry run, against the dry run without them."""
     added = causes.seconds
     rest = tool.seconds - added
     return (what, f"{100 * added / rest:.1f} %", "≤ 25 %", added <= 0.25 * rest)

@@ -512,7 +512,7 @@ class BalanceModel:
         return queries.compose(name, classified=classified), {**self.params(), **params}
 
     def fleet_evidence(self) -> tuple[sql.Composed, dict[str, Any]]:
-        """The causes' evidence (SPEC §12) for every drifting owner of a run (%(keys)s), in
+        """The causes' evidence (docs/monitoring.md) for every drifting owner of a run (%(keys)s), in
         one statement; %(stopped)s and %(stopped_drifts)s: the owners whose drift looks like
         a cache that stopped updating, and their remaining drifts."""
         b = self.mapping.balance
@@ -561,7 +561,7 @@ class BalanceModel:
                     table=source.table.identifier,
                     where=_e(source.where, TRUE),
                     # The array cast to the source's key type, never the column: the filter
-                    # stays on the index (SPEC §10).
+                    # stays on the index (docs/mapping.md).
                     selection=sql.SQL("{} = ANY(({})::{}[])").format(
                         _e(source.key), keys, _type(self.shape.source(index).key)
                     ),

@@ -69,7 +69,7 @@ class Writer:
         outcome = Outcome(
             run_id, False, plan.counts, changes, plan.warnings, plan.reads_used, plan.summary
         )
-        # The causes of the drift the plan found (SPEC §12: judged whether or not fixed), for
+        # The causes of the drift the plan found (judged whether or not fixed), for
         # every candidate in one statement, read before any write transaction opens.
         codes = causes(self.conn, self.model, plan.candidates)
         for batch in plan.candidates.batches(self.request.batch_size):

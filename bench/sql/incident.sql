@@ -1,4 +1,4 @@
--- The night of an incident (SPEC §12): 10%% of owners drifting, not 1%%. The caches are saved
+-- The night of an incident (docs/monitoring.md): 10%% of owners drifting, not 1%%. The caches are saved
 -- first (incident_end.sql puts them back, so the measurements after it see the 1%% case).
 -- Every tenth owner drifts by a varied amount, the way finish.sql drifts 1%% (the same
 -- generator); the owners active in the last hour (n %% 100 = 0, three charges of 50 each at

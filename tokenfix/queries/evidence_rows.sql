@@ -1,4 +1,4 @@
--- One ledger source's rows of some drifting owners, for the causes' evidence (SPEC §12): read
+-- One ledger source's rows of some drifting owners, for the causes' evidence (docs/monitoring.md): read
 -- by the source's key index and classified as the all-owners pass classifies them
 -- (source_rows.sql: 0 no effect, 1 grant, 2 deduct, 3 charge), a failed charge (not counted,
 -- a positive amount, kind charge) as 4; with its override price, its time and its place in

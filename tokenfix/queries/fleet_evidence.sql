@@ -1,5 +1,5 @@
--- The evidence the likely causes (SPEC §4) are tested against, for every drifting owner of a
--- run in one set-based pass (SPEC §12), never a statement per batch of owners. Their rows are
+-- The evidence the likely causes (docs/commands.md) are tested against, for every drifting owner of a
+-- run in one set-based pass (docs/performance.md), never a statement per batch of owners. Their rows are
 -- read once by each source's key index and summed per owner and class in one hash aggregate,
 -- without joining anything to the rows. Only two smaller reads follow, each for the owners
 -- that need it: the rows of owners with rows older than their balance row (what reached the
