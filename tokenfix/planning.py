@@ -223,11 +223,11 @@ def causes(
     conn: Connection, model: BalanceModel, candidates: Iterable[Candidate]
 ) -> dict[str, tuple[str, ...]]:
     """The cause codes of the plan's drifting candidates, all of them in one statement (one
-    set-based pass, never a statement per batch: docs/performance.md), in its own read-only transaction.
-    Owners without a code are left out."""
-    # The drifting owners' ledger rows (about 100 an owner at the benchmark's scale) are summed in
-    # hash aggregates: with the default 4MB of work_mem they spill. The planner's estimate
-    # crosses jit_above_cost, yet compiling costs more than it saves on these rows.
+    set-based pass, never a statement per batch: docs/performance.md), in its own read-only
+    transaction. Owners without a code are left out."""
+    # The drifting owners' ledger rows (about 100 an owner at the benchmark's scale) are
+    # summed in hash aggregates: with the default 4MB of work_mem they spill. The planner's
+    # estimate crosses jit_above_cost, yet compiling costs more than it saves on these rows.
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")
