@@ -218,10 +218,9 @@ def run_benchmark(server: Server, options: argparse.Namespace) -> dict[str, Any]
 
 
 def _incident(url: str, n: int, quick: int) -> dict[str, Measurement]:
-    """The night of an incident (docs/monitoring.md): 10% of owners drifting by varied amounts, and
-    every
-    owner `--since 1h` selects drifting (bench/sql/incident.sql); the caches are put back
-    after, so the later measurements see the 1% case."""
+    """The night of an incident (docs/monitoring.md): 10% of owners drifting by varied
+    amounts, and every owner `--since 1h` selects drifting (bench/sql/incident.sql); the
+    caches are put back after, so the later measurements see the 1% case."""
     dry_run = ("reconcile", "--all", "--dry-run", "--json")
     since = (*dry_run, "--since", "1h")
     log("the incident case: 10% of owners drifting…")

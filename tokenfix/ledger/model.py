@@ -760,10 +760,9 @@ class BalanceModel:
         return queries.compose(name, classified=classified), {**self.params(), **params}
 
     def fleet_evidence(self) -> tuple[sql.Composed, dict[str, Any]]:
-        """The causes' evidence (docs/monitoring.md) for every drifting owner of a run (%(keys)s),
-        in
-        one statement; %(stopped)s and %(stopped_drifts)s: the owners whose drift looks like
-        a cache that stopped updating, and their remaining drifts."""
+        """The causes' evidence (docs/monitoring.md) for every drifting owner of a run
+        (%(keys)s), in one statement; %(stopped)s and %(stopped_drifts)s: the owners whose
+        drift looks like a cache that stopped updating, and their remaining drifts."""
         b = self.mapping.balance
         early = sql.SQL(
             "ARRAY(SELECT c.key::text FROM classes AS c JOIN balances AS b ON b.key = c.key"

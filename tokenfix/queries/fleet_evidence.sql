@@ -1,12 +1,13 @@
 -- The evidence the likely causes (docs/commands.md) are tested against, for every drifting owner of a
--- run in one set-based pass (docs/monitoring.md), never a statement per batch of owners. Their rows are
+-- run in one set-based pass (docs/performance.md), never a statement per batch of owners. Their rows are
 -- read once by each source's key index and summed per owner and class in one hash aggregate,
 -- without joining anything to the rows. Only two smaller reads follow, each for the owners
 -- that need it: the rows of owners with rows older than their balance row (what reached the
 -- ledger before the profile existed), and the charges of owners whose drift looks like a
 -- cache that stopped updating (the latest time from which their charges add up to exactly
--- their remaining drift). Keys come as one text array each (the planner knows their number),
--- the stopped owners' drifts as a second array of the same length, each cast explicitly.
+-- their remaining drift). Keys come as one text array each (the planner knows their number);
+-- the stopped owners' drifts as a second array, unnested on its own and joined by position
+-- once (never subscripted per row: a numeric array is walked from its start at each lookup).
 WITH owners AS MATERIALIZED (
     SELECT k.key::{key_type} AS key, k.key AS owner
     FROM unnest(%(keys)s::text[]) AS k (key)
@@ -14,6 +15,11 @@ WITH owners AS MATERIALIZED (
     SELECT balance.{key} AS key, {created_at} AS created_at, {starting} AS starting
     FROM {balance} AS balance
     WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}
+), stopped_drifts AS MATERIALIZED (
+    SELECT k.key::{key_type} AS key, v.drift AS drift_remaining
+    FROM unnest(%(stopped)s::text[]) WITH ORDINALITY AS k (key, position)
+    JOIN unnest(%(stopped_drifts)s::text[]::numeric[]) WITH ORDINALITY AS v (drift, position)
+        USING (position)
 ), classes AS MATERIALIZED (
     SELECT r.key, r.code, count(*) AS records, sum(r.amount) AS amount,
            sum(coalesce(r.price, r.amount)) AS effective, count(r.price) AS priced,
@@ -51,11 +57,7 @@ WITH owners AS MATERIALIZED (
     FROM (
 {stopped_rows}
     ) AS r
-    JOIN (
-        SELECT k.key::{key_type} AS key,
-               (%(stopped_drifts)s::text[]::numeric[])[k.position] AS drift_remaining
-        FROM unnest(%(stopped)s::text[]) WITH ORDINALITY AS k (key, position)
-    ) AS d ON d.key = r.key
+    JOIN stopped_drifts AS d ON d.key = r.key
     WHERE r.code = 3
     WINDOW newest_first AS (PARTITION BY r.key ORDER BY r.at DESC, r.source DESC, r.id DESC
                             ROWS UNBOUNDED PRECEDING)

@@ -295,10 +295,9 @@ def causes(
     """The cause codes of the plan's drifting candidates, all of them in one statement (one
     set-based pass, never a statement per batch: docs/performance.md), in its own read-only
     transaction. Owners without a code are left out."""
-    # The drifting owners' ledger rows (about 100 an owner at the docs/performance.md scale) are
-    # summed in
-    # hash aggregates: with the default 4MB of work_mem they spill. The planner's estimate
-    # crosses jit_above_cost, yet compiling costs more than it saves on these rows.
+    # The drifting owners' ledger rows (about 100 an owner at the benchmark's scale) are
+    # summed in hash aggregates: with the default 4MB of work_mem they spill. The planner's
+    # estimate crosses jit_above_cost, yet compiling costs more than it saves on these rows.
     if model.mapping.lots or model.mapping.balance.has_periods:
         # The causes of sums do not hold for lots, and the one-pass evidence does not know
         # periods (it would count rows outside them): diagnose names those owners' causes.

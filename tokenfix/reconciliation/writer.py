@@ -76,6 +76,7 @@ class Writer:
         )
         # The causes of the drift the plan found (docs/monitoring.md: judged whether or not fixed),
         # for
+        # The causes of the drift the plan found (judged whether or not fixed), for
         # every candidate in one statement, read before any write transaction opens.
         codes = causes(self.conn, self.model, plan.candidates)
         for batch in plan.candidates.batches(self.request.batch_size):
