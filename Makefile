@@ -24,8 +24,9 @@ typecheck: install
 layering: install
 	$(BIN)/lint-imports
 
+# Every test, on every core (a PostgreSQL server per worker; each test has its own database).
 test: lint typecheck layering
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 # The tests that need no subprocess or extra server, on every core: the quick loop while coding.
 test-fast: install
