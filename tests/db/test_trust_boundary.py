@@ -8,14 +8,13 @@ doctor's verdict against it.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-
 import psycopg
 import pytest
 
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
+from tests.support.doctoring import Users
+from tests.support.doctoring import doctor_checks as doctor
 from tests.support.supabase import (
     attack,
     lock_down_ledger,
@@ -29,19 +28,6 @@ OWN_UPDATE = (
     " USING (auth.uid() = user_id)"
 )
 API_CHECKS = ("api_role_anon", "api_role_authenticated", "api_role_public", "api_role_service_role")
-
-
-@dataclass(frozen=True)
-class Users:
-    owner: uuid.UUID  # remaining 100
-    other: uuid.UUID  # remaining 50
-
-
-def doctor(cli: CliRunner, *args: str) -> dict[str, dict]:
-    result = cli("doctor", "--json", *args)
-    data = result.json()
-    assert result.exit_code == {"ok": 0, "warn": 1, "fail": 3}[data["status"]]
-    return {check["name"]: check for check in data["checks"]}
 
 
 @pytest.fixture

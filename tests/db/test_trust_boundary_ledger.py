@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
+from tests.support.doctoring import doctor_checks as doctor
 from tests.support.supabase import attack, lock_down_ledger, make_supabase_like, mint_grant
 from tokenfix.config.settings import Settings
 from tokenfix.health.mint import MintRisk, ledger_mint_risks, mint_warning
@@ -32,11 +33,6 @@ class Users:
     other: uuid.UUID
     charge: int  # a charge row of owner's
     override: int
-
-
-def doctor(cli: CliRunner, *args: str) -> dict[str, dict]:
-    data = cli("doctor", "--json", *args).json()
-    return {check["name"]: check for check in data["checks"]}
 
 
 @pytest.fixture

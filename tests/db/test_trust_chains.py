@@ -10,27 +10,17 @@ with PostgREST's settings (rolled back), and has a safe twin.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import psycopg
 import pytest
 
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
+from tests.support.doctoring import Users
+from tests.support.doctoring import doctor_checks as doctor
 from tests.support.supabase import attack, lock_down_ledger, make_supabase_like
 
 REMAINING = "SELECT vibe_assistant_tokens_remaining FROM user_profiles WHERE user_id = %s"
-
-
-@dataclass(frozen=True)
-class Users:
-    owner: uuid.UUID  # remaining 100
-    other: uuid.UUID  # remaining 50
-
-
-def doctor(cli: CliRunner, *args: str) -> dict[str, dict]:
-    data = cli("doctor", "--json", *args).json()
-    return {check["name"]: check for check in data["checks"]}
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from tests.support import reference
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
+from tests.support.doctoring import doctor_checks as doctor
 from tests.support.supabase import acting_as, lock_down_ledger, make_supabase_like
 
 GRANTS = ("admin_grant",)
@@ -29,11 +30,6 @@ class Users:
     owner: uuid.UUID
     other: uuid.UUID
     charge: int  # a 'chat' charge row of owner's, 40 tokens, priced 3 by an override
-
-
-def doctor(cli: CliRunner, *args: str) -> dict[str, dict]:
-    data = cli("doctor", "--json", *args).json()
-    return {check["name"]: check for check in data["checks"]}
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ checks doctor's verdict, and for a hole, that the fix doctor prints closes it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import psycopg
 import pytest
 
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
+from tests.support.doctoring import Users
+from tests.support.doctoring import doctor_checks as doctor
 from tests.support.supabase import (
     acting_as,
     attack,
@@ -38,19 +39,6 @@ OWN_DELETE = (
     " USING (auth.uid() = user_id)"
 )
 REMAINING = "SELECT vibe_assistant_tokens_remaining FROM user_profiles WHERE user_id = %s"
-
-
-@dataclass(frozen=True)
-class Users:
-    owner: uuid.UUID  # remaining 100
-    other: uuid.UUID  # remaining 50
-
-
-def doctor(cli: CliRunner, *args: str) -> dict[str, dict]:
-    result = cli("doctor", "--json", *args)
-    data = result.json()
-    assert result.exit_code == {"ok": 0, "warn": 1, "fail": 3}[data["status"]]
-    return {check["name"]: check for check in data["checks"]}
 
 
 @pytest.fixture
