@@ -12,6 +12,7 @@ import typer
 from tokenfix.base.errors import BadInput
 from tokenfix.base.exitcodes import ExitCode
 from tokenfix.cli.app import app, enable_debug
+from tokenfix.cli.formats import Format, FormatOption, chosen, write
 from tokenfix.cli.options import (
     DatabaseUrlOption,
     DebugOption,
@@ -71,13 +72,13 @@ def _adjust(
     mapping: Any,
     database_url: str | None,
     env_file: Any,
-    json_output: bool,
+    fmt: Format,
     quiet: bool,
     create_missing: bool = False,
 ) -> None:
     from tokenfix.audit.adjust import adjust, parse_request
     from tokenfix.db import session
-    from tokenfix.render.adjust import adjust_json, adjust_lines, preview_lines
+    from tokenfix.render.adjust import adjust_document, adjust_json, adjust_lines, preview_lines
 
     request = parse_request(kind, key, amount, reason, idempotency_key)
     request = replace(request, create_missing=create_missing)
@@ -97,10 +98,14 @@ def _adjust(
         outcome = adjust(
             conn, settings, request, mapping=the_mapping, confirm=None if yes else confirm
         )
-    if json_output:
+    if fmt is Format.json:
         from tokenfix.cli.envelope import envelope
 
         sys.stdout.write(adjust_json(outcome, envelope()) + "\n")
+    elif fmt is not Format.table:
+        from tokenfix.cli.envelope import envelope
+
+        write(fmt, adjust_document(outcome, envelope()), line_type="adjustment")
     elif not quiet:
         for line in adjust_lines(outcome):
             sys.stdout.write(line + "\n")
@@ -131,6 +136,7 @@ def grant(
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
     json_output: JsonOption = False,
+    output_format: FormatOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -152,7 +158,7 @@ def grant(
         mapping,
         database_url,
         env_file,
-        json_output,
+        chosen(json_output, output_format),
         quiet,
         create_missing,
     )
@@ -170,6 +176,7 @@ def deduct(
     database_url: DatabaseUrlOption = None,
     env_file: EnvFileOption = None,
     json_output: JsonOption = False,
+    output_format: FormatOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -188,7 +195,7 @@ def deduct(
         mapping,
         database_url,
         env_file,
-        json_output,
+        chosen(json_output, output_format),
         quiet,
         create_missing,
     )

@@ -23,7 +23,8 @@ def _booking(b: Any) -> dict[str, Any]:
     }
 
 
-def adjust_json(outcome: Any, envelope: dict[str, Any]) -> str:
+def adjust_document(outcome: Any, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The booking as the `--json` document (docs/output.md)."""
     r = outcome.request
     document = {
         "run_id": outcome.run_id,
@@ -37,7 +38,11 @@ def adjust_json(outcome: Any, envelope: dict[str, Any]) -> str:
         "booking": _booking(outcome.booking) if outcome.booking is not None else None,
         **envelope,
     }
-    return dumps(document)
+    return document
+
+
+def adjust_json(outcome: Any, envelope: dict[str, Any]) -> str:
+    return dumps(adjust_document(outcome, envelope))
 
 
 def _side(p: Any, name: str) -> Any:
