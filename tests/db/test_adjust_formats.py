@@ -12,9 +12,12 @@ import uuid
 import psycopg
 import pytest
 
-from tests.db.test_adjustments import balance, customer  # noqa: F401  (the fixture)
+from tests.db import test_adjustments
+from tests.db.test_adjustments import balance
 from tests.db.test_monitoring import ENVELOPE
 from tests.support.clirunner import CliRunner
+
+customer = test_adjustments.customer  # the fixture: 700 remaining, 300 used, in step
 
 
 def book(cli: CliRunner, kind: str, user: uuid.UUID, *flags: str):  # type: ignore[no-untyped-def]
@@ -25,7 +28,7 @@ def book(cli: CliRunner, kind: str, user: uuid.UUID, *flags: str):  # type: igno
 def test_format_json_prints_the_json_flags_document(
     cli: CliRunner,
     customer: uuid.UUID,
-    kind: str,  # noqa: F811
+    kind: str,
 ) -> None:
     flag = book(cli, kind, customer, "--json", "--idempotency-key", "k1").json()
     option = book(cli, kind, customer, "--format", "json", "--idempotency-key", "k1").json()
@@ -38,7 +41,7 @@ def test_format_json_prints_the_json_flags_document(
 def test_format_jsonl_is_one_adjustment_line(
     cli: CliRunner,
     customer: uuid.UUID,
-    kind: str,  # noqa: F811
+    kind: str,
 ) -> None:
     result = book(cli, kind, customer, "--format", "jsonl")
     assert result.exit_code == 0, result.stderr
@@ -51,7 +54,7 @@ def test_format_jsonl_is_one_adjustment_line(
 def test_format_csv_is_one_row_with_the_booking_flattened(
     cli: CliRunner,
     customer: uuid.UUID,
-    kind: str,  # noqa: F811
+    kind: str,
 ) -> None:
     result = book(cli, kind, customer, "--format", "csv")
     assert result.exit_code == 0, result.stderr
@@ -64,7 +67,7 @@ def test_format_csv_is_one_row_with_the_booking_flattened(
 def test_json_and_another_format_is_bad_input_and_books_nothing(
     cli: CliRunner,
     conn: psycopg.Connection,
-    customer: uuid.UUID,  # noqa: F811
+    customer: uuid.UUID,
 ) -> None:
     result = book(cli, "grant", customer, "--json", "--format", "csv")
     assert result.exit_code == 2
