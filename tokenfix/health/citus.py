@@ -10,6 +10,7 @@ import re
 from tokenfix.base.identifiers import QualifiedName
 from tokenfix.health.report import Check, Context, fail, ok
 from tokenfix.ledger import citus
+from tokenfix.mapping import names
 
 NAME = "citus"
 _BARE = re.compile(r"^[a-z_][a-z0-9_$]*$")
@@ -22,8 +23,12 @@ def _literal(ctx: Context, name: QualifiedName) -> str:
 
 
 def _column(text: str) -> str:
-    """A ledger key as the column it names (a bare or double-quoted identifier)."""
+    """A ledger key as the column it names (a bare or double-quoted identifier, or one
+    qualified with the ledger's alias, as its expressions may write it)."""
     text = text.strip()
+    prefix = f"{names.LEDGER}."
+    if text.lower().startswith(prefix):
+        text = text[len(prefix) :].strip()
     if len(text) > 1 and text[0] == text[-1] == '"':
         return text[1:-1].replace('""', '"')
     return text
