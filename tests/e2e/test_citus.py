@@ -105,6 +105,13 @@ def test_doctor_names_citus_and_finds_the_distribution_right(run: Any, citus_url
     assert checks["citus"]["status"] == "ok", checks["citus"]
     assert "user_profiles" in checks["citus"]["message"]
     assert done.exit_code in (0, 1), done.stderr
+    assert [c for c in checks.values() if c["status"] == "fail"] == []
+
+
+def test_init_drafts_the_mapping_from_the_coordinators_catalogs(run: Any, citus_url: str) -> None:
+    done = run(citus_url, "init")
+    assert done.exit_code == 0, done.stderr
+    assert 'table = "user_profiles"' in done.stdout and 'table = "token_usage"' in done.stdout
 
 
 def test_a_dry_run_finds_what_one_server_and_a_handwritten_statement_find(
