@@ -293,3 +293,56 @@ def test_direction_ledger_books_the_drift_and_its_revert_takes_it_back(
     reverted = run(citus_url, "revert", booked.json()["run_id"], "--yes")
     assert reverted.exit_code == 0, reverted.stderr
     assert run(citus_url, "diagnose", owner, "--json").json()["drift"] == drifting[0]["drift"]
+
+
+WALLETS = ROOT / "examples" / "wallets"
+
+
+@pytest.fixture(scope="module")
+def wallets_url(cluster: CitusCluster) -> Iterator[str]:
+    """examples/wallets distributed by wallet (balance `id`, ledger `wallet_id`, co-located),
+    every cached balance zero: each wallet drifts."""
+    url = cluster.create_database("tf_wallets")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((WALLETS / "schema.sql").read_text())
+        conn.execute("ALTER TABLE wallet_transactions DROP CONSTRAINT wallet_transactions_pkey")
+        conn.execute("ALTER TABLE wallet_transactions ADD PRIMARY KEY (wallet_id, id)")
+        conn.execute("SELECT create_distributed_table('wallets', 'id')")
+        conn.execute(
+            "SELECT create_distributed_table('wallet_transactions', 'wallet_id',"
+            " colocate_with => 'wallets')"
+        )
+        conn.execute(
+            "INSERT INTO wallets (id, customer) SELECT g, 'c' || g FROM generate_series(1, 50) g"
+        )
+        conn.execute(
+            "INSERT INTO wallet_transactions (wallet_id, credit_amount, direction,"
+            " transaction_status, reason, created_at)"
+            " SELECT 1 + g % 50, (g % 7) + 0.5, 1 + g % 3, CASE WHEN g % 11 = 0 THEN 2 ELSE 1 END,"
+            " 'r', now() - interval '1 day' - g * interval '1 minute'"
+            " FROM generate_series(1, 2000) AS g"
+        )
+    yield url
+    cluster.drop_database("tf_wallets")
+
+
+def test_through_a_mapping_file_on_citus(run: Any, wallets_url: str) -> None:
+    mapping = ("--mapping", str(WALLETS / "tokenfix.toml"))
+    doctor = run(wallets_url, "doctor", *mapping, "--json")
+    checks = {c["name"]: c for c in doctor.json()["checks"]}
+    assert checks["citus"]["status"] == "ok", checks["citus"]
+    assert doctor.exit_code == 0, doctor.stdout
+    before = dry_run(run, wallets_url, "--all", *mapping)
+    assert before["users_with_drift"] == 50
+    written = run(wallets_url, "reconcile", "--all", *mapping, "--yes", "--json")
+    assert written.exit_code == 0, written.stderr
+    assert dry_run(run, wallets_url, "--all", *mapping)["users_with_drift"] == 0
+    reverted = run(wallets_url, "revert", written.json()["run_id"], *mapping, "--yes")
+    assert reverted.exit_code == 0, reverted.stderr
+    assert dry_run(run, wallets_url, "--all", *mapping)["changes"] == before["changes"]
+    granted = run(wallets_url, "grant", "3", "10", "--reason", "t", *mapping, "--yes", "--json")
+    assert granted.exit_code == 0, granted.stderr
+    undone = run(wallets_url, "revert", granted.json()["run_id"], *mapping, "--yes")
+    assert undone.exit_code == 0, undone.stderr
+    unknown = run(wallets_url, "reconcile", "1", "999", "--dry-run", *mapping)
+    assert unknown.exit_code == 2 and "999" in unknown.stderr
