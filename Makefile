@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint typecheck layering demo bench bench-full clean
+.PHONY: install test test-fast test-citus lint typecheck layering demo bench bench-full clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ test: lint typecheck layering
 # The tests that need no subprocess or extra server, on every core: the quick loop while coding.
 test-fast: install
 	$(BIN)/pytest -n auto tests/unit tests/db
+
+# A coordinator and two workers on loopback (docs/citus.md); skips where Citus is not installed.
+test-citus: install
+	$(BIN)/pytest -m citus tests/e2e
 
 demo: install
 	$(BIN)/tokenfix demo

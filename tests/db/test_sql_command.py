@@ -31,6 +31,7 @@ def test_without_a_name_it_lists_every_file_with_its_purpose(tokenfix: CliRunner
         "records_before_profile  one user's ledger rows written before their profile row existed\n"
         "expected_balance        one user's balance recomputed from the ledger, beside the cached one, with the drift\n"
         "fix-user-token-balance  the runbook fallback: reconcile one user's balance with nothing but psql\n"
+        "citus_distribute        the default schema's tables distributed with Citus by owner, as tokenfix needs\n"
     )
 
 
@@ -52,7 +53,7 @@ def test_path_prints_where_the_file_is(tokenfix: CliRunner) -> None:
     result = tokenfix("sql", "schema", "--path")
     assert result.stdout == f"{ROOT / 'sql' / 'schema.sql'}\n"
     listed = tokenfix("sql", "--path").stdout.splitlines()
-    assert listed[-1].split() == [
+    assert listed[-2].split() == [
         "fix-user-token-balance",
         str(ROOT / "sql/scripts/fix-user-token-balance.sql"),
     ]
@@ -63,7 +64,8 @@ def test_an_unknown_name_exits_2_listing_the_names(tokenfix: CliRunner) -> None:
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error: no SQL file called 'fix_balance'; the files are: schema, record_counts, "
-        "current_balance, records_before_profile, expected_balance, fix-user-token-balance\n"
+        "current_balance, records_before_profile, expected_balance, fix-user-token-balance, "
+        "citus_distribute\n"
     )
 
 

@@ -265,6 +265,7 @@ def _dry_run(
         balance_rows=model.balance_rows,
         key=model.key,
         written=model.written_json(),
+        typed=model.revert_typed(),
         referenced=_referenced(conn, model),
     )
     view = written_view(model.mapping.balance)
@@ -288,6 +289,8 @@ def _planned(batch: list[_Written]) -> dict[str, Any]:
         "lefts": [Jsonb(w.after) if w.after is not None else None for w in batch],
         "restores": [Jsonb(w.before) if w.before is not None else None for w in batch],
         "full_rows": [Jsonb(w.full_row) if w.full_row is not None else None for w in batch],
+        # The rows whose references are checked (only a created row is ever deleted).
+        "delete_keys": [w.key for w in batch if _HOW[w.action] == "delete"],
     }
 
 
@@ -341,9 +344,7 @@ def _revert_batch(
         # Locked first, in key order (FOR UPDATE: a row about to be deleted must not gain a
         # reference meanwhile); the revert then reads in a fresh statement, so a row the app
         # inserted that references a created balance row is seen.
-        locked = conn.execute(
-            model.lock(for_delete=True), {"keys": [w.key for w in batch]}
-        ).fetchall()
+        locked = model.lock_rows(conn, [w.key for w in batch], for_delete=True)
         current = {str(row[0]): row[1] for row in locked}
         params = {
             **_planned(batch),

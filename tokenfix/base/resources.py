@@ -45,6 +45,8 @@ SQL_FILES = (
             "one user's balance recomputed from the ledger, beside the cached one, with the drift"),
     SqlFile("fix-user-token-balance", "scripts/fix-user-token-balance.sql",
             "the runbook fallback: reconcile one user's balance with nothing but psql"),
+    SqlFile("citus_distribute", "citus/distribute.sql",
+            "the default schema's tables distributed with Citus by owner, as tokenfix needs"),
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from tokenfix.db import session
 from tokenfix.health import (
     access,
     adjust,
+    citus,
     claims,
     connection,
     deadlocks,
@@ -53,6 +54,7 @@ CHECKS: tuple[CheckFunction, ...] = (
     ledger.ambiguous_overrides,
     ledger.ledger_health,
     adjust.adjust_rows,
+    citus.distribution,
 )
 # Under a mapping file, the checks of the default schema's tables and indexes give way to the
 # mapping's own: its expressions, key, indexes and privileges (docs/mapping.md).

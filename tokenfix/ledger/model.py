@@ -24,7 +24,7 @@ from tokenfix.base.errors import BadInput, DatabaseProblem, first_line
 from tokenfix.base.records import Amount
 from tokenfix.config.settings import Settings
 from tokenfix.db.session import Connection, transaction
-from tokenfix.ledger import catalog, pricing
+from tokenfix.ledger import catalog, citus, pricing
 from tokenfix.ledger.shape import Shape, describe
 from tokenfix.mapping import names
 from tokenfix.mapping.types import Expr, LedgerSource, Mapping, default_mapping
@@ -60,6 +60,8 @@ class BalanceModel:
     prices: pricing.Pricing = field(default_factory=lambda: pricing.Pricing(()))
     starting_override: Amount | None = None
     """--starting-balance: replaces the mapping's starting expression for every owner."""
+    sharded: bool = False
+    """The balance table is distributed by Citus (docs/citus.md): locks go one shard at a time."""
 
     # -- parameters -------------------------------------------------------------------
 
@@ -343,6 +345,7 @@ class BalanceModel:
                 where=_e(source.where, TRUE),
                 selection=condition,
                 in_period=self._in_period(source),
+                fence=sql.SQL("" if self.sharded else "OFFSET 0"),
             )
             effective = (
                 sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
@@ -420,11 +423,15 @@ class BalanceModel:
         return queries.compose("future_rows", rows=rows), self.mapping.params()
 
     def unknown_keys(self) -> sql.Composed:
-        no_rows = [
-            sql.SQL("NOT EXISTS (SELECT FROM {table} WHERE {where} AND {key} = g.key::{t})").format(
+        ledger_keys = [
+            sql.SQL(
+                "    EXCEPT\n    SELECT ({key})::{kt} FROM {table}"
+                " WHERE {where} AND {key} = ANY(%(keys)s::text[]::{t}[])"
+            ).format(
                 table=self._ledger_from(source),
                 where=_e(source.where, TRUE),
                 key=_e(source.key),
+                kt=self.key_type,
                 t=_type(self.shape.source(index).key),
             )
             for index, source in enumerate(self.mapping.ledgers)
@@ -435,7 +442,7 @@ class BalanceModel:
             balance=self.balance_rows,
             key=self.key,
             where=self.balance_where(),
-            no_ledger_rows=sql.SQL(" AND ").join(no_rows),
+            ledger_keys=sql.SQL("\n").join(ledger_keys),
         )
 
     def ledger_health(self) -> tuple[sql.Composed, dict[str, Any]]:
@@ -568,6 +575,71 @@ class BalanceModel:
             )
         return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
 
+    def written_was(self, source: str, json_column: str, prefix: str = "tf_was_") -> sql.Composable:
+        """The compared written columns held in `source`.`json_column` (jsonb, as
+        written_json made it) as typed columns tf_was_0, tf_was_1, ... (and, with snapshots,
+        the row's id as text, tf_was_row_id): what written_unchanged compares with. Typed on
+        the side that is not the balance table, so the compare-and-set is plain equality of
+        columns (Citus pushes that down; it cannot run jsonb_build_object, a STABLE function,
+        over a distributed table's columns in an UPDATE: docs/citus.md)."""
+        typed: list[sql.Composable] = [
+            sql.SQL("(jsonb_populate_record(NULL::{}, {}.{})).{} AS {}").format(
+                self.balance_table,
+                sql.Identifier(source),
+                sql.Identifier(json_column),
+                sql.Identifier(c),
+                sql.Identifier(f"{prefix}{i}"),
+            )
+            for i, c in enumerate(self.mapping.balance.compared_columns)
+        ]
+        if self._snapshot_row_id is not None:
+            typed.append(
+                sql.SQL("{}.{} ->> 'tf_row_id' AS {}").format(
+                    sql.Identifier(source),
+                    sql.Identifier(json_column),
+                    sql.Identifier(f"{prefix}row_id"),
+                )
+            )
+        return sql.SQL(", ").join(typed)
+
+    @property
+    def _snapshot_row_id(self) -> str | None:
+        """With snapshots, the column naming which row was read and written (written_json
+        keeps it as tf_row_id)."""
+        b = self.mapping.balance
+        return b.row_id if b.latest is not None else None
+
+    def revert_typed(self) -> sql.Composable:
+        """revert_plan.sql's typed columns: what the run left (tf_was_N, compared with) and
+        what a restore puts back (tf_restore_N), from their jsonb."""
+        return sql.SQL(", ").join(
+            [
+                self.written_was("t", "tf_left"),
+                self.written_was("t", "tf_restore", "tf_restore_"),
+            ]
+        )
+
+    def written_unchanged(self, alias: str = names.BALANCE, planned: str = "pl") -> sql.Composable:
+        """The compare-and-set: every compared written column still holds what written_was
+        read (NULL included), as `{written} = before` decided on jsonb."""
+        same: list[sql.Composable] = [
+            sql.SQL("{}.{} IS NOT DISTINCT FROM {}.{}").format(
+                sql.Identifier(alias),
+                sql.Identifier(c),
+                sql.Identifier(planned),
+                sql.Identifier(f"tf_was_{i}"),
+            )
+            for i, c in enumerate(self.mapping.balance.compared_columns)
+        ]
+        row_id = self._snapshot_row_id
+        if row_id is not None:
+            same.append(
+                sql.SQL("({}.{})::text = {}.tf_was_row_id").format(
+                    sql.Identifier(alias), sql.Identifier(row_id), sql.Identifier(planned)
+                )
+            )
+        return sql.SQL(" AND ").join(same)
+
     def lock(self, *, for_delete: bool = False) -> sql.Composed:
         return queries.compose(
             "lock_balances",
@@ -579,6 +651,15 @@ class BalanceModel:
             where=self.balance_where(),
             strength=sql.SQL("UPDATE" if for_delete else "NO KEY UPDATE"),
         )
+
+    def lock_rows(
+        self, conn: Connection, keys: Sequence[str], *, for_delete: bool = False
+    ) -> list[Any]:
+        """Lock these owners' balance rows (in key order) and read their written columns."""
+        statement = self.lock(for_delete=for_delete)
+        if not self.sharded or len(keys) <= 1:
+            return conn.execute(statement, {"keys": list(keys)}).fetchall()
+        return citus.lock_by_shard(conn, statement, self.balance_table, self.key_type, keys)
 
     def write_batch(self, changes: sql.Composable, *, creates: bool) -> sql.Composed:
         """The batch's compare-and-set write; `creates`: some of its profiles are missing."""
@@ -608,6 +689,8 @@ class BalanceModel:
             chosen=self._chosen_now(sql.SQL("pl.tf_key")),
             key_type=self.key_type,
             assignments=assignments,
+            was=self.written_was("t", "tf_before"),
+            unchanged=self.written_unchanged(),
             where=self.balance_where(),
             insert_missing=insert_missing,
             changes=changes,
@@ -626,12 +709,9 @@ class BalanceModel:
         rows to re-create (else the statement names neither DELETE nor INSERT on the table)."""
         b = self.mapping.balance
         compared = b.compared_columns
-        restore = sql.SQL(
-            "({}) = (SELECT {} FROM jsonb_populate_record(NULL::{}, pl.tf_restore) AS r)"
-        ).format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in compared),
-            sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in compared),
-            self.balance_table,
+        restore = sql.SQL(", ").join(
+            sql.SQL("{} = pl.{}").format(sql.Identifier(c), sql.Identifier(f"tf_restore_{i}"))
+            for i, c in enumerate(compared)
         )
         bookkeeping = [
             sql.SQL("{} = ({})").format(sql.Identifier(c), e.sql) for c, e in b.bookkeeping
@@ -663,6 +743,8 @@ class BalanceModel:
             referenced=referenced,
             restore_assignments=sql.SQL(", ").join([restore, *bookkeeping]),
             written=self.written_json(),
+            typed=self.revert_typed(),
+            unchanged=self.written_unchanged(),
             undo_creates=undo_creates,
             changes=changes,
         )
@@ -854,9 +936,17 @@ def load(
             if mapping.pricing is not None
             else pricing.Pricing(())
         )
-    model = BalanceModel(settings, mapping, shape, prices, starting_balance)
+        sharded = _sharded(conn, mapping)
+    model = BalanceModel(settings, mapping, shape, prices, starting_balance, sharded)
     _check_starting_balance(model)
     return model
+
+
+def _sharded(conn: Connection, mapping: Mapping) -> bool:
+    if not citus.present(conn):
+        return False
+    found = citus.placement(conn, mapping.balance.table.identifier)
+    return found is not None and found.distributed
 
 
 def _check_starting_balance(model: BalanceModel) -> None:

@@ -7,14 +7,17 @@
 -- not name DELETE or INSERT (a role with UPDATE only can revert those).
 WITH
 \ir revert_plan.sql
-, restored AS (
+, restored_rows AS (
     UPDATE {balance} AS balance
     SET {restore_assignments}
     FROM decided AS pl
     WHERE pl.tf_action = 'restore'
       AND balance.{key} = pl.tf_key
-      AND {written} = pl.tf_left  -- the compare-and-set (locked rows: it agrees with decided)
-    RETURNING balance.{key} AS tf_key, 'restore' AS action, {written} AS after, NULL::jsonb AS full_row
+      AND {unchanged}  -- the compare-and-set (locked rows: it agrees with decided)
+    RETURNING balance.*  -- whole: Citus runs no STABLE function over a shard's row (docs/citus.md)
+), restored AS (
+    SELECT balance.{key} AS tf_key, 'restore' AS action, {written} AS after, NULL::jsonb AS full_row
+    FROM restored_rows AS balance
 )
 {undo_creates}
 , audited AS (

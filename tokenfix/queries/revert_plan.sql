@@ -10,20 +10,33 @@
 -- A row left alone says why (tf_reason): unverifiable (created by a tokenfix that kept no full
 -- row), referenced, already_restored (it already holds what the revert would put back: an
 -- earlier revert did, or the app), or changed_since.
+-- What the run left and what a restore puts back also come typed (tf_was_N, tf_restore_N):
+-- revert_batch.sql compares and assigns columns, which Citus runs on the shards (docs/citus.md).
 planned AS (
-    SELECT *
-    FROM unnest(%(keys)s::text[]::{key_type}[], %(hows)s::text[], %(lefts)s::jsonb[],
-                %(restores)s::jsonb[], %(full_rows)s::jsonb[])
-        AS t (tf_key, tf_how, tf_left, tf_restore, tf_full_row)
+    SELECT t.*, {typed}
+    FROM (  -- one array unnested, the others read by position: each column keeps its type
+        SELECT k.tf_key, (%(hows)s::text[])[k.n] AS tf_how, (%(lefts)s::jsonb[])[k.n] AS tf_left,
+               (%(restores)s::jsonb[])[k.n] AS tf_restore,
+               (%(full_rows)s::jsonb[])[k.n] AS tf_full_row
+        FROM unnest(%(keys)s::text[]::{key_type}[]) WITH ORDINALITY AS k (tf_key, n)
+    ) AS t
 ), found AS (
     SELECT pl.*,
            balance.{key} IS NOT NULL AS tf_exists,
-           CASE WHEN balance.{key} IS NOT NULL THEN {written} END AS tf_current,
-           CASE WHEN balance.{key} IS NOT NULL THEN to_jsonb(balance.*) END AS tf_row,
-           CASE WHEN pl.tf_how = 'delete' AND balance.{key} IS NOT NULL THEN {referenced}
+           balance.tf_current,
+           balance.tf_row,
+           CASE WHEN pl.tf_how = 'delete' AND balance.{key} IS NOT NULL THEN balance.tf_referenced
                 ELSE false END AS tf_referenced
     FROM planned AS pl
-    LEFT JOIN {balance_rows} AS balance ON balance.{key} = pl.tf_key
+    LEFT JOIN (  -- the rows made into jsonb, and their references checked, where they live:
+                 -- Citus, joining a shard's rows with ours, would ship only the columns named
+                 -- (to_jsonb would see NULLs) and runs no correlated subquery over the join
+        SELECT balance.*, {written} AS tf_current, to_jsonb(balance.*) AS tf_row,
+               CASE WHEN balance.{key} = ANY(%(delete_keys)s::text[]::{key_type}[])
+                    THEN {referenced} ELSE false END AS tf_referenced
+        FROM {balance_rows} AS balance
+        WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[])
+    ) AS balance ON balance.{key} = pl.tf_key
 ), judged AS (
     SELECT f.*,
            CASE

@@ -7,31 +7,42 @@
 -- (numeric: amounts travel as their exact decimal text). A batch with no profile to create has
 -- no INSERT at all (write_batch_no_insert.sql): PostgreSQL checks the privileges of every
 -- table a statement names, so a role with UPDATE only can still fix balances.
+-- On Citus (docs/citus.md) a multi-array unnest's columns all get the first array's type, so
+-- one array is unnested and the others read by position; the UPDATE and INSERT run on the
+-- shards, where no STABLE function (jsonb_build_object, to_jsonb) may take a row's columns:
+-- the "before" is compared column by column, typed ({unchanged}), and both return their rows
+-- whole, turned into jsonb after.
 WITH planned AS (
-    SELECT *
-    FROM unnest(%(keys)s::text[]::{key_type}[], %(actions)s::text[], %(befores)s::jsonb[],
-                %(expected_remaining)s::text[]::numeric[], %(expected_used)s::text[]::numeric[])
-        AS t (tf_key, tf_action, tf_before, expected_remaining, expected_used)
+    SELECT t.*, {was}
+    FROM (  -- one array unnested, the others read by position: each column keeps its type
+        SELECT k.tf_key, (%(actions)s::text[])[k.n] AS tf_action,
+               (%(befores)s::jsonb[])[k.n] AS tf_before,
+               (%(expected_remaining)s::text[]::numeric[])[k.n] AS expected_remaining,
+               (%(expected_used)s::text[]::numeric[])[k.n] AS expected_used
+        FROM unnest(%(keys)s::text[]::{key_type}[]) WITH ORDINALITY AS k (tf_key, n)
+    ) AS t
 ), updated AS (
     UPDATE {balance} AS balance
     SET {assignments}
     FROM planned AS pl
     WHERE pl.tf_action = 'update'
       AND balance.{key} = pl.tf_key AND {where}
-      AND {written} = pl.tf_before
+      AND {unchanged}
       AND {chosen}  -- snapshots: still the owner's newest row
-    RETURNING balance.{key} AS tf_key, {written} AS tf_after, {stored_remaining} AS stored_remaining,
-              {stored_used} AS stored_used, NULL::jsonb AS tf_full_row
+    RETURNING balance.*
 ), new_rows AS (
     SELECT pl.tf_key AS key, pl.expected_remaining, pl.expected_used
     FROM planned AS pl
     WHERE pl.tf_action = 'insert'
 ), inserted AS (
     {insert_missing}
-), written AS (
-    SELECT * FROM updated
+), written AS (  -- what the database stored, read from the rows each write returned
+    SELECT balance.{key} AS tf_key, {written} AS tf_after, {stored_remaining} AS stored_remaining,
+           {stored_used} AS stored_used, NULL::jsonb AS tf_full_row
+    FROM updated AS balance
     UNION ALL
-    SELECT * FROM inserted
+    SELECT balance.{key}, {written}, {stored_remaining}, {stored_used}, to_jsonb(balance.*)
+    FROM inserted AS balance
 ), audited AS (
     INSERT INTO {changes} (run_id, key, action, before, after, full_row, tool_version, host)
     SELECT %(run_id)s, w.tf_key::text, pl.tf_action, pl.tf_before, w.tf_after, w.tf_full_row,

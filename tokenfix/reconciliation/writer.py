@@ -196,7 +196,7 @@ class Writer:
     def _lock(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         # In key order, giving way to the app in a lock cycle (yielding.py).
         with yielding.lock_step(self.conn, self.model.settings, self._way()):
-            rows = self.conn.execute(self.model.lock(), {"keys": keys}).fetchall()
+            rows = self.model.lock_rows(self.conn, keys)
         return {str(row[0]): row[1] for row in rows}
 
     def _recompute(self, keys: list[str]) -> dict[str, tuple[Candidate, bool]]:
