@@ -24,10 +24,12 @@ typecheck: install
 layering: install
 	$(BIN)/lint-imports
 
-# Every test, one at a time: the signal and fault campaigns time their processes, and a second
-# worker's load made one of them miss its 60 s bound once (make test-fast runs in parallel).
+# Every test, on two workers (a server each; a test file stays on one worker, so a file's
+# module-scoped servers start once). The signal campaigns time a run from its signal and find
+# their moments by watching the run, so a second worker's load moves neither; a run that
+# outlives its bound fails with its threads' stacks.
 test: lint typecheck layering
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The tests that need no subprocess or extra server, on every core: the quick loop while coding.
 test-fast: install

@@ -26,7 +26,9 @@ def default_signals() -> None:
 def start(
     db_url: str, *args: str, preexec_fn: Callable[[], Any] = default_signals, **env: str
 ) -> subprocess.Popen[str]:
-    environment = {**os.environ, "TOKENFIX_DATABASE_URL": db_url, **env}
+    # PYTHONFAULTHANDLER: a run that outlives finish()'s bound is made to print every thread's
+    # stack (SIGABRT), so a hang says where it hangs. It handles no signal the tool handles.
+    environment = {**os.environ, "TOKENFIX_DATABASE_URL": db_url, "PYTHONFAULTHANDLER": "1", **env}
     return subprocess.Popen(
         [sys.executable, "-m", "tokenfix", *args],
         env=environment,
@@ -58,7 +60,20 @@ def backend_waiting_on_a_lock(conn: psycopg.Connection[Any]) -> int | None:
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout)
+    """Wait for `process` (started by start()) to end; past `timeout`, fail with its stacks."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        try:
+            _, err = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+        raise AssertionError(
+            f"tokenfix (pid {process.pid}, {process.args!r}) did not end within {timeout}s;"
+            f" its stderr, with its threads' stacks:\n{err}"
+        ) from None
     return process.returncode, out, err
 
 

@@ -49,6 +49,10 @@ def definer_writers(
     name = re.escape(target.balance_table.table_name)
     columns = "|".join(re.escape(c) for c in target.balance_columns)
     updates = rf'update\s+("?[A-Za-z_][A-Za-z0-9_$]*"?\s*\.\s*)?"?{name}"?\M.*\m({columns})\M'
+    # The recursive query's estimate crosses jit_above_cost, yet it reads a few catalog rows:
+    # compiling it took 2 s of every doctor run (twice: the API roles check uses it too).
+    if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
+        conn.execute("SELECT set_config('jit', 'off', true)")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             queries.get("doctor_definer_writers"),
