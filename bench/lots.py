@@ -73,9 +73,9 @@ def _fill(url: str, accounts: int, lots: int, rows: int) -> None:
 
 def _settle_caches(url: str) -> None:
     """Every cache as the fold says, then 1% off by one credit (as in the main benchmark)."""
-    from tokenfix import lotstream
     from tokenfix.config.settings import Settings
     from tokenfix.db.session import connect, transaction
+    from tokenfix.ledger import lotstream
     from tokenfix.ledger.model import Selection
     from tokenfix.ledger.model import load as load_model
     from tokenfix.mapping.file import load_file

@@ -151,7 +151,10 @@ def fold(lots: Sequence[Lot], spends: Iterable[Spend], now: datetime) -> Folded:
 def _consume(
     lots: Sequence[Lot], active: list[tuple[tuple[Any, ...], int]], ended: set[int], amount: Amount
 ) -> Amount:
-    """Take `amount` from the active lots in burn order; what none covers (overage)."""
+    """Take `amount` from the active lots in burn order; what none covers (overage). A spend
+    of zero or less (a charge an override prices below zero) burns nothing and owes nothing."""
+    if amount <= 0:
+        return 0
     while amount > 0 and active:
         _, index = active[0]
         lot = lots[index]

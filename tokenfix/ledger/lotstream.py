@@ -24,8 +24,6 @@ from tokenfix.db.session import Connection
 from tokenfix.ledger.lots import LAST, NEVER, Folded, Lot, Spend, fold
 from tokenfix.ledger.model import BalanceModel, Selection
 
-GRANT, DEDUCT, CHARGE = 1, 2, 3
-
 
 @dataclass
 class Owner:
@@ -41,6 +39,8 @@ class Owner:
     lots: list[Lot] = field(default_factory=list)
     spends: list[Spend] = field(default_factory=list)
     charged: Amount = 0
+    spent: Amount = 0
+    """What the charges and deducts read so far burn (the stream's running total)."""
     folded: Folded | None = None
 
     @property
@@ -84,14 +84,25 @@ def owners(
 
 PAGE = 5000
 # The columns of lots_stream.sql, by position.
-(ROW_TYPE, KEY, AT, SOURCE, ID, AMOUNT, KIND, EXPIRES_AT, VOIDED_AT, PRIORITY, RECENT,
- CURRENT_REMAINING, CURRENT_USED, STARTING, TOLERANCE) = range(15)  # fmt: skip
+(ROW_TYPE, KEY, AT, SOURCE, ID, AMOUNT, EXPIRES_AT, VOIDED_AT, PRIORITY, RECENT,
+ CURRENT_REMAINING, CURRENT_USED, STARTING, TOLERANCE, SPENT, CHARGED) = range(16)  # fmt: skip
+SPENDS = 4
+"""The row_type of a run of charges and deducts (lots_stream.sql)."""
 
 
 def _take(owner: Owner, row: tuple[Any, ...]) -> None:
     if row[RECENT]:
         owner.recent = True
     kind = row[ROW_TYPE]
+    if kind == SPENDS:  # the charges and deducts since the last lot event, as one spend
+        spent = row[SPENT]
+        owner.spends.append(
+            Spend(at=row[AT], amount=spent - owner.spent, id=_id(row[ID]), order=(row[SOURCE],))
+        )
+        owner.spent = spent
+        if row[CHARGED] is not None:
+            owner.charged = row[CHARGED]
+        return
     if kind == 0:
         owner.has_profile = True
         owner.current_remaining = row[CURRENT_REMAINING]
@@ -116,12 +127,8 @@ def _take(owner: Owner, row: tuple[Any, ...]) -> None:
             )
         )
         return
-    if row[KIND] == GRANT:
-        owner.lots.append(Lot(name=row[SOURCE], id=_id(row[ID]), amount=amount, at=at))
-        return
-    if row[KIND] == CHARGE:
-        owner.charged += amount
-    owner.spends.append(Spend(at=at, amount=amount, id=_id(row[ID]), order=(row[SOURCE],)))
+    # a ledger grant: a lot of priority 0 that never expires
+    owner.lots.append(Lot(name=row[SOURCE], id=_id(row[ID]), amount=amount, at=at))
 
 
 def _id(ident: Any) -> Any:
