@@ -186,11 +186,36 @@ def comparison(owner: Owner, model: BalanceModel) -> dict[str, Any]:
     }
 
 
+EXPIRY_NOT_APPLIED = "expiry_not_applied"
+
+
+def expiry_not_applied(
+    owner: Owner, drift_remaining: Amount | None, drift_used: Amount | None
+) -> bool:
+    """The drift is what one or more expired or voided lots forfeited (the latest ones, or
+    any single one): the cache never took those remainders off. The fold knows the
+    forfeits, so neither diagnose nor a reconcile run reads anything more to say so."""
+    assert owner.folded is not None
+    forfeits = sorted(owner.folded.forfeits, reverse=True)
+    if drift_remaining is None or drift_remaining <= 0 or not forfeits:
+        return False
+    if drift_used not in (None, 0):
+        return False
+    if any(amount == drift_remaining for _, amount in forfeits):
+        return True
+    total: Amount = 0
+    for _, amount in forfeits:  # the latest expiries first
+        total += amount
+        if total == drift_remaining:
+            return True
+    return False
+
+
 def candidates(
     conn: Connection, model: BalanceModel, selection: Selection, settle: timedelta
 ) -> Iterator[dict[str, Any]]:
-    """The rows of the `candidates` statement: each owner needing attention, in key order,
-    then one total row."""
+    """The rows of the `candidates` statement: each owner needing attention, in key order
+    (with `causes`: the codes the fold names, docs/monitoring.md), then one total row."""
     checked = 0
     cached: list[Amount] = [0, 0]
     expected: list[Amount] = [0, 0]
@@ -203,7 +228,10 @@ def candidates(
             expected[0] += row["expected_remaining"]
             expected[1] += row["expected_used"]
         if row["attention"]:
-            yield {**row, "is_total": False}
+            named = owner.has_profile and expiry_not_applied(
+                owner, row["drift_remaining"], row["drift_used"]
+            )
+            yield {**row, "is_total": False, "causes": (EXPIRY_NOT_APPLIED,) if named else ()}
     yield {
         "is_total": True,
         "users_checked": checked,
