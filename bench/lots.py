@@ -13,8 +13,10 @@ the accounts over the same rows (memory must stay flat: one owner at a time).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -100,6 +102,14 @@ def _settle_caches(url: str) -> None:
         plain.execute("VACUUM ANALYZE accounts")
 
 
+def _in_child(work: Callable[..., None], *args: object) -> None:
+    child = multiprocessing.get_context("spawn").Process(target=work, args=args)
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"{work.__name__} failed (exit {child.exitcode})")
+
+
 def _measure(url: str, repeat: int) -> dict[str, Measurement]:
     psql = find_program("psql")
     assert psql, "psql is needed for the floor"
@@ -139,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             url = create_database(server.url, f"bench_lots_{accounts}")
             print(f"filling {accounts:,} accounts, {options.lots:,} lots, {options.rows:,} rows",
                   file=sys.stderr, flush=True)  # fmt: skip
-            _fill(url, accounts, options.lots, options.rows)
-            _settle_caches(url)
+            # In a child of its own: the tool's peak RSS comes from wait4(), and Linux keeps a
+            # process's high-water mark across exec, so a child forked from a parent grown
+            # by the caches' lists (100k-1M keys) would report the parent's size, not its own.
+            _in_child(_fill, url, accounts, options.lots, options.rows)
+            _in_child(_settle_caches, url)
             found = _measure(url, options.repeat)
             floor, tool = found["floor"], found["tool"]
             lines.append(

@@ -67,8 +67,10 @@ class Lot:
     @property
     def end(self) -> datetime | None:
         """When its remainder is forfeited: the earlier of expiry and void."""
-        ends = [t for t in (self.expires_at, self.voided_at) if t is not None]
-        return min(ends) if ends else None
+        expires, voided = self.expires_at, self.voided_at
+        if voided is None or (expires is not None and expires <= voided):
+            return expires
+        return voided
 
     def burn_order(self) -> tuple[Any, ...]:
         expiry = self.expires_at
@@ -108,11 +110,12 @@ def fold(lots: Sequence[Lot], spends: Iterable[Spend], now: datetime) -> Folded:
     """Fold one owner's lots and spends up to `now` (the lots are updated in place)."""
     events: list[tuple[datetime, int, tuple[Any, ...], int]] = []
     for index, lot in enumerate(lots):
-        events.append((lot.at or NEVER, _SPENDABLE, lot.burn_order(), index))
+        order = lot.burn_order()
+        events.append((lot.at or NEVER, _SPENDABLE, order, index))
         end = lot.end
         if end is not None:
-            events.append((end, _END, lot.burn_order(), index))
-    spent = list(spends)
+            events.append((end, _END, order, index))
+    spent = spends if isinstance(spends, list) else list(spends)
     for index, spend in enumerate(spent):
         events.append((spend.at, _SPEND, (spend.order, _id_order(spend.id)), index))
     events.sort()  # instant, phase, then burn order or ledger order (the index: a last tie)
