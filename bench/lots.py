@@ -141,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lots", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database-url", help="admin URL of a server to use (else a throwaway)")
     options = parser.parse_args(argv)
-    server = start_server(options=SERVER_SETTINGS)
+    server = start_server(options.database_url, options=SERVER_SETTINGS)
     try:
         lines = [f"server: {server.description}"]
         for accounts in (options.accounts, options.accounts * 10):

@@ -124,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owners", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database-url", help="admin URL of a server to use (else a throwaway)")
     options = parser.parse_args(argv)
     psql = find_program("psql")
     assert psql, "psql is needed for the floors"
-    server = start_server(options=SERVER_SETTINGS)
+    server = start_server(options.database_url, options=SERVER_SETTINGS)
     try:
         url = create_database(server.url, "bench_shapes")
         print(f"filling {options.owners:,} owners, {options.rows:,} rows per ledger",
