@@ -15,7 +15,9 @@ Events after `now` have not happened yet: a lot spendable later is not spendable
 amount stays its remainder, not counted), an expiry or void later is not applied; a spend
 dated later is applied at `now`, after everything else (the ledger counts every row).
 The database streams each owner's rows in key, time order (tokenfix.ledger.lotstream), so memory
-holds one owner at a time.
+holds one owner at a time. A spend it sends may be the sum of the charges and deducts between
+two lot events: no lot starts or ends in between, so the sum burns the lots exactly as the rows
+one by one would (tests/unit/test_lots_runs.py). A spend of zero or less burns nothing.
 """
 
 from __future__ import annotations

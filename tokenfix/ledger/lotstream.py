@@ -5,7 +5,9 @@ Where the fold runs, and why: in the tool, not in SQL. The burn-down is a sequen
 (each spend depends on what every earlier spend and expiry left), which a set-based query
 cannot state without a recursive walk per owner, and the tool may not create functions on
 the app's database. So PostgreSQL does what it is good at (read each source once, filter,
-price, sort by owner and time) and the tool folds the sorted stream, holding one owner at a
+price, sort by owner and time, and sum the charges between two lot events of an owner, which
+burn the lots exactly as their sum does: lots_stream.sql) and the tool folds the sorted
+stream, about a row per lot, while the database is still sending it, holding one owner at a
 time: memory stays flat however many owners there are. The rows it yields have the columns
 of the set-based statements (`candidates`, `recompute`), so planning and the writer treat a
 lots mapping like any other.
