@@ -13,8 +13,10 @@ the accounts over the same rows (memory must stay flat: one owner at a time).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -73,9 +75,9 @@ def _fill(url: str, accounts: int, lots: int, rows: int) -> None:
 
 def _settle_caches(url: str) -> None:
     """Every cache as the fold says, then 1% off by one credit (as in the main benchmark)."""
-    from tokenfix import lotstream
     from tokenfix.config.settings import Settings
     from tokenfix.db.session import connect, transaction
+    from tokenfix.ledger import lotstream
     from tokenfix.ledger.model import Selection
     from tokenfix.ledger.model import load as load_model
     from tokenfix.mapping.file import load_file
@@ -98,6 +100,14 @@ def _settle_caches(url: str) -> None:
         )
         plain.execute("UPDATE accounts SET credits = credits + 1 WHERE random() < 0.01")
         plain.execute("VACUUM ANALYZE accounts")
+
+
+def _in_child(work: Callable[..., None], *args: object) -> None:
+    child = multiprocessing.get_context("spawn").Process(target=work, args=args)
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"{work.__name__} failed (exit {child.exitcode})")
 
 
 def _measure(url: str, repeat: int) -> dict[str, Measurement]:
@@ -131,16 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lots", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database-url", help="admin URL of a server to use (else a throwaway)")
     options = parser.parse_args(argv)
-    server = start_server(options=SERVER_SETTINGS)
+    server = start_server(options.database_url, options=SERVER_SETTINGS)
     try:
         lines = [f"server: {server.description}"]
         for accounts in (options.accounts, options.accounts * 10):
             url = create_database(server.url, f"bench_lots_{accounts}")
             print(f"filling {accounts:,} accounts, {options.lots:,} lots, {options.rows:,} rows",
                   file=sys.stderr, flush=True)  # fmt: skip
-            _fill(url, accounts, options.lots, options.rows)
-            _settle_caches(url)
+            # In a child of its own: the tool's peak RSS comes from wait4(), and Linux keeps a
+            # process's high-water mark across exec, so a child forked from a parent grown
+            # by the caches' lists (100k-1M keys) would report the parent's size, not its own.
+            _in_child(_fill, url, accounts, options.lots, options.rows)
+            _in_child(_settle_caches, url)
             found = _measure(url, options.repeat)
             floor, tool = found["floor"], found["tool"]
             lines.append(

@@ -256,3 +256,24 @@ def test_periods_and_lots_in_one_mapping_are_refused(cli: CliRunner, tmp_path: P
     result = cli("reconcile", "--all", "--dry-run", "--mapping", str(both))
     assert result.exit_code == 2
     assert "periods" in result.stderr and "[[lots]]" in result.stderr
+
+
+@pytest.mark.parametrize("write", [False, True], ids=["dry_run", "write"])
+def test_reconcile_names_expiry_not_applied_as_diagnose_does(
+    cli: CliRunner, world: World, write: bool
+) -> None:
+    mode = "--yes" if write else "--dry-run"
+    result = cli("reconcile", "--all", mode, "--json", "--mapping", str(MAPPING))
+    assert result.exit_code == (0 if write else 1), result.stderr
+    data = exact(result.stdout)
+    codes = {c["user_id"]: c["causes"] for c in data["changes"]}
+    assert set(codes) == set(world.drift)
+    for key, found in codes.items():
+        assert ("expiry_not_applied" in found) == (key in world.expiry_not_applied), (key, found)
+    named = {c["code"]: c for c in data["summary"]["causes"]}["expiry_not_applied"]
+    assert named["users"] == len(world.expiry_not_applied)
+    assert named["drift"]["tokens_remaining"] == sum(
+        c["drift"]["tokens_remaining"]
+        for c in data["changes"]
+        if c["user_id"] in world.expiry_not_applied
+    )

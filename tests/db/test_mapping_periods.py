@@ -144,3 +144,27 @@ def test_doctor_passes_the_periods_mapping_and_checks_the_types(
     failing = cli("doctor", "--json", "--mapping", str(broken)).json()["checks"]
     message = next(c["message"] for c in failing if c["name"] == "mapping_balance")
     assert "period_length" in message and "expected a interval" in message
+
+
+def _codes(data: dict[str, Any]) -> dict[str, list[str]]:
+    return {c["user_id"]: c["causes"] for c in data["changes"]}
+
+
+@pytest.mark.parametrize("write", [False, True], ids=["dry_run", "write"])
+def test_reconcile_names_period_not_reset_as_diagnose_does(
+    cli: CliRunner, periods: Periods, write: bool
+) -> None:
+    mode = "--yes" if write else "--dry-run"
+    result = cli("reconcile", "--all", mode, "--json", "--mapping", str(MAPPING))
+    assert result.exit_code == (0 if write else 1), result.stderr
+    data = exact(result.stdout)
+    codes = _codes(data)
+    assert set(codes) == set(periods.drift)
+    for key, found in codes.items():
+        assert ("period_not_reset" in found) == (key in periods.not_reset), (key, found)
+    summary = {c["code"]: c for c in data["summary"]["causes"]}
+    named = summary["period_not_reset"]
+    assert named["users"] == len(periods.not_reset)
+    assert named["drift"]["tokens_remaining"] == sum(
+        c["drift"]["tokens_remaining"] for c in data["changes"] if c["user_id"] in periods.not_reset
+    )

@@ -68,6 +68,8 @@ class Candidate:
     """A side the mapping reads holds NULL (drift of no known size)."""
     row_id: str | None = None
     """Snapshots: the row read as the owner's balance (its newest)."""
+    causes: tuple[str, ...] = ()
+    """Cause codes the pass itself named (lots: the fold knows what expired)."""
 
     @property
     def status(self) -> Status:

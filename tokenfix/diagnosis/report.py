@@ -243,23 +243,12 @@ def _lot_states(owner: lotstream.Owner) -> tuple[LotState, ...]:
 def _expiry_not_applied(owner: lotstream.Owner, drift: Pair) -> tuple[Cause, ...]:
     """expiry_not_applied: the drift is what one or more expired or voided lots forfeited
     (the latest ones, or any single one): the cache never took those remainders off."""
-    assert owner.folded is not None
     missing = drift.tokens_remaining
-    forfeits = sorted(owner.folded.forfeits, reverse=True)
-    if missing is None or missing <= 0 or not forfeits:
-        return ()
-    if drift.tokens_used not in (None, 0):
-        return ()
-    explained = any(amount == missing for _, amount in forfeits)
-    total: Amount = 0
-    for _, amount in forfeits:  # the latest expiries first
-        total += amount
-        explained = explained or total == missing
-    if not explained:
+    if not lotstream.expiry_not_applied(owner, missing, drift.tokens_used):
         return ()
     return (
         Cause(
-            "expiry_not_applied",
+            lotstream.EXPIRY_NOT_APPLIED,
             f"the cached balance still holds {missing} that expired or voided lots forfeited: "
             "their expiry never reached it",
         ),

@@ -15,7 +15,9 @@ Events after `now` have not happened yet: a lot spendable later is not spendable
 amount stays its remainder, not counted), an expiry or void later is not applied; a spend
 dated later is applied at `now`, after everything else (the ledger counts every row).
 The database streams each owner's rows in key, time order (tokenfix.ledger.lotstream), so memory
-holds one owner at a time.
+holds one owner at a time. A spend it sends may be the sum of the charges and deducts between
+two lot events: no lot starts or ends in between, so the sum burns the lots exactly as the rows
+one by one would (tests/unit/test_lots_runs.py). A spend of zero or less burns nothing.
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ class Lot:
     @property
     def end(self) -> datetime | None:
         """When its remainder is forfeited: the earlier of expiry and void."""
-        ends = [t for t in (self.expires_at, self.voided_at) if t is not None]
-        return min(ends) if ends else None
+        expires, voided = self.expires_at, self.voided_at
+        if voided is None or (expires is not None and expires <= voided):
+            return expires
+        return voided
 
     def burn_order(self) -> tuple[Any, ...]:
         expiry = self.expires_at
@@ -108,11 +112,12 @@ def fold(lots: Sequence[Lot], spends: Iterable[Spend], now: datetime) -> Folded:
     """Fold one owner's lots and spends up to `now` (the lots are updated in place)."""
     events: list[tuple[datetime, int, tuple[Any, ...], int]] = []
     for index, lot in enumerate(lots):
-        events.append((lot.at or NEVER, _SPENDABLE, lot.burn_order(), index))
+        order = lot.burn_order()
+        events.append((lot.at or NEVER, _SPENDABLE, order, index))
         end = lot.end
         if end is not None:
-            events.append((end, _END, lot.burn_order(), index))
-    spent = list(spends)
+            events.append((end, _END, order, index))
+    spent = spends if isinstance(spends, list) else list(spends)
     for index, spend in enumerate(spent):
         events.append((spend.at, _SPEND, (spend.order, _id_order(spend.id)), index))
     events.sort()  # instant, phase, then burn order or ledger order (the index: a last tie)
@@ -151,7 +156,10 @@ def fold(lots: Sequence[Lot], spends: Iterable[Spend], now: datetime) -> Folded:
 def _consume(
     lots: Sequence[Lot], active: list[tuple[tuple[Any, ...], int]], ended: set[int], amount: Amount
 ) -> Amount:
-    """Take `amount` from the active lots in burn order; what none covers (overage)."""
+    """Take `amount` from the active lots in burn order; what none covers (overage). A spend
+    of zero or less (a charge an override prices below zero) burns nothing and owes nothing."""
+    if amount <= 0:
+        return 0
     while amount > 0 and active:
         _, index = active[0]
         lot = lots[index]

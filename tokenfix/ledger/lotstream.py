@@ -5,7 +5,9 @@ Where the fold runs, and why: in the tool, not in SQL. The burn-down is a sequen
 (each spend depends on what every earlier spend and expiry left), which a set-based query
 cannot state without a recursive walk per owner, and the tool may not create functions on
 the app's database. So PostgreSQL does what it is good at (read each source once, filter,
-price, sort by owner and time) and the tool folds the sorted stream, holding one owner at a
+price, sort by owner and time, and sum the charges between two lot events of an owner, which
+burn the lots exactly as their sum does: lots_stream.sql) and the tool folds the sorted
+stream, about a row per lot, while the database is still sending it, holding one owner at a
 time: memory stays flat however many owners there are. The rows it yields have the columns
 of the set-based statements (`candidates`, `recompute`), so planning and the writer treat a
 lots mapping like any other.
@@ -19,12 +21,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from psycopg import pq, sql
+
 from tokenfix.base.records import Amount, exact
 from tokenfix.db.session import Connection
 from tokenfix.ledger.lots import LAST, NEVER, Folded, Lot, Spend, fold
 from tokenfix.ledger.model import BalanceModel, Selection
-
-GRANT, DEDUCT, CHARGE = 1, 2, 3
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Owner:
     lots: list[Lot] = field(default_factory=list)
     spends: list[Spend] = field(default_factory=list)
     charged: Amount = 0
+    spent: Amount = 0
+    """What the charges and deducts read so far burn (the stream's running total)."""
     folded: Folded | None = None
 
     @property
@@ -62,36 +66,67 @@ def owners(
     assert row is not None
     now: datetime = row[0]
     statement, params = model.lots_stream(selection, settle)
-    # A server-side cursor read in pages: rows arrive in key, time order, a page at a time
-    # (single-row streaming costs several times more per row than the fold itself).
-    cursor: Any = conn.cursor(name="tokenfix_lots") if stream else conn.cursor()
-    cursor.execute(statement, params)
     current: Owner | None = None
     current_key: Any = None
-    while page := cursor.fetchmany(PAGE):
-        for found in page:
-            if found[KEY] != current_key:
-                if current is not None:
-                    yield _folded(current, model, now)
-                current_key = found[KEY]
-                current = Owner(key=current_key)
-            assert current is not None
-            _take(current, found)
+    for found in _rows(conn, statement, params, stream):
+        if found[KEY] != current_key:
+            if current is not None:
+                yield _folded(current, model, now)
+            current_key = found[KEY]
+            current = Owner(key=current_key)
+        assert current is not None
+        _take(current, found)
     if current is not None:
         yield _folded(current, model, now)
+
+
+def _rows(
+    conn: Connection, statement: sql.Composed, params: dict[str, Any], stream: bool
+) -> Iterator[tuple[Any, ...]]:
+    """The stream's rows, in key, time order. One owner (diagnose): a plain query. Streamed:
+    in chunks of rows (libpq 17 and later), which PostgreSQL sends while the fold runs, so
+    the database and the fold work side by side and memory holds what the socket buffers;
+    with an older libpq, a server-side cursor read in pages (each page computed only when
+    asked: the two then take turns). Row by row (single-row mode, or COPY, one message a
+    row) costs more per row in Python than the fold itself."""
+    if not stream:
+        yield from conn.execute(statement, params)
+        return
+    if pq.version() >= CHUNKED_LIBPQ:
+        yield from conn.cursor(binary=True).stream(statement, params, size=PAGE)
+        return
+    cursor: Any = conn.cursor(name="tokenfix_lots")
+    cursor.execute(statement, params)
+    while page := cursor.fetchmany(PAGE):
+        yield from page
     cursor.close()
 
 
 PAGE = 5000
+CHUNKED_LIBPQ = 170000
+"""libpq's chunked rows mode (psycopg's stream(size=...)) needs libpq 17."""
+
+
 # The columns of lots_stream.sql, by position.
-(ROW_TYPE, KEY, AT, SOURCE, ID, AMOUNT, KIND, EXPIRES_AT, VOIDED_AT, PRIORITY, RECENT,
- CURRENT_REMAINING, CURRENT_USED, STARTING, TOLERANCE) = range(15)  # fmt: skip
+(ROW_TYPE, KEY, AT, SOURCE, ID, AMOUNT, EXPIRES_AT, VOIDED_AT, PRIORITY, RECENT,
+ CURRENT_REMAINING, CURRENT_USED, STARTING, TOLERANCE, SPENT, CHARGED) = range(16)  # fmt: skip
+SPENDS = 4
+"""The row_type of a run of charges and deducts (lots_stream.sql)."""
 
 
 def _take(owner: Owner, row: tuple[Any, ...]) -> None:
     if row[RECENT]:
         owner.recent = True
     kind = row[ROW_TYPE]
+    if kind == SPENDS:  # the charges and deducts since the last lot event, as one spend
+        spent = row[SPENT]
+        owner.spends.append(
+            Spend(at=row[AT], amount=spent - owner.spent)  # a run: no id of its own
+        )
+        owner.spent = spent
+        if row[CHARGED] is not None:
+            owner.charged = row[CHARGED]
+        return
     if kind == 0:
         owner.has_profile = True
         owner.current_remaining = row[CURRENT_REMAINING]
@@ -116,12 +151,8 @@ def _take(owner: Owner, row: tuple[Any, ...]) -> None:
             )
         )
         return
-    if row[KIND] == GRANT:
-        owner.lots.append(Lot(name=row[SOURCE], id=_id(row[ID]), amount=amount, at=at))
-        return
-    if row[KIND] == CHARGE:
-        owner.charged += amount
-    owner.spends.append(Spend(at=at, amount=amount, id=_id(row[ID]), order=(row[SOURCE],)))
+    # a ledger grant: a lot of priority 0 that never expires
+    owner.lots.append(Lot(name=row[SOURCE], id=_id(row[ID]), amount=amount, at=at))
 
 
 def _id(ident: Any) -> Any:
@@ -133,8 +164,7 @@ def _id(ident: Any) -> Any:
 
 def _folded(owner: Owner, model: BalanceModel, now: datetime) -> Owner:
     starting = owner.starting if owner.starting is not None else model.starting_balance
-    lots = list(owner.lots)
-    spends = list(owner.spends)
+    lots, spends = owner.lots, owner.spends
     if starting > 0:
         lots.insert(0, Lot(name="starting", id=None, amount=starting, at=None, priority=LAST))
     elif starting < 0:  # owed from the start: overage the first lots pay off
@@ -179,24 +209,72 @@ def comparison(owner: Owner, model: BalanceModel) -> dict[str, Any]:
     }
 
 
+EXPIRY_NOT_APPLIED = "expiry_not_applied"
+
+
+def expiry_not_applied(
+    owner: Owner, drift_remaining: Amount | None, drift_used: Amount | None
+) -> bool:
+    """The drift is what one or more expired or voided lots forfeited (the latest ones, or
+    any single one): the cache never took those remainders off. The fold knows the
+    forfeits, so neither diagnose nor a reconcile run reads anything more to say so."""
+    assert owner.folded is not None
+    forfeits = sorted(owner.folded.forfeits, reverse=True)
+    if drift_remaining is None or drift_remaining <= 0 or not forfeits:
+        return False
+    if drift_used not in (None, 0):
+        return False
+    if any(amount == drift_remaining for _, amount in forfeits):
+        return True
+    total: Amount = 0
+    for _, amount in forfeits:  # the latest expiries first
+        total += amount
+        if total == drift_remaining:
+            return True
+    return False
+
+
+def _off(read: object, current: Amount | None, expected: Amount, tolerance: Amount) -> bool:
+    """A side the mapping reads that is NULL or off by more than the tolerance."""
+    if read is None:
+        return False
+    if current is None:
+        return True
+    return bool(abs(Decimal(current) - Decimal(expected)) > Decimal(tolerance))
+
+
 def candidates(
     conn: Connection, model: BalanceModel, selection: Selection, settle: timedelta
 ) -> Iterator[dict[str, Any]]:
-    """The rows of the `candidates` statement: each owner needing attention, in key order,
-    then one total row."""
+    """The rows of the `candidates` statement: each owner needing attention, in key order
+    (with `causes`: the codes the fold names, docs/monitoring.md), then one total row."""
     checked = 0
     cached: list[Amount] = [0, 0]
     expected: list[Amount] = [0, 0]
+    b = model.mapping.balance
     for owner in owners(conn, model, selection, settle):
-        row = comparison(owner, model)
         checked += 1
         if owner.has_profile:
-            cached[0] += row["current_remaining"] or 0
-            cached[1] += row["current_used"] or 0
-            expected[0] += row["expected_remaining"]
-            expected[1] += row["expected_used"]
+            # Most owners are in step: their totals and the check, without the row.
+            assert owner.folded is not None
+            remaining, used = owner.folded.expected_remaining, owner.charged
+            cached[0] += owner.current_remaining or 0
+            cached[1] += owner.current_used or 0
+            expected[0] += remaining
+            expected[1] += used
+            tolerance = owner.tolerance
+            if not (
+                _off(b.remaining, owner.current_remaining, remaining, tolerance)
+                or _off(b.used, owner.current_used, used, tolerance)
+            ):
+                continue
+        row = comparison(owner, model)
         if row["attention"]:
-            yield {**row, "is_total": False}
+            named = owner.has_profile and expiry_not_applied(
+                owner, row["drift_remaining"], row["drift_used"]
+            )
+            yield {**row, "is_total": False, "causes": (EXPIRY_NOT_APPLIED,) if named else ()}
+    cached, expected = [exact(x) for x in cached], [exact(x) for x in expected]
     yield {
         "is_total": True,
         "users_checked": checked,

@@ -324,8 +324,10 @@ class BalanceModel:
         sources: list[sql.Composable] = []
         periods: list[sql.Composable] = []
         if self.mapping.balance.has_periods:
+            # OFFSET 0: each period's bounds computed once per balance row, not once per
+            # ledger row joined to it (`next_reset_at - reset_interval` is calendar arithmetic).
             periods.append(
-                sql.SQL("periods AS (\n{}\n)").format(
+                sql.SQL("periods AS (\n{}\nOFFSET 0\n)").format(
                     self.periods(self._balance_selection(selection))
                 )
             )

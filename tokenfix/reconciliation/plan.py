@@ -21,7 +21,7 @@ from tokenfix.base.records import Amount, Candidate, Change, Counts, Pair, Skip
 from tokenfix.base.spool import Spool
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.fleet import SharedDrift, Summary, causes_for, with_causes
-from tokenfix.ledger import keys, lotstream
+from tokenfix.ledger import keys, lotstream, periodcauses
 from tokenfix.ledger.fitting import unwritable
 from tokenfix.ledger.model import BalanceModel, Selection, out_of_range_names_the_tables
 
@@ -111,6 +111,7 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
         recent=bool(row["recent"]),
         null_cache=null_cache,
         row_id=row.get("row_id"),
+        causes=tuple(row.get("causes", ())),
     )
 
 
@@ -298,10 +299,11 @@ def causes(
     # The drifting owners' ledger rows (about 100 an owner at the benchmark's scale) are
     # summed in hash aggregates: with the default 4MB of work_mem they spill. The planner's
     # estimate crosses jit_above_cost, yet compiling costs more than it saves on these rows.
-    if model.mapping.lots or model.mapping.balance.has_periods:
-        # The causes of sums do not hold for lots, and the one-pass evidence does not know
-        # periods (it would count rows outside them): diagnose names those owners' causes.
-        return {}
+    if model.mapping.lots:  # the causes of sums do not hold: the fold named its own
+        return {c.key: c.causes for c in candidates if c.causes}
+    if model.mapping.balance.has_periods:  # the one-pass evidence does not know periods
+        with transaction(conn, model.settings, read_only=True):
+            return periodcauses.period_not_reset(conn, model, candidates)
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")

@@ -1,0 +1,178 @@
+"""The periods and `each` benchmarks (docs/performance.md): a dry run under each mapping
+against the bare GROUP BY of its ledger, measured in the same run.
+
+    python -m bench.shapes                                  # 100k owners, 10M ledger rows
+    python -m bench.shapes --owners 2000 --rows 200000      # a quick run
+
+- periods: examples/periods (a monthly allowance that resets; only the current period's
+  events count) filled with generate_series, events spread over three periods; its floor is
+  bench/sql/floor_periods.sql (`select entitlement_id, sum(value), count(*) from events
+  group by entitlement_id`, work_mem 64MB).
+- each: bench/each.toml, one event row drawing from one or two balances through a jsonb list
+  (`each = "jsonb_array_elements(deductions)"`); its floor is bench/sql/floor_each.sql (the
+  same GROUP BY over the unnested elements).
+
+The caches are set to what the tool expects, then 1 % off by one, so the dry run reports
+about 1 % of the owners (as the main benchmark does). Both sides run through a child process
+(psql for the floors), interleaved; the tool's peak RSS comes from wait4().
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+
+from bench.generate import create_database
+from bench.measure import Run, interleaved, run_process
+from tokenfix.demo.pgserver import find_program, start_server
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+PERIODS = ROOT / "examples" / "periods"
+EACH = HERE / "each.toml"
+SERVER_SETTINGS = {"max_parallel_workers_per_gather": "0", "shared_buffers": "1GB"}
+
+FILL_PERIODS = """
+INSERT INTO customer_entitlements (id, customer_id, feature_id, allowance, balance,
+                                   next_reset_at, reset_interval)
+SELECT 'cus_' || n || ':ai_tokens', 'cus_' || n, 'ai_tokens', 100000, 0,
+       now() + (1 + n %% 29) * interval '1 day', interval '30 days'
+FROM generate_series(1, %(owners)s) AS n;
+INSERT INTO events (entitlement_id, value, status, created_at)
+SELECT 'cus_' || (1 + n %% %(owners)s) || ':ai_tokens', 1 + n %% 97,
+       CASE WHEN n %% 50 = 0 THEN 'failed' ELSE 'completed' END,
+       now() - ((n::bigint * 7919) %% 7776000) * interval '1 second'
+FROM generate_series(1, %(rows)s) AS n;
+ANALYZE customer_entitlements; ANALYZE events;
+UPDATE customer_entitlements AS e SET balance = e.allowance - coalesce(u.used, 0)
+FROM customer_entitlements AS c
+LEFT JOIN (
+    SELECT v.entitlement_id, sum(v.value) AS used
+    FROM events AS v JOIN customer_entitlements AS p ON p.id = v.entitlement_id
+    WHERE v.status = 'completed' AND v.created_at >= p.next_reset_at - p.reset_interval
+      AND v.created_at < p.next_reset_at
+    GROUP BY v.entitlement_id
+) AS u ON u.entitlement_id = c.id
+WHERE e.id = c.id;
+UPDATE customer_entitlements SET balance = balance + 1 WHERE random() < 0.01;
+VACUUM ANALYZE customer_entitlements;
+"""
+
+FILL_EACH = """
+CREATE TABLE feature_balances (
+    id         text PRIMARY KEY,
+    allowance  numeric NOT NULL,
+    balance    numeric NOT NULL
+);
+CREATE TABLE deduction_events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id text NOT NULL,
+    deductions  jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON deduction_events (created_at);
+INSERT INTO feature_balances (id, allowance, balance)
+SELECT 'bal_' || n, 1000000, 0 FROM generate_series(1, %(owners)s) AS n;
+INSERT INTO deduction_events (customer_id, deductions, created_at)
+SELECT 'cus_' || n %% %(owners)s,
+       CASE WHEN n %% 3 = 0
+            THEN jsonb_build_array(
+                     jsonb_build_object('balance_id', 'bal_' || (1 + n %% %(owners)s),
+                                        'value', n %% 50),
+                     jsonb_build_object('balance_id', 'bal_' || (1 + (n + 7) %% %(owners)s),
+                                        'value', 1 + n %% 13))
+            ELSE jsonb_build_array(
+                     jsonb_build_object('balance_id', 'bal_' || (1 + n %% %(owners)s),
+                                        'value', 1 + n %% 50)) END,
+       now() - ((n::bigint * 7919) %% 7776000) * interval '1 second'
+FROM generate_series(1, %(rows)s) AS n;
+ANALYZE feature_balances; ANALYZE deduction_events;
+UPDATE feature_balances AS b SET balance = b.allowance - u.used
+FROM (
+    SELECT item->>'balance_id' AS id, sum((item->>'value')::numeric) AS used
+    FROM deduction_events CROSS JOIN LATERAL jsonb_array_elements(deductions) AS item
+    WHERE (item->>'value')::numeric > 0
+    GROUP BY 1
+) AS u
+WHERE u.id = b.id;
+UPDATE feature_balances SET balance = balance + 1 WHERE random() < 0.01;
+VACUUM ANALYZE feature_balances;
+"""
+
+
+def _run_script(url: str, script: str, owners: int, rows: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET work_mem = '256MB'")
+        for statement in script.split(";\n"):
+            if statement.strip():
+                conn.execute(statement, {"owners": owners, "rows": rows})
+
+
+def _fill(url: str, owners: int, rows: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((PERIODS / "schema.sql").read_text())
+    _run_script(url, FILL_PERIODS, owners, rows)
+    _run_script(url, FILL_EACH, owners, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.shapes")
+    parser.add_argument("--owners", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database-url", help="admin URL of a server to use (else a throwaway)")
+    options = parser.parse_args(argv)
+    psql = find_program("psql")
+    assert psql, "psql is needed for the floors"
+    server = start_server(options.database_url, options=SERVER_SETTINGS)
+    try:
+        url = create_database(server.url, "bench_shapes")
+        print(f"filling {options.owners:,} owners, {options.rows:,} rows per ledger",
+              file=sys.stderr, flush=True)  # fmt: skip
+        _fill(url, options.owners, options.rows)
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TOKENFIX_")},
+            "TOKENFIX_DATABASE_URL": url,
+            "TOKENFIX_STATEMENT_TIMEOUT": "0",
+        }
+
+        def tool(mapping: Path) -> Run:
+            return run_process(
+                [sys.executable, "-m", "tokenfix", "reconcile", "--all", "--dry-run", "--json",
+                 "--mapping", str(mapping)],
+                env=environment,
+            )  # fmt: skip
+
+        def floor(script: str) -> Run:
+            return run_process(
+                [str(psql), url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null",
+                 "-f", str(HERE / "sql" / script)]
+            )  # fmt: skip
+
+        found = interleaved(
+            options.repeat,
+            periods=("periods dry run (examples/periods)", lambda: tool(PERIODS / "tokenfix.toml")),
+            periods_floor=("bare GROUP BY (floor_periods.sql)", lambda: floor("floor_periods.sql")),
+            each=("each dry run (bench/each.toml)", lambda: tool(EACH)),
+            each_floor=("bare GROUP BY (floor_each.sql)", lambda: floor("floor_each.sql")),
+        )
+        lines = [f"server: {server.description}"]
+        for name in ("periods", "each"):
+            mine, bare = found[name], found[f"{name}_floor"]
+            lines.append(
+                f"{name}: {options.owners:,} owners, {options.rows:,} rows: bare GROUP BY "
+                f"{bare.seconds:.2f} s, dry run {mine.seconds:.2f} s "
+                f"({mine.seconds / bare.seconds:.2f}x), peak RSS {mine.peak_rss_mb:.0f} MB"
+            )
+        print("\n".join(lines))
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
