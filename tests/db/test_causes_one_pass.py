@@ -165,25 +165,3 @@ def test_rows_older_than_the_balance_row_are_read_only_for_their_owners(
     assert causes == {str(early): ("before_profile",), str(granted): ("grants_not_applied",)}
     (statement,) = evidence_statements
     assert str(early) in statement and str(granted) not in statement
-
-
-def test_a_selections_pass_finds_the_stopped_caches_without_a_second_read(
-    ledger: Ledger, settings: Settings, evidence_statements: list[str]
-) -> None:
-    """--since or a list of owners reads those owners' rows by the key index: their charges,
-    newest first, come with the balances, so stopped_updating needs no second read."""
-    stopped, other = [], ledger.profile(ledger.user(), remaining=-200, used=200)
-    ledger.row(other, 100)  # drift -100 / +100: no stopped cache
-    for _ in range(3):  # the cache stopped after the first charge: drift +30 / -30
-        user = ledger.profile(ledger.user(), remaining=-10, used=10)
-        for tokens in (10, 20, 10):
-            ledger.row(user, tokens)
-        stopped.append(str(user))
-    keys = (*stopped, str(other))
-    with (
-        tokenfix.connect(settings) as tool,
-        tokenfix.reconcile(tool, settings, tokenfix.Request(tokenfix.Selection(keys))) as outcome,
-    ):
-        causes = {change.key: change.causes for change in outcome.changes}
-    assert causes == {**dict.fromkeys(stopped, ("stopped_updating",)), str(other): ()}
-    assert evidence_statements == []

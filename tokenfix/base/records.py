@@ -66,10 +66,6 @@ class LedgerSums:
     failed_charge_tokens_priced: Amount
     early: bool
     """Some ledger row is older than the balance row (rows that may predate the profile)."""
-    newest_charges: tuple[Amount, ...] | None = None
-    """A selection's pass (--since, a list): the owner's charges, newest first, and their
-    times (None: not gathered, the causes read them again where needed)."""
-    charge_times: tuple[datetime, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

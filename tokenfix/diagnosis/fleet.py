@@ -63,24 +63,20 @@ def causes_for(
     # fleet.
     reads_used = model.mapping.balance.used is not None
     found: dict[str, tuple[str, ...]] = {}
-    waiting: dict[str, tuple[Pair, LedgerSums, StoppedUpdating | None]] = {}
+    waiting: dict[str, tuple[Pair, LedgerSums]] = {}
     early: list[str] = []
     stopped: dict[str, Pair] = {}
     for c in candidates:
         if not explainable(c) or c.drift is None or c.sums is None:
             continue
-        suffix = None
-        if stops_like_a_cache(c.drift, reads_used):
-            if c.sums.newest_charges is None:  # not gathered by the pass: read again
+        if c.sums.early or stops_like_a_cache(c.drift, reads_used):
+            waiting[c.key] = (c.drift, c.sums)
+            if c.sums.early:
+                early.append(c.key)
+            if stops_like_a_cache(c.drift, reads_used):
                 stopped[c.key] = c.drift
-            else:
-                suffix = stopped_at(c.drift, c.sums)
-        if c.sums.early:
-            early.append(c.key)
-        if c.sums.early or c.key in stopped:
-            waiting[c.key] = (c.drift, c.sums, suffix)
             continue
-        _keep(found, c.key, _evidence(c.drift, c.sums, model, stopped=suffix))
+        _keep(found, c.key, _evidence(c.drift, c.sums, model))
     if not waiting:
         return found
     statement, params = model.fleet_evidence()
@@ -91,25 +87,11 @@ def causes_for(
     }
     for row in conn.execute(statement, params):
         key = str(row[0])
-        drift, sums, suffix = waiting.pop(key)
-        _keep(found, key, _evidence(drift, sums, model, row, stopped=suffix))
-    for key, (drift, sums, suffix) in waiting.items():  # nothing read again: the pass's alone
-        _keep(found, key, _evidence(drift, sums, model, stopped=suffix))
+        drift, sums = waiting.pop(key)
+        _keep(found, key, _evidence(drift, sums, model, row))
+    for key, (drift, sums) in waiting.items():  # nothing older, no suffix: the sums alone
+        _keep(found, key, _evidence(drift, sums, model))
     return found
-
-
-def stopped_at(drift: Pair, sums: LedgerSums) -> StoppedUpdating | None:
-    """The latest time from which the owner's charges (newest first, as the pass gathered
-    them) add up to exactly its remaining drift, as fleet_evidence.sql finds it."""
-    assert sums.newest_charges is not None and sums.charge_times is not None
-    total: Amount = 0
-    for charges, (tokens, at) in enumerate(
-        zip(sums.newest_charges, sums.charge_times, strict=True), start=1
-    ):
-        total += tokens
-        if total == drift.tokens_remaining:
-            return StoppedUpdating(at, charges, exact(total))
-    return None
 
 
 def _keep(found: dict[str, tuple[str, ...]], key: str, evidence: Evidence) -> None:
@@ -118,21 +100,15 @@ def _keep(found: dict[str, tuple[str, ...]], key: str, evidence: Evidence) -> No
         found[key] = codes
 
 
-def _evidence(
-    drift: Pair,
-    sums: LedgerSums,
-    model: BalanceModel,
-    row: Any = None,
-    *,
-    stopped: StoppedUpdating | None = None,
-) -> Evidence:
+def _evidence(drift: Pair, sums: LedgerSums, model: BalanceModel, row: Any = None) -> Evidence:
     """`row`: what fleet_evidence.sql read again for this owner (None: nothing)."""
     before_records, before_remaining, before_used = 0, 0, 0
+    stopped = None
     if row is not None:
-        (_, before_records, before_remaining, before_used, stopped_since, stopped_charges,
+        (_, before_records, before_remaining, before_used, stopped_at, stopped_charges,
          stopped_tokens) = row  # fmt: skip
-        if stopped_since is not None:  # read again: the pass did not gather the charges
-            stopped = StoppedUpdating(stopped_since, stopped_charges, exact(stopped_tokens))
+        if stopped_at is not None:
+            stopped = StoppedUpdating(stopped_at, stopped_charges, exact(stopped_tokens))
     assert drift.tokens_remaining is not None  # explainable
     reads_used = model.mapping.balance.used is not None
     return Evidence(

@@ -333,12 +333,8 @@ class BalanceModel:
             )
         return sql.SQL("ARRAY({})").format(sql.SQL(" UNION ").join(parts))
 
-    def balances(
-        self, selection: Selection, *, charges_in_order: bool = False
-    ) -> tuple[sql.Composed, dict[str, Any]]:
-        """The expected-vs-cached comparison of the selected owners, and its parameters.
-        `charges_in_order`: a selection's pass (the plan's, for the causes) also gathers each
-        owner's charges newest first."""
+    def balances(self, selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
+        """The expected-vs-cached comparison of the selected owners, and its parameters."""
         params = self.params()
         sources: list[sql.Composable] = []
         periods: list[sql.Composable] = []
@@ -353,18 +349,8 @@ class BalanceModel:
             params |= selection_params
             price, price_params = self._price(source)
             params |= price_params
-            # A selection read by the key index: the charges newest first too (stopped_updating
-            # without a second read); one source without `each`, whose rows have one order.
-            suffix = (
-                charges_in_order
-                and (selection.keys is not None or selection.since is not None)
-                and len(self.mapping.ledgers) == 1
-                and source.each is None
-                and not self.mapping.balance.has_periods
-            )
             rows = queries.compose(
                 "source_rows",
-                id=_e(source.id) if suffix else NULL,
                 key=self._source_key(index),
                 kind_code=self._class_code(source),
                 amount=_e(source.amount),
@@ -385,22 +371,8 @@ class BalanceModel:
                 if self.mapping.balance.created_at is not None
                 else sql.SQL("NULL::timestamptz")
             )
-            newest: sql.Composable = sql.SQL("NULL::numeric[]")
-            times: sql.Composable = sql.SQL("NULL::timestamptz[]")
-            if suffix:
-                newest, times = (
-                    sql.SQL(
-                        "array_agg({} ORDER BY r.at DESC, r.id DESC) FILTER (WHERE r.kind = 3)"
-                    ).format(value)
-                    for value in (effective, sql.SQL("(r.at)::timestamptz"))
-                )
             totals = queries.compose(
-                "source_totals",
-                rows=rows,
-                effective=effective,
-                first_at=first_at,
-                newest_charges=newest,
-                charge_times=times,
+                "source_totals", rows=rows, effective=effective, first_at=first_at
             )
             sources.append(sql.SQL("source_{} AS (\n{}\n)").format(sql.SQL(str(index)), totals))
         if len(sources) == 1:
@@ -410,8 +382,7 @@ class BalanceModel:
                 "SELECT key, sum(remaining_delta) AS remaining_delta, sum(charged) AS charged,"
                 " sum(granted) AS granted, sum(raw_charged) AS raw_charged,"
                 " sum(failed) AS failed, sum(failed_priced) AS failed_priced,"
-                " min(first_at) AS first_at,"
-                " NULL::numeric[] AS newest_charges, NULL::timestamptz[] AS charge_times"
+                " min(first_at) AS first_at"
                 " FROM ({}) AS s GROUP BY key"
             ).format(
                 sql.SQL(" UNION ALL ").join(
@@ -453,7 +424,7 @@ class BalanceModel:
         self, name: str, selection: Selection, settle: timedelta
     ) -> tuple[sql.Composed, dict[str, Any]]:
         """`candidates` or `recompute`: the comparison plus each owner's `recent` flag."""
-        balances, params = self.balances(selection, charges_in_order=name == "candidates")
+        balances, params = self.balances(selection)
         # No settle window: NULL matches no row, whatever the clocks say.
         params["settle"] = settle if settle > timedelta(0) else None
         settle_start = sql.SQL("statement_timestamp() - %(settle)s::interval")

@@ -30,8 +30,7 @@ WITH {sources}, ledger AS (
            coalesce(l.charged, 0) - coalesce(l.raw_charged, 0) AS override_difference,
            coalesce(l.failed, 0) AS failed_charge_tokens,
            coalesce(l.failed_priced, 0) AS failed_charge_tokens_priced,
-           coalesce(l.first_at < c.created_at, false) AS early,
-           l.newest_charges, l.charge_times
+           coalesce(l.first_at < c.created_at, false) AS early
     FROM ledger AS l
     FULL JOIN cached AS c ON c.key = l.key
 )
@@ -41,6 +40,5 @@ SELECT e.key, e.has_profile, e.current_remaining, e.current_used,
        e.current_used - e.expected_used AS drift_used,
        NOT e.has_profile OR {remaining_off} OR {used_off} AS attention,
        e.row_id, e.starting, e.granted, e.deducted, e.override_difference,
-       e.failed_charge_tokens, e.failed_charge_tokens_priced, e.early,
-       e.newest_charges, e.charge_times
+       e.failed_charge_tokens, e.failed_charge_tokens_priced, e.early
 FROM expected AS e

@@ -6,12 +6,8 @@
 -- row, takes three transitions (priced, raw, oldest): remaining is grants minus deducts (a
 -- sum only those rows enter) minus the charges, whose sum is written twice below and
 -- computed once (PostgreSQL shares identical aggregates); the deducts follow from the rest.
--- `newest_charges` / `charge_times`: for a selection of owners (--since, a list) read by the
--- key index, their charges newest first, so that a cache that stopped updating is found
--- without reading their rows again (NULL arrays in the all-owners pass).
 SELECT s.key, coalesce(s.adjusted, 0) - coalesce(s.charged, 0) AS remaining_delta, s.charged,
-       s.granted, s.raw_charged, s.failed, s.failed_priced, s.first_at,
-       s.newest_charges, s.charge_times
+       s.granted, s.raw_charged, s.failed, s.failed_priced, s.first_at
 FROM (
     SELECT r.key,
            sum(CASE r.kind WHEN 1 THEN r.amount ELSE -r.amount END)
@@ -21,9 +17,7 @@ FROM (
            sum(r.amount) FILTER (WHERE r.kind = 3) AS raw_charged,
            sum(r.amount) FILTER (WHERE r.kind = 4) AS failed,
            sum({effective}) FILTER (WHERE r.kind = 4) AS failed_priced,
-           {first_at} AS first_at,
-           {newest_charges} AS newest_charges,
-           {charge_times} AS charge_times
+           {first_at} AS first_at
     FROM ({rows}) AS r
     GROUP BY r.key
 ) AS s

@@ -127,13 +127,7 @@ def _sums(row: dict[str, Any]) -> LedgerSums | None:
         failed_charge_tokens=exact(row["failed_charge_tokens"]),
         failed_charge_tokens_priced=exact(row["failed_charge_tokens_priced"]),
         early=bool(row["early"]),
-        newest_charges=_tuple(row.get("newest_charges")),
-        charge_times=_tuple(row.get("charge_times")),
     )
-
-
-def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
-    return None if values is None else tuple(exact(v) for v in values)
 
 
 def unknown_keys(conn: Connection, model: BalanceModel, given: Sequence[str]) -> list[str]:
