@@ -355,9 +355,11 @@ def _diagnose_in_process(url: str, sample: list[uuid.UUID]) -> Measurement:
 
 
 def _causes_in_process(url: str, times: int, case: str = "1% case") -> Measurement:
-    """The cause codes of the drifting users (docs/monitoring.md), as a dry run computes them: the
-    plan's candidates, all in one statement (planning.causes), on a warm connection. What the
-    dry run pays for them; the rest of the dry run is the tool's time minus this."""
+    """The cause codes of the drifting users (docs/monitoring.md), as a dry run computes them
+    after its pass: from the sums each candidate carries, plus one statement for the owners
+    whose rows are read again (planning.causes), on a warm connection. The sums themselves
+    ride in the pass (a few aggregates more per row): the dry run against the floor counts
+    them."""
     from tokenfix.db import session
     from tokenfix.ledger.model import load
     from tokenfix.reconciliation.plan import Request, causes, plan
@@ -380,7 +382,9 @@ def _causes_in_process(url: str, times: int, case: str = "1% case") -> Measureme
     measurement.name = (
         f"causes of the {drifting:,} drifting users, {case} (in-process, warm connection)"
     )
-    measurement.note = f"one statement; {len(explained):,} users with a cause"
+    measurement.note = (
+        f"after the pass: at most one statement; {len(explained):,} users with a cause"
+    )
     return measurement
 
 

@@ -1,10 +1,14 @@
 """Causes in one set-based pass (docs/performance.md, docs/monitoring.md): the evidence of every
-drifting owner of a run is read by one statement, whatever their number and the batch size,
-never one statement per batch of owners; the codes stay those of each owner's drift."""
+drifting owner of a run comes with its balance, from the pass that computes the balances; only
+the owners whose drift needs their rows in order (a cache that stopped updating) or rows older
+than their balance row are read again, all of them by one statement, whatever their number
+and the batch size, never one statement per batch of owners; the codes stay those of each
+owner's drift."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -12,25 +16,25 @@ import pytest
 from psycopg import sql
 
 import tokenfix
-from tests.support.builders import Ledger
+from tests.support.builders import BASE_TIME, Ledger
 from tokenfix.config.settings import Settings
 
-# The opening words of the evidence statement (tokenfix/queries/fleet_evidence.sql).
+# The opening words of the follow-up evidence statement (tokenfix/queries/fleet_evidence.sql).
 EVIDENCE = "The evidence the likely causes"
 MORE_THAN_A_BATCH = 1_005  # the dry run used to read the causes 1,000 owners at a time
 
 
 @pytest.fixture
 def evidence_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every evidence statement the tool sends, as the server receives it (watched, not
-    replaced: the statements still run on the test's database)."""
+    """Every evidence statement the tool sends, as the server receives it, with its
+    parameters (watched, not replaced: the statements still run on the test's database)."""
     seen: list[str] = []
     execute = psycopg.Connection.execute
 
     def watching(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
         text = query.as_string(self) if isinstance(query, sql.Composable) else str(query)
         if EVIDENCE in text:
-            seen.append(text)
+            seen.append(f"{text} {args!r} {kwargs!r}")
         return execute(self, query, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Connection, "execute", watching)
@@ -61,7 +65,7 @@ def grants_never_applied(conn: psycopg.Connection[Any], owners: int) -> None:
     conn.execute("ANALYZE token_usage, user_profiles")
 
 
-def test_a_dry_run_reads_the_evidence_of_more_than_a_batch_of_owners_in_one_statement(
+def test_a_dry_run_whose_evidence_came_with_the_balances_sends_no_second_statement(
     conn: psycopg.Connection[Any], settings: Settings, evidence_statements: list[str]
 ) -> None:
     grants_never_applied(conn, MORE_THAN_A_BATCH)
@@ -72,7 +76,7 @@ def test_a_dry_run_reads_the_evidence_of_more_than_a_batch_of_owners_in_one_stat
         changes = list(outcome.changes)
     assert len(changes) == MORE_THAN_A_BATCH
     assert {change.causes for change in changes} == {("grants_not_applied",)}
-    assert len(evidence_statements) == 1
+    assert evidence_statements == []
 
 
 def test_a_write_run_reads_the_evidence_once_whatever_its_batch_size(
@@ -98,7 +102,7 @@ def test_a_write_run_reads_the_evidence_once_whatever_its_batch_size(
     assert len(evidence_statements) == 1
 
 
-def test_owners_whose_drift_no_cause_explains_are_checked_in_the_same_statement(
+def test_owners_whose_drift_no_cause_explains_are_judged_on_the_passs_evidence(
     ledger: Ledger, settings: Settings, evidence_statements: list[str]
 ) -> None:
     explained = ledger.profile(ledger.user(), remaining=-100, used=100)
@@ -112,4 +116,52 @@ def test_owners_whose_drift_no_cause_explains_are_checked_in_the_same_statement(
     ):
         causes = {change.key: change.causes for change in outcome.changes}
     assert causes == {str(explained): ("grants_not_applied",), str(unexplained): ()}
-    assert len(evidence_statements) == 1
+    assert evidence_statements == []
+
+
+def test_causes_of_the_ledgers_sums_need_no_second_read(
+    ledger: Ledger, settings: Settings, evidence_statements: list[str]
+) -> None:
+    """Grants, deducts, the starting balance, overrides and failed charges: sums the pass that
+    computes the balances already gathers, so no evidence statement is sent."""
+    ledger.override("chat_conversation", 10)
+    failed = ledger.profile(ledger.user(), remaining=-160, used=160)  # 150 of a failed call
+    ledger.row(failed, 100)
+    ledger.row(failed, 150, action="image_generation", success=False)
+    deducts = ledger.profile(ledger.user(), remaining=1000, used=0)
+    ledger.row(deducts, 1000, action="admin_grant")
+    ledger.row(deducts, 300, action="admin_deduct")
+    overrides = ledger.profile(ledger.user(), remaining=-40, used=40)  # raw 2 x 20, priced 2 x 10
+    ledger.row(overrides, 20)
+    ledger.row(overrides, 20)
+    with (
+        tokenfix.connect(settings) as tool,
+        tokenfix.reconcile(tool, settings, tokenfix.Request(tokenfix.Selection())) as outcome,
+    ):
+        causes = {change.key: change.causes for change in outcome.changes}
+    assert causes == {
+        str(failed): ("failed_rows_charged",),
+        str(deducts): ("deducts_not_applied",),
+        str(overrides): ("overrides_not_applied",),
+    }
+    assert evidence_statements == []
+
+
+def test_rows_older_than_the_balance_row_are_read_only_for_their_owners(
+    ledger: Ledger, settings: Settings, evidence_statements: list[str]
+) -> None:
+    early = ledger.user()
+    ledger.row(early, 10, at=BASE_TIME - timedelta(days=1))
+    ledger.row(early, 50, at=BASE_TIME + timedelta(days=1))
+    ledger.profile(early, remaining=-50, used=50, created_at=BASE_TIME)
+    granted = ledger.profile(ledger.user(), remaining=-100, used=100, created_at=BASE_TIME)
+    ledger.row(granted, 1000, action="admin_grant", at=BASE_TIME + timedelta(days=1))
+    ledger.row(granted, 100, at=BASE_TIME + timedelta(days=1))
+    with (
+        tokenfix.connect(settings) as tool,
+        tokenfix.reconcile(tool, settings, tokenfix.Request(tokenfix.Selection())) as outcome,
+    ):
+        causes = {change.key: change.causes for change in outcome.changes}
+    assert causes == {str(early): ("before_profile",), str(granted): ("grants_not_applied",)}
+    (statement,) = evidence_statements
+    assert str(early) in statement and str(granted) not in statement

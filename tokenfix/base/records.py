@@ -53,6 +53,22 @@ class Pair:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerSums:
+    """What the pass that computes an owner's balance also sums for the causes of its drift
+    (docs/monitoring.md): gathered in the same scan, so explaining a drift reads no row again."""
+
+    starting: Amount
+    granted: Amount
+    deducted: Amount
+    override_difference: Amount
+    """The sum of (override price - amount) over the charges an override prices."""
+    failed_charge_tokens: Amount
+    failed_charge_tokens_priced: Amount
+    early: bool
+    """Some ledger row is older than the balance row (rows that may predate the profile)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An owner whose status is not ok, as one statement saw it (the plan, or a re-read)."""
 
@@ -70,6 +86,8 @@ class Candidate:
     """Snapshots: the row read as the owner's balance (its newest)."""
     causes: tuple[str, ...] = ()
     """Cause codes the pass itself named (lots: the fold knows what expired)."""
+    sums: LedgerSums | None = None
+    """The causes' evidence from the same pass (None where that pass gathers none)."""
 
     @property
     def status(self) -> Status:

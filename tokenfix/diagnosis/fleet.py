@@ -1,11 +1,14 @@
 """Why the fleet drifted (docs/monitoring.md): the cause codes of every drifting owner, and the
 summary.
 
-Causes are computed for the drifting owners only, all of them in one set-based statement
-(fleet_evidence.sql) that reads their ledger rows once by index: no statement per batch of
-owners, no per-owner round trip, so explaining an incident's drift costs about what reading
-those owners' rows costs. Across the fleet, many owners sharing one remaining-only drift point
-at the starting balance.
+The evidence the causes are tested against comes with each candidate, summed by the pass that
+computed its balance (balances.sql: grants, deducts, the override difference, failed charges,
+the starting balance): explaining a drift reads no ledger row again. Only two causes need an
+owner's rows themselves, and only for the owners that may show them: rows older than the
+balance row (`before_profile`, owners with such rows) and the charges in time order
+(`stopped_updating`, owners whose drift has that shape); those are read by one set-based
+statement for all of them (fleet_evidence.sql), never one per batch of owners. Across the
+fleet, many owners sharing one remaining-only drift point at the starting balance.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenfix.base.records import Amount, Candidate, Change, Pair, exact
+from tokenfix.base.records import Amount, Candidate, Change, LedgerSums, Pair, exact
 from tokenfix.db.session import Connection
 from tokenfix.diagnosis.causes import Evidence, StoppedUpdating, likely_causes
 from tokenfix.ledger.model import BalanceModel
@@ -52,54 +55,75 @@ def causes_for(
     conn: Connection, model: BalanceModel, candidates: Iterable[Candidate]
 ) -> dict[str, tuple[str, ...]]:
     """The cause codes of each explainable drifting candidate (every code that explains its
-    whole drift exactly; none: unexplained), in one statement for all of them, whatever
-    their number. Run inside the caller's transaction."""
-    # Only each owner's drift is kept (not the candidate), and only the owners that have codes
-    # are returned: the memory this takes grows with the drifting owners, never with the fleet.
-    drifts = {c.key: c.drift for c in candidates if explainable(c) and c.drift is not None}
-    if not drifts:
-        return {}
+    whole drift exactly; none: unexplained), from the sums its candidate carries, and for the
+    owners that need their rows read again, one statement for all of them, whatever their
+    number. Run inside the caller's transaction."""
+    # Only the owners that have codes are kept, and the drift and sums of those waiting for
+    # the second read: the memory this takes grows with the drifting owners, never with the
+    # fleet.
     reads_used = model.mapping.balance.used is not None
-    stopped = {k: d for k, d in drifts.items() if stops_like_a_cache(d, reads_used)}
+    found: dict[str, tuple[str, ...]] = {}
+    waiting: dict[str, tuple[Pair, LedgerSums]] = {}
+    early: list[str] = []
+    stopped: dict[str, Pair] = {}
+    for c in candidates:
+        if not explainable(c) or c.drift is None or c.sums is None:
+            continue
+        if c.sums.early or stops_like_a_cache(c.drift, reads_used):
+            waiting[c.key] = (c.drift, c.sums)
+            if c.sums.early:
+                early.append(c.key)
+            if stops_like_a_cache(c.drift, reads_used):
+                stopped[c.key] = c.drift
+            continue
+        _keep(found, c.key, _evidence(c.drift, c.sums, model))
+    if not waiting:
+        return found
     statement, params = model.fleet_evidence()
     params |= {
-        "keys": list(drifts),
+        "early": early,
         "stopped": list(stopped),
         "stopped_drifts": [_text(d.tokens_remaining) for d in stopped.values()],
     }
-    found: dict[str, tuple[str, ...]] = {}
     for row in conn.execute(statement, params):
         key = str(row[0])
-        codes = tuple(c.code for c in likely_causes(_evidence(drifts[key], row, model)))
-        if codes:
-            found[key] = codes
+        drift, sums = waiting.pop(key)
+        _keep(found, key, _evidence(drift, sums, model, row))
+    for key, (drift, sums) in waiting.items():  # nothing older, no suffix: the sums alone
+        _keep(found, key, _evidence(drift, sums, model))
     return found
 
 
-def _evidence(drift: Pair, row: Any, model: BalanceModel) -> Evidence:
-    (_, starting, granted, deducted, override_records, override_difference, before_records,
-     before_remaining, before_used, failed, failed_priced, stopped_at, stopped_charges,
-     stopped_tokens) = row  # fmt: skip
-    stopped = (
-        StoppedUpdating(stopped_at, stopped_charges, exact(stopped_tokens))
-        if stopped_at is not None
-        else None
-    )
+def _keep(found: dict[str, tuple[str, ...]], key: str, evidence: Evidence) -> None:
+    codes = tuple(c.code for c in likely_causes(evidence))
+    if codes:
+        found[key] = codes
+
+
+def _evidence(drift: Pair, sums: LedgerSums, model: BalanceModel, row: Any = None) -> Evidence:
+    """`row`: what fleet_evidence.sql read again for this owner (None: nothing)."""
+    before_records, before_remaining, before_used = 0, 0, 0
+    stopped = None
+    if row is not None:
+        (_, before_records, before_remaining, before_used, stopped_at, stopped_charges,
+         stopped_tokens) = row  # fmt: skip
+        if stopped_at is not None:
+            stopped = StoppedUpdating(stopped_at, stopped_charges, exact(stopped_tokens))
     assert drift.tokens_remaining is not None  # explainable
     reads_used = model.mapping.balance.used is not None
     return Evidence(
         drift_remaining=drift.tokens_remaining,
         drift_used=drift.tokens_used if reads_used else None,
-        starting_balance=exact(starting),
-        granted=exact(granted),
-        deducted=exact(deducted),
-        override_records=override_records,
-        override_difference=exact(override_difference),
+        starting_balance=sums.starting,
+        granted=sums.granted,
+        deducted=sums.deducted,
+        override_records=0,  # only a message counts them; the codes never do
+        override_difference=sums.override_difference,
         before_profile_records=before_records,
         before_profile_remaining=exact(before_remaining),
         before_profile_used=exact(before_used),
-        failed_charge_tokens=exact(failed),
-        failed_charge_tokens_priced=exact(failed_priced),
+        failed_charge_tokens=sums.failed_charge_tokens,
+        failed_charge_tokens_priced=sums.failed_charge_tokens_priced,
         stopped_updating=stopped,
         has_pricing=model.mapping.pricing is not None and bool(model.prices),
         has_created_at=model.mapping.balance.created_at is not None,

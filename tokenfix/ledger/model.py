@@ -231,6 +231,23 @@ class BalanceModel:
             " WHEN 'charge' THEN 3 ELSE 0 END END"
         ).format(counted=_e(source.counted), amount=_e(source.amount), kind=_e(source.kind))
 
+    def _class_code(self, source: LedgerSource) -> sql.Composable:
+        """The all-owners pass's class of a row: `_kind_code`'s, and 4 for a failed charge
+        (not counted, a positive amount, kind charge), which has no effect either but is summed
+        for the causes (docs/monitoring.md). The second test runs only for rows of no effect."""
+        code = (
+            source.kind_code.sql
+            if source.kind_code is not None
+            else sql.SQL(
+                "CASE ({kind})::text WHEN 'grant' THEN 1 WHEN 'deduct' THEN 2"
+                " WHEN 'charge' THEN 3 ELSE 0 END"
+            ).format(kind=_e(source.kind))
+        )
+        return sql.SQL(
+            "CASE WHEN {counted} AND {amount} > 0 THEN {code}"
+            " WHEN NOT {counted} AND {amount} > 0 AND {code} = 3 THEN 4 ELSE 0 END"
+        ).format(counted=_e(source.counted), amount=_e(source.amount), code=code)
+
     # -- the all-owners comparison ----------------------------------------------------
 
     def _selection(self, index: int, selection: Selection) -> tuple[sql.Composable, dict[str, Any]]:
@@ -339,9 +356,10 @@ class BalanceModel:
             rows = queries.compose(
                 "source_rows",
                 key=self._source_key(index),
-                kind_code=self._kind_code(source),
+                kind_code=self._class_code(source),
                 amount=_e(source.amount),
                 price=price,
+                at=_e(source.at),
                 table=self._ledger_from(source),
                 period_join=self._period_join(index, sql.Identifier("periods")),
                 where=_e(source.where, TRUE),
@@ -352,13 +370,24 @@ class BalanceModel:
             effective = (
                 sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
             )
-            totals = queries.compose("source_totals", rows=rows, effective=effective)
+            # The oldest row's time only where the balance row has one to compare it with.
+            first_at = (
+                sql.SQL("(min(r.at))::timestamptz")
+                if self.mapping.balance.created_at is not None
+                else sql.SQL("NULL::timestamptz")
+            )
+            totals = queries.compose(
+                "source_totals", rows=rows, effective=effective, first_at=first_at
+            )
             sources.append(sql.SQL("source_{} AS (\n{}\n)").format(sql.SQL(str(index)), totals))
         if len(sources) == 1:
             ledger: sql.Composable = sql.SQL("SELECT * FROM source_0")
         else:
             ledger = sql.SQL(
-                "SELECT key, sum(remaining_delta) AS remaining_delta, sum(charged) AS charged"
+                "SELECT key, sum(remaining_delta) AS remaining_delta, sum(charged) AS charged,"
+                " sum(granted) AS granted, sum(raw_charged) AS raw_charged,"
+                " sum(failed) AS failed, sum(failed_priced) AS failed_priced,"
+                " min(first_at) AS first_at"
                 " FROM ({}) AS s GROUP BY key"
             ).format(
                 sql.SQL(" UNION ALL ").join(
@@ -380,6 +409,7 @@ class BalanceModel:
             row_id=sql.SQL("(balance.{})::text").format(sql.Identifier(b.row_id))
             if b.row_id is not None
             else sql.SQL("NULL::text"),
+            created_at=self._created_at(),
             balance=self.balance_rows,
             balance_where=self.balance_where(),
             balance_selection=self._balance_selection(selection),
@@ -843,30 +873,28 @@ class BalanceModel:
         classified, params = self.classified()
         return queries.compose(name, classified=classified), {**self.params(), **params}
 
+    def _created_at(self) -> sql.Composable:
+        created_at = self.mapping.balance.created_at
+        if created_at is None:
+            return sql.SQL("NULL::timestamptz")
+        return sql.SQL("({})::timestamptz").format(created_at.sql)
+
     def fleet_evidence(self) -> tuple[sql.Composed, dict[str, Any]]:
-        """The causes' evidence (docs/monitoring.md) for every drifting owner of a run
-        (%(keys)s), in one statement; %(stopped)s and %(stopped_drifts)s: the owners whose
+        """The causes' evidence (docs/monitoring.md) the balances' pass cannot sum, in one
+        statement for every owner of a run that needs it: %(early)s, the owners with rows
+        older than their balance row; %(stopped)s and %(stopped_drifts)s, the owners whose
         drift looks like a cache that stopped updating, and their remaining drifts."""
-        b = self.mapping.balance
-        early = sql.SQL(
-            "ARRAY(SELECT c.key::text FROM classes AS c JOIN balances AS b ON b.key = c.key"
-            " WHERE c.first_at < b.created_at)"
-        )
         statement = queries.compose(
             "fleet_evidence",
-            rows=self._evidence_rows(sql.SQL("%(keys)s::text[]")),
-            early_rows=self._evidence_rows(early),
+            early_rows=self._evidence_rows(sql.SQL("%(early)s::text[]")),
             stopped_rows=self._evidence_rows(sql.SQL("%(stopped)s::text[]")),
             balance=self.balance_rows,
             key=self.key,
             key_type=self.key_type,
             where=self.balance_where(),
-            created_at=sql.SQL("({})::timestamptz").format(b.created_at.sql)
-            if b.created_at is not None
-            else sql.SQL("NULL::timestamptz"),
-            starting=self._starting_expression(),
+            created_at=self._created_at(),
         )
-        params = self.params()
+        params = self.mapping.params()
         for source in self.mapping.ledgers:
             params |= self._price(source)[1]
         return statement, params

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from tokenfix.base.errors import BadInput
-from tokenfix.base.records import Amount, Candidate, Change, Counts, Pair, Skip
+from tokenfix.base.records import Amount, Candidate, Change, Counts, LedgerSums, Pair, Skip, exact
 from tokenfix.base.spool import Spool
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.fleet import SharedDrift, Summary, causes_for, with_causes
@@ -112,6 +112,22 @@ def candidate(row: dict[str, Any], model: BalanceModel) -> Candidate:
         null_cache=null_cache,
         row_id=row.get("row_id"),
         causes=tuple(row.get("causes", ())),
+        sums=_sums(row) if has_profile else None,
+    )
+
+
+def _sums(row: dict[str, Any]) -> LedgerSums | None:
+    """The causes' evidence the pass summed beside the balance (candidates.sql), if it did."""
+    if row.get("granted") is None:  # a statement that gathers none (recompute, lots)
+        return None
+    return LedgerSums(
+        starting=exact(row["starting"]),
+        granted=exact(row["granted"]),
+        deducted=exact(row["deducted"]),
+        override_difference=exact(row["override_difference"]),
+        failed_charge_tokens=exact(row["failed_charge_tokens"]),
+        failed_charge_tokens_priced=exact(row["failed_charge_tokens_priced"]),
+        early=bool(row["early"]),
     )
 
 
@@ -293,12 +309,13 @@ def edited_keys(
 def causes(
     conn: Connection, model: BalanceModel, candidates: Iterable[Candidate]
 ) -> dict[str, tuple[str, ...]]:
-    """The cause codes of the plan's drifting candidates, all of them in one statement (one
-    set-based pass, never a statement per batch: docs/performance.md), in its own read-only
-    transaction. Owners without a code are left out."""
-    # The drifting owners' ledger rows (about 100 an owner at the benchmark's scale) are
-    # summed in hash aggregates: with the default 4MB of work_mem they spill. The planner's
-    # estimate crosses jit_above_cost, yet compiling costs more than it saves on these rows.
+    """The cause codes of the plan's drifting candidates, from the evidence the plan's pass
+    gathered with their balances; the few owners whose causes need rows read again are read
+    by one statement for all of them (never a statement per batch: docs/performance.md), in
+    its own read-only transaction. Owners without a code are left out."""
+    # Those owners' ledger rows (about 100 an owner at the benchmark's scale) are summed and
+    # sorted: with the default 4MB of work_mem they spill. The planner's estimate crosses
+    # jit_above_cost, yet compiling costs more than it saves on these rows.
     if model.mapping.lots:  # the causes of sums do not hold: the fold named its own
         return {c.key: c.causes for c in candidates if c.causes}
     if model.mapping.balance.has_periods:  # the one-pass evidence does not know periods
