@@ -154,7 +154,9 @@ def main() -> int:
             return time.perf_counter() - started, json.loads(done.stdout or "{}")
 
         _, before = once("reconcile", "--all", "--dry-run", "--json")
-        write_s, written = once("reconcile", "--all", "--create-missing", "--yes", "--json")
+        write_s, written = once(
+            "reconcile", "--all", "--create-missing", "--yes", "--max-changes", "0", "--json"
+        )
         print(
             f"write: {write_s:.2f} s, {written.get('users_updated')} updated, "
             f"{written.get('profiles_created')} created"
