@@ -5,7 +5,9 @@ suite's fixture), the generator's data distributed with sql/citus/distribute.sql
   turn (the figure the target is about);
 - where the dry run's time goes, in one session, in turn with the same bare GROUP BY: the
   all-owners pass (one statement, pushed down to the shards) and the causes' evidence of the
-  drifting owners; the rest of the process is start-up, catalogs and rendering;
+  drifting owners; the rest of the process is start-up, catalogs and rendering; and, for
+  comparison, one server's shape of the pass (the comparison of every owner an intermediate
+  result on the coordinator, read twice: the candidates, then the totals);
 - a write of the 1 % wrong owners (and the missing profiles) and its revert, timed.
 
 Prints the figures BENCHMARKS.md records. On a shared machine run it under the lock:
@@ -48,11 +50,12 @@ def _median(runs: list[Run]) -> float:
 
 
 def _in_session(url: str, times: int) -> dict[str, list[Run]]:
-    """The floor statement, the all-owners pass and the causes' evidence, in one session and
-    in turn (what a dry run's process spends in the database)."""
+    """The floor statement, the all-owners pass, the causes' evidence and one server's shape
+    of the pass, in one session and in turn (what a dry run's process spends in the
+    database)."""
     settings = Settings.model_validate({"database_url": url, "starting_balance": STARTING})
     floor = [s for s in FLOOR.read_text().split(";\n") if s.strip()][-1]
-    taken: dict[str, list[Run]] = {"floor": [], "pass": [], "causes": []}
+    taken: dict[str, list[Run]] = {"floor": [], "pass": [], "causes": [], "read_twice": []}
     with psycopg.connect(url, autocommit=True) as conn:
         model = load_model(conn, settings)
         request = Request(selection=Selection())
@@ -61,6 +64,15 @@ def _in_session(url: str, times: int) -> dict[str, list[Run]]:
             with conn.transaction():
                 conn.execute("SET LOCAL work_mem = '64MB'")
                 conn.execute(floor).fetchall()
+
+        # One server's shape of the pass, for comparison: the comparison of every owner an
+        # intermediate result on the coordinator, read twice (candidates, totals).
+        twice, twice_params = model.with_recent("candidates", Selection(), request.settle)
+
+        def the_statement_read_twice() -> None:
+            with conn.transaction():
+                conn.execute("SET LOCAL work_mem = '64MB'")
+                conn.execute(twice, twice_params).fetchall()
 
         for _ in range(times):
             taken["floor"].append(timed(the_floor))
@@ -71,6 +83,7 @@ def _in_session(url: str, times: int) -> dict[str, list[Run]]:
             causes(conn, model, list(found.candidates))
             taken["causes"].append(Run(time.perf_counter() - started, 0.0, 0))
             found.close()
+            taken["read_twice"].append(timed(the_statement_read_twice))
     return taken
 
 
@@ -124,6 +137,7 @@ def main() -> int:
             ("floor", "in session: bare GROUP BY"),
             ("pass", "in session: the all-owners pass"),
             ("causes", "in session: the causes' evidence"),
+            ("read_twice", "in session: one server's statement (the comparison read twice)"),
         ):
             runs = ", ".join(f"{r.seconds:.2f}" for r in inside[name])
             print(f"{label}: median {_median(inside[name]):.2f} s ({runs})")
@@ -140,7 +154,9 @@ def main() -> int:
             return time.perf_counter() - started, json.loads(done.stdout or "{}")
 
         _, before = once("reconcile", "--all", "--dry-run", "--json")
-        write_s, written = once("reconcile", "--all", "--create-missing", "--yes", "--json")
+        write_s, written = once(
+            "reconcile", "--all", "--create-missing", "--yes", "--max-changes", "0", "--json"
+        )
         print(
             f"write: {write_s:.2f} s, {written.get('users_updated')} updated, "
             f"{written.get('profiles_created')} created"

@@ -20,6 +20,7 @@ from tests.support.clirunner import CliRunner, Result
 from tokenfix.config.settings import Settings
 from tokenfix.ledger.model import Selection
 from tokenfix.ledger.model import load as load_model
+from tokenfix.reconciliation.plan import Request, pass_statement
 
 pytestmark = [pytest.mark.citus, pytest.mark.timeout(600)]
 
@@ -124,6 +125,22 @@ def test_a_dry_run_finds_what_one_server_and_a_handwritten_statement_find(
     assert on_citus["summary"] == on_one_server["summary"]
     drifting = {c["user_id"] for c in on_citus["changes"]}
     assert drifting == {row[0] for row in handwritten_drift(citus_url)}
+
+
+def test_recent_owners_and_their_order_match_one_server(
+    run: Any, citus_url: str, plain_url: str
+) -> None:
+    """Within a two days' settle window about a quarter of the drifting owners have recent
+    ledger rows (the generator's rows end a day ago): the same owners deferred, the others not,
+    in the same order, as on one server (before any test writes)."""
+    on_citus = dry_run(run, citus_url, "--all", "--settle", "2d")
+    on_one_server = dry_run(run, plain_url, "--all", "--settle", "2d")
+    assert on_citus["changes"] == on_one_server["changes"]
+    assert on_citus["summary"] == on_one_server["summary"]
+    keys = [c["user_id"] for c in on_citus["changes"]]
+    assert keys == sorted(keys)  # uuid order is the text order of their lowercase hex
+    deferred = [c.get("skipped") == "recent_activity" for c in on_citus["changes"]]
+    assert any(deferred) and not all(deferred)
 
 
 def test_one_owner_a_list_and_since_dry_runs_work(run: Any, citus_url: str, plain_url: str) -> None:
@@ -247,6 +264,21 @@ def test_the_all_owners_pass_sums_each_shards_owners_on_that_shard(citus_url: st
             line for line in reversed(plan[:at]) if len(line) - len(line.lstrip()) < depth
         )
         assert "Aggregate" in parent, "\n".join(plan)
+
+
+def test_the_pass_reads_the_comparison_once_where_it_is_summed(citus_url: str) -> None:
+    """The owners' comparison is summed and filtered on the shards and combined on the
+    coordinator (array_agg's arrays concatenated): it never becomes an intermediate result of
+    every owner that the coordinator reads twice (the candidates, then the totals)."""
+    settings = Settings.model_validate({"database_url": citus_url, "starting_balance": STARTING})
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        model = load_model(conn, settings)
+        statement, params = pass_statement(model, Request(selection=Selection()))
+        explain = psycopg.sql.SQL("EXPLAIN (VERBOSE) {}").format(statement)
+        plan = "\n".join(str(row[0]) for row in conn.execute(explain, params).fetchall())
+    assert "array_cat_agg" in plan, plan
+    # the combined aggregate (one row) and the settle window's owners, nothing else
+    assert plan.count("Distributed Subplan") == 2, plan
 
 
 def test_revert_leaves_a_created_profile_another_distributed_table_references(

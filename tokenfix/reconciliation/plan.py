@@ -9,11 +9,12 @@ The request, the plan and the run's outcome live here, below both the orchestrat
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from tokenfix.base.errors import BadInput
@@ -143,9 +144,16 @@ def checked_keys(conn: Connection, model: BalanceModel, given: Sequence[str]) ->
         return keys.check(conn, given, model.shape.key)
 
 
+def pass_statement(model: BalanceModel, request: Request) -> tuple[sql.Composed, dict[str, Any]]:
+    """The all-owners pass. Citus (docs/citus.md): the comparison summed and filtered on the
+    shards and combined on the coordinator, read once."""
+    name = "candidates_sharded" if model.sharded else "candidates"
+    return model.with_recent(name, request.selection, request.settle)
+
+
 def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     """One streamed set-based pass: every selected owner whose status is not ok."""
-    statement, params = model.with_recent("candidates", request.selection, request.settle)
+    statement, params = pass_statement(model, request)
     counts = Counts()
     candidates: Spool[Candidate] = Spool()
     summary, shared = Summary(), SharedDrift()
@@ -158,6 +166,8 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
         rows: Iterable[dict[str, Any]] = (
             lotstream.candidates(conn, model, request.selection, request.settle)
             if model.mapping.lots  # folded one owner at a time (tokenfix.ledger.lotstream)
+            else _sharded_rows(cursor.execute(statement, params).fetchone())
+            if model.sharded
             else cursor.stream(statement, params)
         )
         for row in rows:
@@ -194,6 +204,38 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
         for batch in candidates.batches(CHANGES_BATCH):
             the_plan.edited |= edited_keys(conn, model, batch, request)
     return the_plan
+
+
+_ROW_COLUMNS = (
+    "has_profile",
+    "current_remaining",
+    "current_used",
+    "expected_remaining",
+    "expected_used",
+    "drift_remaining",
+    "drift_used",
+    "row_id",
+)
+_TOTAL_COLUMNS = (
+    "users_checked",
+    "cached_remaining_total",
+    "cached_used_total",
+    "expected_remaining_total",
+    "expected_used_total",
+)
+
+
+def _sharded_rows(found: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """The rows `candidates` streams, from the one row of `candidates_sharded`: the owners
+    whose status is not ok in the key's own order, then the totals."""
+    assert found is not None  # an aggregate without GROUP BY returns one row
+    recent = set(found["recent_keys"] or ())
+    for position in found["key_order"] or ():
+        at = position - 1
+        key = found["key_text"][at]
+        row = {name: found[name][at] for name in _ROW_COLUMNS}
+        yield {**row, "is_total": False, "key": key, "recent": key in recent}
+    yield {"is_total": True, **{name: found[name] for name in _TOTAL_COLUMNS}}
 
 
 def _unwritable_warning(unfit: list[tuple[str, str]]) -> str:
