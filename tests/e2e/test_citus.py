@@ -378,3 +378,33 @@ def test_through_a_mapping_file_on_citus(run: Any, wallets_url: str) -> None:
     assert undone.exit_code == 0, undone.stderr
     unknown = run(wallets_url, "reconcile", "1", "999", "--dry-run", *mapping)
     assert unknown.exit_code == 2 and "999" in unknown.stderr
+
+
+# An owner in step whose cache missed its grants: the drift is exactly the granted tokens.
+MISSED_GRANTS = """
+UPDATE user_profiles AS p SET vibe_assistant_tokens_remaining =
+    p.vibe_assistant_tokens_remaining - g.granted
+FROM (SELECT user_id, sum(tokens_used) AS granted FROM token_usage
+      WHERE action_type = 'admin_grant' AND tokens_used > 0 AND success GROUP BY user_id) AS g
+WHERE p.user_id = g.user_id AND p.user_id = %s
+"""
+
+
+def test_the_causes_on_citus_are_the_causes_one_server_names(
+    run: Any, citus_url: str, plain_url: str
+) -> None:
+    drifting = {c["user_id"] for c in dry_run(run, citus_url, "--all")["changes"]}
+    with psycopg.connect(citus_url) as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT user_id::text FROM token_usage WHERE action_type = 'admin_grant'"
+            " AND tokens_used > 0 AND success ORDER BY 1 LIMIT 20"
+        ).fetchall()
+    owner = next(o for (o,) in owners if o not in drifting)
+    for url in (citus_url, plain_url):
+        with psycopg.connect(url) as conn:
+            conn.execute(MISSED_GRANTS, (owner,))
+    on_citus = dry_run(run, citus_url, owner)["changes"]
+    on_one_server = dry_run(run, plain_url, owner)["changes"]
+    assert on_citus[0]["causes"] == on_one_server[0]["causes"] == ["grants_not_applied"]
+    everyone = {c["user_id"]: c for c in dry_run(run, citus_url, "--all")["changes"]}
+    assert everyone[owner]["causes"] == ["grants_not_applied"]

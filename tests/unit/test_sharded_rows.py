@@ -27,6 +27,13 @@ def combined(**overrides: Any) -> dict[str, Any]:
         "drift_remaining": [Decimal(-1), None, Decimal(3)],
         "drift_used": [0, None, None],
         "row_id": [None, None, "r2"],
+        "starting": [Decimal(1000), None, Decimal(1000)],
+        "granted": [Decimal(0), None, Decimal(3)],
+        "deducted": [Decimal(0), None, Decimal(0)],
+        "override_difference": [Decimal(0), None, Decimal(0)],
+        "failed_charge_tokens": [Decimal(0), None, Decimal(0)],
+        "failed_charge_tokens_priced": [Decimal(0), None, Decimal(0)],
+        "early": [False, None, True],
         "key_order": [2, 3, 1],
         "recent_keys": ["2"],
     }
@@ -39,6 +46,7 @@ def test_the_candidates_come_in_the_databases_key_order_with_their_columns() -> 
     first, second, third = rows[:3]
     assert first["has_profile"] is False and first["current_remaining"] is None
     assert second["row_id"] == "r2" and second["drift_remaining"] == Decimal(3)
+    assert second["granted"] == Decimal(3) and second["early"] is True  # the causes' evidence
     assert third["expected_remaining"] == Decimal(8) and third["current_used"] == 1
     assert [r["recent"] for r in rows[:-1]] == [False, True, False]
     assert not any(r["is_total"] for r in rows[:-1])
@@ -56,6 +64,13 @@ def test_the_totals_come_last_also_when_no_owner_needs_attention() -> None:
         drift_remaining=None,
         drift_used=None,
         row_id=None,
+        starting=None,
+        granted=None,
+        deducted=None,
+        override_difference=None,
+        failed_charge_tokens=None,
+        failed_charge_tokens_priced=None,
+        early=None,
         key_order=[],
         recent_keys=None,
     )

@@ -4,8 +4,9 @@
 -- instead of becoming an intermediate result on the coordinator that is read twice (the
 -- candidates, then the totals). One row: the owners whose status is not ok as parallel arrays
 -- (every array_agg of one aggregate sees the rows in the same order; NULLs are kept), the
--- arrays' positions in the key's own order, the totals, and the owners with ledger rows inside
--- the settle window (`recent`, as text).
+-- arrays' positions in the key's own order, the totals, the owners with ledger rows inside
+-- the settle window (`recent`, as text), and each owner's evidence of its causes
+-- (balances.sql), as one server's pass carries it.
 SELECT a.*,
        ARRAY(SELECT u.o FROM unnest(a.keys) WITH ORDINALITY AS u(k, o) ORDER BY u.k) AS key_order,
        ({recent})::text[] AS recent_keys
@@ -26,7 +27,15 @@ FROM (
            array_agg(expected_used) FILTER (WHERE attention) AS expected_used,
            array_agg(drift_remaining) FILTER (WHERE attention) AS drift_remaining,
            array_agg(drift_used) FILTER (WHERE attention) AS drift_used,
-           array_agg(row_id) FILTER (WHERE attention) AS row_id
+           array_agg(row_id) FILTER (WHERE attention) AS row_id,
+           array_agg(starting) FILTER (WHERE attention) AS starting,
+           array_agg(granted) FILTER (WHERE attention) AS granted,
+           array_agg(deducted) FILTER (WHERE attention) AS deducted,
+           array_agg(override_difference) FILTER (WHERE attention) AS override_difference,
+           array_agg(failed_charge_tokens) FILTER (WHERE attention) AS failed_charge_tokens,
+           array_agg(failed_charge_tokens_priced) FILTER (WHERE attention)
+               AS failed_charge_tokens_priced,
+           array_agg(early) FILTER (WHERE attention) AS early
     FROM (
 {balances}
     ) AS compared

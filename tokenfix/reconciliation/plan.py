@@ -215,6 +215,13 @@ _ROW_COLUMNS = (
     "drift_remaining",
     "drift_used",
     "row_id",
+    "starting",
+    "granted",
+    "deducted",
+    "override_difference",
+    "failed_charge_tokens",
+    "failed_charge_tokens_priced",
+    "early",
 )
 _TOTAL_COLUMNS = (
     "users_checked",
