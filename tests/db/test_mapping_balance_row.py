@@ -8,6 +8,7 @@ wrong `balance.column` is exit 3 naming the file, the `[section] key` and the ex
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.db.test_mapping_periods import MAPPING as PERIODS
+from tests.db.test_mapping_periods import build as build_periods
 from tests.db.test_mapping_shapes import EXAMPLES
 from tests.support.clirunner import CliRunner
 
@@ -304,3 +307,33 @@ def test_the_lots_stream_sees_the_balance_row(
     assert shown.exit_code == 1, shown.stderr
     lots = exact(shown.stdout)["lots"]
     assert [(x["amount"], x["consumed"], x["remaining"]) for x in lots] == [(1000, 300, 700)]
+
+
+# -- periods: the period join and the balance row in one statement ------------------------
+
+
+def test_periods_and_their_causes_read_the_same_with_a_filter_on_the_balance_row(
+    cli: CliRunner, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    periods = build_periods(conn, random.Random("periods"))
+    text = PERIODS.read_text()
+    named = text.replace(
+        'counted = "status', 'where = "balance.feature_id = \'ai_tokens\'"\ncounted = "status', 1
+    )
+    assert named != text
+    plain, filtered = str(PERIODS), _write(tmp_path, named)
+    runs = [
+        exact(cli("reconcile", "--all", "--dry-run", "--json", "--mapping", m).stdout)
+        for m in (plain, filtered)
+    ]
+    assert runs[0]["changes"] == runs[1]["changes"]
+    assert runs[0]["summary"]["causes"] == runs[1]["summary"]["causes"]
+    assert {c["user_id"] for c in runs[1]["changes"]} == set(periods.drift)
+    key = sorted(periods.not_reset)[0]
+    shown = [
+        exact(cli("diagnose", key, "--json", "--ledger", "50", "--mapping", m).stdout)
+        for m in (plain, filtered)
+    ]
+    assert shown[0]["causes"] == shown[1]["causes"]
+    assert shown[0]["ledger"] == shown[1]["ledger"]
+    assert "period_not_reset" in {c["code"] for c in shown[1]["causes"]}
