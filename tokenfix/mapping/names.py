@@ -84,25 +84,37 @@ def with_balance_row(
     """`source` (a FROM item, as ledger_from makes it) LEFT JOINed to its owner's balance row,
     as the table's row type (a column named like the table's alias cannot hide it)
     (`balance`: the table, `key`: its key column): the rows of the balance table where `where`
-    holds, with `latest` (snapshots) the first of each owner's in that order. `owner`: the
+    holds, with `latest` (snapshots) the owner's first in that order. `owner`: the
     source's key as the balance key's type; None: no row, for compiling expressions only."""
-    distinct: sql.Composable = sql.SQL("")
-    order: sql.Composable = sql.SQL("")
-    if latest is not None:
-        distinct = sql.SQL("DISTINCT ON (balance.{}) ").format(key)
-        order = sql.SQL(" ORDER BY balance.{}, {}").format(key, latest)
     on = sql.SQL("{}.tf_key = {}").format(sql.Identifier(BALANCE_ROW), owner) if owner else None
+    if latest is not None and owner is not None:
+        # Snapshots: the owner's chosen row by the balance table's key index, once per owner
+        # (PostgreSQL memoizes the lookup), for one owner, a batch or all of them alike. The
+        # owner is taken first so that the source's unqualified key names the source's row.
+        return sql.SQL(
+            "{source} CROSS JOIN LATERAL (SELECT {owner} AS tf_owner) AS tf_owner"
+            " LEFT JOIN LATERAL (SELECT ROW(balance.*)::{table} AS tf_row FROM {balance}"
+            " WHERE balance.{key} = tf_owner.tf_owner AND {where} ORDER BY {latest} LIMIT 1)"
+            " AS {alias} ON true"
+        ).format(
+            source=source,
+            owner=owner,
+            table=balance,
+            balance=balance_from_item(balance),
+            key=key,
+            where=where if where is not None else sql.SQL("true"),
+            latest=latest,
+            alias=sql.Identifier(BALANCE_ROW),
+        )
     return sql.SQL(
-        "{source} LEFT JOIN (SELECT {distinct}ROW(balance.*)::{table} AS tf_row,"
-        " balance.{key} AS tf_key FROM {balance} WHERE {where}{order}) AS {alias} ON {on}"
+        "{source} LEFT JOIN (SELECT ROW(balance.*)::{table} AS tf_row,"
+        " balance.{key} AS tf_key FROM {balance} WHERE {where}) AS {alias} ON {on}"
     ).format(
         source=source,
         table=balance,
-        distinct=distinct,
         key=key,
         balance=balance_from_item(balance),
         where=where if where is not None else sql.SQL("true"),
-        order=order,
         alias=sql.Identifier(BALANCE_ROW),
         on=on if on is not None else sql.SQL("false"),
     )
