@@ -135,9 +135,10 @@ def mapping_expressions(context: Context) -> list[Check]:
             each = source.each.sql
         types: dict[str, str] = {}
         if not problems:
-            types, problems = _compile(
-                context, names.ledger_from(source.table, each), _source_fields(source)
-            )
+            source_from = names.ledger_from(source.table, each)
+            if source.names_balance_row:  # in scope, no row joined: compiling only
+                source_from = names.balance_row_in_scope(source_from, b.table, b.key)
+            types, problems = _compile(context, source_from, _source_fields(source))
         if key_type and types.get("key") and types["key"] != key_type:
             problems_note = (
                 f"; note: its key is {types['key']}, cast to the balance key's {key_type}"
@@ -158,7 +159,10 @@ def mapping_expressions(context: Context) -> list[Check]:
                 fail(f"mapping_lots_{lot.name}", f"table {lot.table} does not exist", "fix it")
             )
             continue
-        types, problems = _compile(context, names.ledger_from(lot.table), named)
+        lots = names.ledger_from(lot.table)
+        if lot.names_balance_row:
+            lots = names.balance_row_in_scope(lots, b.table, b.key)
+        types, problems = _compile(context, lots, named)
         checks.append(_verdict(f"mapping_lots_{lot.name}", lot.table, problems, len(types)))
     return checks
 

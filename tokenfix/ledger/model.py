@@ -184,9 +184,27 @@ class BalanceModel:
         ).format(at=source.at.sql)
 
     def _ledger_from(self, source: LedgerSource, *, ordinal: bool = False) -> sql.Composable:
-        """A source's table as its expressions see it (`ledger`, and `item` with `each`)."""
+        """A source's table as its expressions see it (`ledger`, `item` with `each`, and the
+        owner's balance row when they name it)."""
         each = source.each.sql if source.each is not None else None
-        return names.ledger_from(source.table, each, ordinal=ordinal)
+        table = names.ledger_from(source.table, each, ordinal=ordinal)
+        if not source.names_balance_row:
+            return table
+        return self._with_balance_row(table, self._source_key(self.mapping.ledgers.index(source)))
+
+    def _with_balance_row(self, table: sql.Composable, owner: sql.Composable) -> sql.Composable:
+        """`table` joined to the owner's balance row (`owner`: the source's key as the balance
+        key's type): with snapshots the chosen row; NULLs for an owner without one. Only the
+        sources whose expressions name `balance` have it: the others' plans are their own."""
+        b = self.mapping.balance
+        return names.with_balance_row(
+            table,
+            self.balance_table,
+            self.key,
+            owner,
+            where=self.balance_where(),
+            latest=b.latest.sql if b.latest is not None else None,
+        )
 
     def _source_key(self, index: int) -> sql.Composable:
         """A source's key as the balance key's type (cast only when the types differ)."""
@@ -542,6 +560,9 @@ class BalanceModel:
             key = _e(lot.key)
             if key_type != self.shape.key:
                 key = sql.SQL("({})::{}").format(lot.key.sql, self.key_type)
+            lots = names.ledger_from(lot.table)
+            if lot.names_balance_row:
+                lots = self._with_balance_row(lots, key)
             parts.append(
                 queries.compose(
                     "lots_stream_lots",
@@ -554,7 +575,7 @@ class BalanceModel:
                     voided_at=_e(lot.voided_at),
                     priority=_e(lot.priority, sql.SQL("0")),
                     recent=recent,
-                    table=names.ledger_from(lot.table),
+                    table=lots,
                     where=_e(lot.where, TRUE),
                     selection=condition,
                 )

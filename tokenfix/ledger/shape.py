@@ -203,7 +203,7 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
             )
         found = _compile(
             conn,
-            names.ledger_from(source.table, each),
+            _compiled_from(mapping, names.ledger_from(source.table, each), source),
             _source_fields(source),
             source.where,
             mapping.origin,
@@ -253,11 +253,20 @@ def _lot_shape(conn: Connection, mapping: Mapping, lot: LotSource) -> SourceShap
     if not table.exists:
         raise catalog.missing_table(table, f"[[lots]] {lot.name!r} table")
     named = [(f"[[lots]] {lot.name!r} {name}", e) for name, e in lot.fields()]
-    found = _compile(
-        conn, names.ledger_from(lot.table), named, lot.where, mapping.origin, lot.table
-    )
+    lots = _compiled_from(mapping, names.ledger_from(lot.table), lot)
+    found = _compile(conn, lots, named, lot.where, mapping.origin, lot.table)
     types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
     return SourceShape(key=types["key"], types=types)
+
+
+def _compiled_from(
+    mapping: Mapping, table: sql.Composable, source: LedgerSource | LotSource
+) -> sql.Composable:
+    """A source's FROM item for compiling its expressions: with the balance row in scope
+    when they name it (no row joined; every statement joins the owner's)."""
+    if not source.names_balance_row:
+        return table
+    return names.balance_row_in_scope(table, mapping.balance.table, mapping.balance.key)
 
 
 def _pricing(mapping: Mapping) -> list[QualifiedName]:

@@ -121,14 +121,20 @@ class MappingFile(_Strict):
     adjust: AdjustFile | None = None
 
 
-def _over(table: QualifiedName, alias: str) -> Callable[[str | None], Expr | None]:
+def _over(
+    table: QualifiedName, alias: str, *, balance_row: bool = False
+) -> Callable[[str | None], Expr | None]:
     """Expressions over `table`'s rows, which they may name as `alias` or by the table's own
-    name: one text for every statement (tokenfix.mapping.names)."""
+    name (`balance_row`: and the owner's balance row as `balance`): one text for every
+    statement (tokenfix.mapping.names)."""
 
     def expr(text: str | None) -> Expr | None:
         if text is None:
             return None
-        return Expr(sql.SQL(names.own_names(text, table, alias)), text)
+        compiled = names.own_names(text, table, alias)
+        if balance_row:
+            compiled = names.balance_row_names(compiled)
+        return Expr(sql.SQL(compiled), text)
 
     return expr
 
@@ -202,11 +208,14 @@ def to_mapping(document: MappingFile, origin: str) -> Mapping:
 
 
 def _lots(source: LotsFile) -> LotSource:
-    raw = _over(source.table, names.LEDGER)  # a lot-side expression sees its row as `ledger`
+    # A lot-side expression sees its row as `ledger`, and its owner's balance row as `balance`
+    # (not in `key`, which finds that row).
+    raw = _over(source.table, names.LEDGER, balance_row=True)
+    own = _over(source.table, names.LEDGER)
     return LotSource(
         name=source.name or source.table.table_name,
         table=source.table,
-        key=_required(raw(source.key)),
+        key=_required(own(source.key)),
         amount=_required(raw(source.amount)),
         at=_required(raw(source.at)),
         id=_required(raw(source.id)),
@@ -218,11 +227,14 @@ def _lots(source: LotsFile) -> LotSource:
 
 
 def _ledger(source: LedgerFile) -> LedgerSource:
-    raw = _over(source.table, names.LEDGER)
+    # `key` finds the owner's balance row and `each` makes the rows it is joined to: neither
+    # sees it.
+    raw = _over(source.table, names.LEDGER, balance_row=True)
+    own = _over(source.table, names.LEDGER)
     return LedgerSource(
         name=source.name or source.table.table_name,
         table=source.table,
-        key=_required(raw(source.key)),
+        key=_required(own(source.key)),
         at=_required(raw(source.at)),
         amount=_required(raw(source.amount)),
         kind=_required(raw(source.kind)),
@@ -231,7 +243,7 @@ def _ledger(source: LedgerFile) -> LedgerSource:
         action=raw(source.action),
         model=raw(source.model),
         id=raw(source.id),
-        each=raw(source.each),
+        each=own(source.each),
     )
 
 

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from tokenfix.base.identifiers import QualifiedName
 from tokenfix.config.settings import Settings
+from tokenfix.mapping import names
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 EXPECTED = ("expected_remaining", "expected_used")
@@ -119,6 +120,13 @@ class LedgerSource:
     each: Expr | None = None
     """A set-returning expression: the row counts once per element (`item`)."""
 
+    @property
+    def names_balance_row(self) -> bool:
+        """Whether an expression names the owner's balance row (`balance.column`)."""
+        exprs = (self.at, self.amount, self.kind, self.counted, self.where, self.action,
+                 self.model, self.id)  # fmt: skip
+        return names.names_balance_row(e.sql for e in exprs if e is not None)
+
 
 @dataclass(frozen=True)
 class LotSource:
@@ -143,6 +151,12 @@ class LotSource:
             ("priority", self.priority),
         ]  # fmt: skip
         return [(name, e) for name, e in named if e is not None]
+
+    @property
+    def names_balance_row(self) -> bool:
+        """Whether an expression names the owner's balance row (`balance.column`)."""
+        exprs = [e for _, e in self.fields()] + ([self.where] if self.where else [])
+        return names.names_balance_row(e.sql for e in exprs)
 
 
 ADJUST_NAMES = ("key", "amount", "reason", "run_id", "idempotency_key")
