@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
-from tokenfix.db.session import app_url
+from tokenfix.db.target import app_url
 
 UNREACHABLE = "postgresql://nobody:pw@127.0.0.1:9/none"
 

@@ -12,8 +12,9 @@ import pytest
 from tests.support.builders import Ledger
 from tests.support.clirunner import CliRunner
 from tokenfix.base.errors import BadInput
+from tokenfix.config.redact import redact
 from tokenfix.config.settings import Origin, load_settings
-from tokenfix.db.session import describe_target, redact
+from tokenfix.db.target import describe_target
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def config(
     """
     enable_debug(debug)
     from tokenfix.base.errors import BadInput
-    from tokenfix.db import session
+    from tokenfix.db import target as where
 
     fmt = chosen(json_output, output_format)
     from tokenfix.config.settings import Origin, SettingInEffect, in_effect
@@ -62,18 +62,18 @@ def config(
         rows = [r if r.name != "mapping" else SettingInEffect(r.name, r.variable, LOCAL_FILE, found)
                 for r in rows]  # fmt: skip
     try:
-        target: Any = session.target(settings)
+        target: Any = where.target(settings)
         problem = None
     except BadInput as exc:
         target, problem = None, str(exc)
     facts = {
         "settings": rows,
         "env_files": [str(path) for path in settings.env_files],
-        "libpq_environment": session.libpq_environment(),
+        "libpq_environment": where.libpq_environment(),
         "connection": None
         if target is None
         else {
-            "target": session.describe_target(target.conninfo),
+            "target": where.describe_target(target.conninfo),
             "source": target.source,
             "search_path": target.search_path,
             "ignored_parameters": list(target.ignored),

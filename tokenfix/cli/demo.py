@@ -107,7 +107,7 @@ def _load(url: str, users: int) -> None:
 
     from tokenfix.base.errors import BadInput
     from tokenfix.base.resources import sql_file
-    from tokenfix.db.session import describe_target
+    from tokenfix.db.target import describe_target
     from tokenfix.demo.sample import STARTING_BALANCE, build_sample
     from tokenfix.render.console import make_consoles
 

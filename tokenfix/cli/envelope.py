@@ -57,7 +57,7 @@ def run_id() -> str | None:
 def remember_target(settings: Settings) -> None:
     """The database the command talks to, once its settings are known."""
     from tokenfix.base.errors import BadInput
-    from tokenfix.db.session import describe_target, target
+    from tokenfix.db.target import describe_target, target
 
     try:
         # The URL, or libpq's PG* variables and service file when no URL is given.

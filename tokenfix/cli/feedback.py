@@ -78,7 +78,7 @@ class Feedback:
     # -- what the run reports -------------------------------------------------------------
 
     def connecting(self, settings: Any) -> None:
-        from tokenfix.db.session import database_url, describe_target
+        from tokenfix.db.target import database_url, describe_target
 
         self.target = settings
         self.phase(f"connecting to {describe_target(database_url(settings))}")
@@ -123,7 +123,7 @@ class Feedback:
     def confirm(self, plan: Any, planned: int) -> bool:
         from tokenfix.base.words import plural
         from tokenfix.cli.options import ask
-        from tokenfix.db.session import database_url, describe_target
+        from tokenfix.db.target import database_url, describe_target
         from tokenfix.reconciliation.plan import skip_reason
         from tokenfix.render.reconcile import planned_rows
 

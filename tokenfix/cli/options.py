@@ -108,7 +108,7 @@ def inputs(
     """Settings, the mapping in effect and the --starting-balance override, from the flags."""
     from tokenfix.base.errors import BadInput
     from tokenfix.config.settings import exact_amount
-    from tokenfix.db.session import connection_note
+    from tokenfix.db.target import connection_note
     from tokenfix.mapping.choice import resolve
 
     settings = load(**flags)
