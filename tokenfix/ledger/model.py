@@ -387,7 +387,9 @@ class BalanceModel:
             )
             if any(self._windowed(i) for i in range(len(self.mapping.ledgers))):
                 # The earliest start of all the periods (none where one has none): an init plan.
-                window = queries.get("period_window")
+                window = queries.compose(
+                    "period_window", periods=self.periods(self._balance_selection(selection))
+                )
                 periods.append(sql.SQL("period_window AS (\n{}\n)").format(window))
         for index, source in enumerate(self.mapping.ledgers):
             condition, selection_params = self._selection(index, selection)
