@@ -58,6 +58,22 @@ def key_is_unique(conn: Connection, table: QualifiedName, column: str) -> bool:
     return bool(row and row[0])
 
 
+def key_references(
+    conn: Connection, ledger: QualifiedName, column: str, balance: QualifiedName, key: str
+) -> bool:
+    """A validated foreign key, its checks enabled, from `ledger`.`column` to `balance`.`key`."""
+    row = conn.execute(
+        get("key_references"),
+        {
+            "ledger": ledger.identifier.as_string(conn),
+            "column": column,
+            "balance": balance.identifier.as_string(conn),
+            "key": key,
+        },
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def missing_table(table: Table, what: str) -> MissingObject:
     return MissingObject(
         f"table {table.name} does not exist ({what})",

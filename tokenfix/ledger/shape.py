@@ -36,6 +36,9 @@ class SourceShape:
     """The SQL type of the source's key expression."""
     types: dict[str, str] = field(default_factory=dict)
     """field (at, amount, kind, ...) -> SQL type of its expression."""
+    owned: bool = False
+    """Every row with a key belongs to a balance row: the key is a column a validated foreign
+    key ties to the balance key (looked up only for a mapping with periods)."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
     if balance.latest is not None:
         _compile_order(conn, mapping)
     sources = []
-    for source in mapping.ledgers:
+    for source, table in zip(mapping.ledgers, tables[1:], strict=False):
         each = source.each.sql if source.each is not None else None
         if source.each is not None:  # the set itself first: every other expression needs it
             label = f"[[ledger]] {source.name!r} each"
@@ -210,7 +213,8 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
             source.table,
         )
         types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
-        sources.append(SourceShape(key=types["key"], types=types))
+        owned = _owned(conn, mapping, source, table)
+        sources.append(SourceShape(key=types["key"], types=types, owned=owned))
     lots = tuple(_lot_shape(conn, mapping, lot) for lot in mapping.lots)
     pricing_columns = tables[-1].columns if mapping.pricing is not None else {}
     if mapping.pricing is not None and not tables[-1].exists and not mapping.from_settings:
@@ -226,6 +230,18 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         balance_kind=balance_table.kind,
         lots=lots,
     )
+
+
+def _owned(conn: Connection, mapping: Mapping, source: LedgerSource, table: catalog.Table) -> bool:
+    """Whether no row of `source` with a key can belong to an owner without a balance row
+    (periods only: the pass then drops the rows outside every owner's period first)."""
+    b = mapping.balance
+    column = source.key.text.strip()
+    if not b.has_periods or b.where is not None or b.latest is not None or source.each is not None:
+        return False
+    if column not in table.columns:
+        return False
+    return catalog.key_references(conn, source.table, column, b.table, b.key)
 
 
 def _compile_order(conn: Connection, mapping: Mapping) -> None:
