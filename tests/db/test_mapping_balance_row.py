@@ -7,13 +7,10 @@ wrong `balance.column` is exit 3 naming the file, the `[section] key` and the ex
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -21,14 +18,10 @@ import pytest
 from tests.db.test_mapping_periods import MAPPING as PERIODS
 from tests.db.test_mapping_periods import build as build_periods
 from tests.db.test_mapping_shapes import EXAMPLES
-from tests.support.clirunner import CliRunner
+from tests.support.clirunner import CliRunner, exact
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
-
-
-def exact(stdout: str) -> Any:
-    return json.loads(stdout, parse_float=Decimal)
 
 
 def _write(tmp_path: Path, text: str, name: str = "mapping.toml") -> str:

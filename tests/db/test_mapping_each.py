@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.clirunner import CliRunner
+from tests.support.clirunner import CliRunner, exact
 
 SCHEMA = """
 CREATE TABLE customer_entitlements (
@@ -88,10 +88,6 @@ def each_mapping(tmp_path: Path) -> str:
     path = tmp_path / "each.toml"
     path.write_text(MAPPING)
     return str(path)
-
-
-def exact(stdout: str) -> Any:
-    return json.loads(stdout, parse_float=Decimal)
 
 
 def test_every_element_of_every_list_counts_once(

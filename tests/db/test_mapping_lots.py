@@ -6,7 +6,6 @@ doctor."""
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.db.test_mapping_shapes import EXAMPLES
-from tests.support.clirunner import CliRunner
+from tests.support.clirunner import CliRunner, exact
 
 MAPPING = EXAMPLES / "lots" / "tokenfix.toml"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -192,10 +191,6 @@ def world(conn: psycopg.Connection) -> World:
     issue_example(conn)
     found.expected[str(EXAMPLE)] = Decimal(200)
     return found
-
-
-def exact(stdout: str) -> Any:
-    return json.loads(stdout, parse_float=Decimal)
 
 
 def test_the_dry_run_finds_exactly_the_injected_drift(cli: CliRunner, world: World) -> None:

@@ -4,11 +4,9 @@ previous period's balance is named period_not_reset."""
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.db.test_mapping_shapes import EXAMPLES
-from tests.support.clirunner import CliRunner
+from tests.support.clirunner import CliRunner, exact
 
 MAPPING = EXAMPLES / "periods" / "tokenfix.toml"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -84,10 +82,6 @@ def build(conn: psycopg.Connection, rng: random.Random) -> Periods:
 @pytest.fixture
 def periods(conn: psycopg.Connection) -> Periods:
     return build(conn, random.Random("periods"))
-
-
-def exact(stdout: str) -> Any:
-    return json.loads(stdout, parse_float=Decimal)
 
 
 def test_the_dry_run_counts_only_each_owners_period(cli: CliRunner, periods: Periods) -> None:

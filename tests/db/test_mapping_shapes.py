@@ -5,7 +5,6 @@ every written column exactly, doctor passes the mapping and names a broken expre
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support.clirunner import CliRunner
+from tests.support.clirunner import CliRunner, exact
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -186,10 +185,6 @@ def shape(request: pytest.FixtureRequest, conn: psycopg.Connection) -> tuple[str
     name = request.param
     conn.execute((EXAMPLES / name / "schema.sql").read_text())
     return name, SHAPES[name](conn, random.Random(name))
-
-
-def exact(stdout: str) -> Any:
-    return json.loads(stdout, parse_float=Decimal)
 
 
 def snapshot(conn: psycopg.Connection, world: World) -> list[tuple[Any, ...]]:

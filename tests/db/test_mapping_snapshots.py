@@ -5,7 +5,6 @@ appears during the run leaves the owner for the next run (newer_snapshot)."""
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.clirunner import CliRunner
+from tests.support.clirunner import CliRunner, exact
 from tokenfix.reconciliation import writer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -104,10 +103,6 @@ def mapping(tmp_path: Path) -> str:
     path = tmp_path / "snapshots.toml"
     path.write_text(MAPPING)
     return str(path)
-
-
-def exact(stdout: str) -> Any:
-    return json.loads(stdout, parse_float=Decimal)
 
 
 SNAPSHOT = "SELECT id, owner_id, balance FROM balance_snapshots ORDER BY id"

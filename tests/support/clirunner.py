@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -30,3 +31,8 @@ class CliRunner:
         code = run(list(args))
         captured = self.capsys.readouterr()
         return Result(code, captured.out, captured.err)
+
+
+def exact(stdout: str) -> Any:
+    """A command's JSON with its amounts exact: fractions as Decimal, never float."""
+    return json.loads(stdout, parse_float=Decimal)
