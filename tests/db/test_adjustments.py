@@ -283,6 +283,26 @@ def test_revert_dry_run_says_what_it_would_do_and_writes_nothing(
     assert cli("history", "--user", str(customer)).exit_code == 0
 
 
+def test_revert_dry_run_of_a_grant_shows_the_cache_now_and_where_it_would_go(
+    cli: CliRunner, conn: psycopg.Connection, customer: uuid.UUID
+) -> None:
+    run_id = cli("grant", str(customer), "500", "--reason", "x", "--yes", "--json").json()["run_id"]
+    conn.execute(  # the app spends 100 after the grant: the revert moves back from there
+        "UPDATE user_profiles SET vibe_assistant_tokens_remaining = 1100,"
+        " vibe_assistant_tokens_used = 400 WHERE user_id = %s",
+        (customer,),
+    )
+    change = cli("revert", run_id, "--dry-run", "--json").json()["changes"][0]
+    remaining, used = "vibe_assistant_tokens_remaining", "vibe_assistant_tokens_used"
+    assert change["current"] == {remaining: 1100, used: 400}
+    assert change["restore_to"] == {remaining: 600, used: 400}
+    human = cli("revert", run_id, "--dry-run").stdout
+    assert "no row" not in human and "400 / 1,100" in human and "400 / 600" in human
+    assert balance(conn, customer) == (1100, 400)
+    applied = cli("revert", run_id, "--yes", "--json").json()["changes"][0]
+    assert applied["restore_to"] == change["restore_to"]
+
+
 def test_create_missing_creates_the_balance_row_at_the_ledger_plus_the_amount(
     cli: CliRunner, conn: psycopg.Connection, ledger: Ledger
 ) -> None:

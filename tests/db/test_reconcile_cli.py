@@ -201,7 +201,8 @@ def test_the_table_lists_users_and_a_summary(cli: CliRunner, three_users: dict) 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dry-run"], "give user ids"),
+        (["--dry-run"], "give user ids (or '-' to read them from stdin), or --all"),
+        (["--since", "60d", "--dry-run"], "--since narrows the users given: give user ids"),
         ([str(uuid.uuid4()), "--all", "--dry-run"], "not both"),
         (["--all", "--dry-run", "--json", "--format", "csv"], "--json and --format"),
         (["--all", "--dry-run", "--since", "yesterday"], "--since"),

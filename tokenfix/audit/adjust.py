@@ -804,6 +804,7 @@ def is_adjustment_run(conn: Connection, settings: Settings, run_id: uuid.UUID) -
 class _Booked:
     key: str
     action: str
+    before: dict[str, Any] | None
     after: dict[str, Any] | None
     adjustment: dict[str, Any]
 
@@ -814,7 +815,7 @@ def _booked_rows(
     with transaction(conn, settings, read_only=True):
         rows = conn.execute(
             sql.SQL(
-                "SELECT key, action, after, adjustment FROM {} WHERE run_id = %(run_id)s"
+                "SELECT key, action, before, after, adjustment FROM {} WHERE run_id = %(run_id)s"
                 " AND adjustment IS NOT NULL AND (%(key)s::text IS NULL OR key = %(key)s)"
                 " ORDER BY key"
             ).format(trail.table(settings, "changes")),
@@ -848,8 +849,13 @@ def revert_adjustments(
                     stmts.delete("adjust_exists"), {"key": b.key, "row": Jsonb(b.adjustment["row"])}
                 ).fetchone()
                 still = bool(found and found[0])
+                now = conn.execute(model.written_now(), {"keys": [b.key]}).fetchone()
+                current = now[1] if now else None
                 change = _revert_change(
-                    b, None, None, skipped="dry_run" if still else _gone(outcome)
+                    b,
+                    current,
+                    _restored(b, current) if still else None,
+                    skipped="dry_run" if still else _gone(outcome),
                 )
                 outcome.tally(change)
                 outcome.changes.append(change)
@@ -892,6 +898,33 @@ def revert_adjustments(
             users_changed=outcome.rows_left_alone,
         )
     outcome.run_id = new_run
+
+
+def _restored(booked: _Booked, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a revert would leave in the written columns (a preview): the same, when the
+    adjustment did not move the cache; else each column moved back by what the adjustment
+    moved it (its before minus its after), from where it is now."""
+    if not booked.adjustment.get("cache_moved"):
+        return current
+    if current is None or booked.before is None or booked.after is None:
+        return None
+    moved_back = {}
+    for column, now in current.items():
+        was, left = booked.before.get(column), booked.after.get(column)
+        if was == left:
+            moved_back[column] = now
+        elif now is None or was is None or left is None:
+            return None  # a NULL cannot move by an amount: the revert leaves it alone
+        else:
+            moved_back[column] = _same_kind(
+                now, Decimal(str(now)) + Decimal(str(was)) - Decimal(str(left))
+            )
+    return moved_back
+
+
+def _same_kind(like: Any, value: Decimal) -> Any:
+    """`value` as JSON gave `like`: an int stays an int (1,200 not 1200.0)."""
+    return int(value) if isinstance(like, int) and value == value.to_integral_value() else value
 
 
 def _revert_one(

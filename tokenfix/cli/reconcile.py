@@ -249,8 +249,12 @@ def reconcile(
             env_file, fmt.value, quiet, settle,
         )  # fmt: skip
         raise typer.Exit(code)
-    if bool(user_ids) == all_users:
-        raise BadInput("give user ids (or '-' to read them from stdin), or --all, not both")
+    if user_ids and all_users:
+        raise BadInput("give user ids or --all, not both")
+    if not user_ids and not all_users:
+        # --since narrows a selection; alone it names none (docs/commands.md).
+        narrowing = "--since narrows the users given: " if since is not None else ""
+        raise BadInput(f"{narrowing}give user ids (or '-' to read them from stdin), or --all")
     interactive = stdin_is_interactive() and not any(arg == "-" for arg in user_ids or [])
     if not dry_run and not yes and not interactive:
         raise BadInput(

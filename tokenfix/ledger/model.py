@@ -730,6 +730,19 @@ class BalanceModel:
             strength=sql.SQL("UPDATE" if for_delete else "NO KEY UPDATE"),
         )
 
+    def written_now(self) -> sql.Composed:
+        """The owners' written columns as they are, without a lock (previews: a dry run
+        must not make the app wait)."""
+        return queries.compose(
+            "balance_written",
+            chosen=self._chosen_among_keys(),
+            key=self.key,
+            written=self.written_json(),
+            balance=self.balance_table,
+            key_type=self.key_type,
+            where=self.balance_where(),
+        )
+
     def lock_rows(
         self, conn: Connection, keys: Sequence[str], *, for_delete: bool = False
     ) -> list[Any]:
