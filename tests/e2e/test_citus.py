@@ -281,6 +281,29 @@ def test_the_pass_reads_the_comparison_once_where_it_is_summed(citus_url: str) -
     assert plan.count("Distributed Subplan") == 2, plan
 
 
+def test_each_ledger_rows_class_and_price_are_computed_once_on_the_shards(
+    citus_url: str,
+) -> None:
+    """The pass's aggregate reads each row's class and price as the scan computed them, once
+    a row: not the class's CASE inlined into every FILTER of the aggregate (seven times a
+    row) as a subquery without a fence is (docs/citus.md)."""
+    settings = Settings.model_validate({"database_url": citus_url, "starting_balance": STARTING})
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        model = load_model(conn, settings)
+        statement, params = pass_statement(model, Request(selection=Selection()))
+        explain = psycopg.sql.SQL("EXPLAIN (VERBOSE) {}").format(statement)
+        plan = [str(row[0]) for row in conn.execute(explain, params).fetchall()]
+    scans = [at for at, line in enumerate(plan) if "Seq Scan on public.token_usage_" in line]
+    assert scans, "\n".join(plan)
+    for at in scans:
+        output = plan[at + 1]
+        assert output.strip().startswith("Output:"), "\n".join(plan)
+        # the scan computes the class (its CASE names the grant action twice: a counted row,
+        # a failed one) and the price; the aggregate above reads them as columns
+        assert output.count("'admin_grant'") == 2, "\n".join(plan)
+        assert "'image_generation'" in output, "\n".join(plan)
+
+
 def test_revert_leaves_a_created_profile_another_distributed_table_references(
     run: Any, citus_url: str
 ) -> None:
