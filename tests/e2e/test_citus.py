@@ -20,7 +20,7 @@ from tests.support.clirunner import CliRunner, Result
 from tokenfix.config.settings import Settings
 from tokenfix.ledger.model import Selection
 from tokenfix.ledger.model import load as load_model
-from tokenfix.reconciliation.plan import Request, pass_statement
+from tokenfix.reconciliation.plan import Request, pass_statement, plan
 
 pytestmark = [pytest.mark.citus, pytest.mark.timeout(600)]
 
@@ -302,6 +302,24 @@ def test_each_ledger_rows_class_and_price_are_computed_once_on_the_shards(
         # a failed one) and the price; the aggregate above reads them as columns
         assert output.count("'admin_grant'") == 2, "\n".join(plan)
         assert "'image_generation'" in output, "\n".join(plan)
+
+
+def test_the_pass_runs_on_the_workers_with_the_tools_work_mem(citus_url: str) -> None:
+    """The tool's work_mem reaches the shards' aggregates: each worker transaction of the pass
+    begins with it (SET LOCAL, propagated by Citus), not only the coordinator's."""
+    settings = Settings.model_validate(
+        {"database_url": citus_url, "starting_balance": STARTING, "work_mem": "48MB"}
+    )
+    notices: list[str] = []
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        model = load_model(conn, settings)
+        conn.execute("SET citus.log_remote_commands = on")
+        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+        plan(conn, model, Request(selection=Selection())).close()
+    begins = [n for n in notices if n.startswith("issuing BEGIN")]
+    assert begins, notices
+    for begin in begins:
+        assert "SET LOCAL work_mem = '48MB'" in begin, begin
 
 
 def test_revert_leaves_a_created_profile_another_distributed_table_references(
