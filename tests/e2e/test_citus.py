@@ -304,6 +304,24 @@ def test_each_ledger_rows_class_and_price_are_computed_once_on_the_shards(
         assert "'image_generation'" in output, "\n".join(plan)
 
 
+def test_each_owners_comparison_is_computed_once_on_the_shards(citus_url: str) -> None:
+    """Each owner's comparison (expected balances, drift, whether it needs attention) is
+    computed once, by the join of its sums to its balance row, and read as columns by the
+    aggregate that combines the shard's owners: not inlined into every array_agg's FILTER."""
+    settings = Settings.model_validate({"database_url": citus_url, "starting_balance": STARTING})
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        model = load_model(conn, settings)
+        statement, params = pass_statement(model, Request(selection=Selection()))
+        explain = psycopg.sql.SQL("EXPLAIN (VERBOSE) {}").format(statement)
+        plan = [str(row[0]) for row in conn.execute(explain, params).fetchall()]
+    joins = [at for at, line in enumerate(plan) if "Hash Full Join" in line]
+    assert joins, "\n".join(plan)
+    for at in joins:
+        output = plan[at + 1]
+        assert output.strip().startswith("Output:"), "\n".join(plan)
+        assert "abs(" in output, "\n".join(plan)  # the drift against the tolerance
+
+
 def test_the_pass_runs_on_the_workers_with_the_tools_work_mem(citus_url: str) -> None:
     """The tool's work_mem reaches the shards' aggregates: each worker transaction of the pass
     begins with it (SET LOCAL, propagated by Citus), not only the coordinator's."""
