@@ -10,8 +10,12 @@ suite's fixture), the generator's data distributed with sql/citus/distribute.sql
   result on the coordinator, read twice: the candidates, then the totals);
 - a write of the 1 % wrong owners (and the missing profiles) and its revert, timed.
 
-Prints the figures BENCHMARKS.md records. On a shared machine run it under the lock:
+Prints the figures BENCHMARKS.md records. On a shared machine run it under the lock, at the
+size where one server's 2x is measured (docs/performance.md: start-up amortised; 5 to 8
+minutes, most of it generating and distributing the rows) and at the small one:
 
+    flock /work/wt/bench.lock .venv/bin/python -m bench.citus \
+        --users 100000 --rows 10000000 --times 3
     flock /work/wt/bench.lock .venv/bin/python -m bench.citus --users 20000 --rows 1000000
 """
 

@@ -20,7 +20,7 @@ from tests.support.clirunner import CliRunner, Result
 from tokenfix.config.settings import Settings
 from tokenfix.ledger.model import Selection
 from tokenfix.ledger.model import load as load_model
-from tokenfix.reconciliation.plan import Request, pass_statement
+from tokenfix.reconciliation.plan import Request, pass_statement, plan
 
 pytestmark = [pytest.mark.citus, pytest.mark.timeout(600)]
 
@@ -279,6 +279,65 @@ def test_the_pass_reads_the_comparison_once_where_it_is_summed(citus_url: str) -
     assert "array_cat_agg" in plan, plan
     # the combined aggregate (one row) and the settle window's owners, nothing else
     assert plan.count("Distributed Subplan") == 2, plan
+
+
+def test_each_ledger_rows_class_and_price_are_computed_once_on_the_shards(
+    citus_url: str,
+) -> None:
+    """The pass's aggregate reads each row's class and price as the scan computed them, once
+    a row: not the class's CASE inlined into every FILTER of the aggregate (seven times a
+    row) as a subquery without a fence is (docs/citus.md)."""
+    settings = Settings.model_validate({"database_url": citus_url, "starting_balance": STARTING})
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        model = load_model(conn, settings)
+        statement, params = pass_statement(model, Request(selection=Selection()))
+        explain = psycopg.sql.SQL("EXPLAIN (VERBOSE) {}").format(statement)
+        plan = [str(row[0]) for row in conn.execute(explain, params).fetchall()]
+    scans = [at for at, line in enumerate(plan) if "Seq Scan on public.token_usage_" in line]
+    assert scans, "\n".join(plan)
+    for at in scans:
+        output = plan[at + 1]
+        assert output.strip().startswith("Output:"), "\n".join(plan)
+        # the scan computes the class (its CASE names the grant action twice: a counted row,
+        # a failed one) and the price; the aggregate above reads them as columns
+        assert output.count("'admin_grant'") == 2, "\n".join(plan)
+        assert "'image_generation'" in output, "\n".join(plan)
+
+
+def test_each_owners_comparison_is_computed_once_on_the_shards(citus_url: str) -> None:
+    """Each owner's comparison (expected balances, drift, whether it needs attention) is
+    computed once, by the join of its sums to its balance row, and read as columns by the
+    aggregate that combines the shard's owners: not inlined into every array_agg's FILTER."""
+    settings = Settings.model_validate({"database_url": citus_url, "starting_balance": STARTING})
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        model = load_model(conn, settings)
+        statement, params = pass_statement(model, Request(selection=Selection()))
+        explain = psycopg.sql.SQL("EXPLAIN (VERBOSE) {}").format(statement)
+        plan = [str(row[0]) for row in conn.execute(explain, params).fetchall()]
+    joins = [at for at, line in enumerate(plan) if "Hash Full Join" in line]
+    assert joins, "\n".join(plan)
+    for at in joins:
+        output = plan[at + 1]
+        assert output.strip().startswith("Output:"), "\n".join(plan)
+        assert "abs(" in output, "\n".join(plan)  # the drift against the tolerance
+
+
+def test_the_pass_runs_on_the_workers_with_the_tools_work_mem(citus_url: str) -> None:
+    """The tool's work_mem reaches the shards' aggregates: each worker transaction of the pass
+    begins with it (SET LOCAL, propagated by Citus), not only the coordinator's."""
+    settings = Settings.model_validate(
+        {"database_url": citus_url, "starting_balance": STARTING, "work_mem": "48MB"}
+    )
+    notices: list[str] = []
+    with psycopg.connect(citus_url, autocommit=True) as conn:
+        model = load_model(conn, settings)
+        conn.execute("SET citus.log_remote_commands = on")
+        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+        plan(conn, model, Request(selection=Selection())).close()
+    begins = [n for n in notices if n.startswith("issuing BEGIN")]
+    assert begins, notices
+    for begin in begins:
+        assert "SET LOCAL work_mem = '48MB'" in begin, begin
 
 
 def test_revert_leaves_a_created_profile_another_distributed_table_references(

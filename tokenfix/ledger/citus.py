@@ -79,3 +79,11 @@ def lock_by_shard(
     for group in shard_groups(conn, table, key_type, keys):
         rows.extend(conn.execute(statement, {"keys": group}).fetchall())
     return rows
+
+
+def work_mem_on_workers(conn: Connection, work_mem: str) -> None:
+    """The transaction's work_mem on the workers too (docs/citus.md): Citus passes on SET LOCAL
+    (not set_config) once citus.propagate_set_commands is 'local', with the BEGIN it sends each
+    worker connection, so the shards' aggregates get the memory the tool sets for its own."""
+    conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
+    conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(work_mem)))

@@ -408,7 +408,7 @@ class BalanceModel:
                 where=_e(source.where, TRUE),
                 selection=condition,
                 in_period=self._in_period(source, window=self._windowed(index)),
-                fence=sql.SQL("" if self.sharded else "OFFSET 0"),
+                fence=_SHARDED_FENCE if self.sharded else sql.SQL("OFFSET 0"),
             )
             effective = (
                 sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
@@ -987,6 +987,13 @@ class BalanceModel:
                 )
             )
         return sql.SQL("\nUNION ALL\n").join(parts)
+
+
+# The rows' fence on Citus (docs/citus.md): Citus pushes no subquery with an OFFSET down to
+# the shards, but one with an ORDER BY it does; PostgreSQL does not inline a subquery that
+# has one (so each row's class and price are computed once, by the scan, not once in every
+# FILTER of the aggregate), and sorts nothing by a constant.
+_SHARDED_FENCE = sql.SQL("ORDER BY NULL::integer")
 
 
 # The class of a row (docs/mapping.md), top-down, over a source's row as read (alias n).

@@ -6,7 +6,9 @@
 -- (every array_agg of one aggregate sees the rows in the same order; NULLs are kept), the
 -- arrays' positions in the key's own order, the totals, the owners with ledger rows inside
 -- the settle window (`recent`, as text), and each owner's evidence of its causes
--- (balances.sql), as one server's pass carries it.
+-- (balances.sql), as one server's pass carries it. `ORDER BY NULL::integer` (no sort) fences
+-- the comparison as source_rows.sql fences a ledger's rows: each owner's comparison is computed
+-- once, not inlined into every array_agg's FILTER; Citus pushes it down (not an OFFSET 0).
 SELECT a.*,
        ARRAY(SELECT u.o FROM unnest(a.keys) WITH ORDINALITY AS u(k, o) ORDER BY u.k) AS key_order,
        ({recent})::text[] AS recent_keys
@@ -38,5 +40,6 @@ FROM (
            array_agg(early) FILTER (WHERE attention) AS early
     FROM (
 {balances}
+    ORDER BY NULL::integer
     ) AS compared
 ) AS a

@@ -22,7 +22,7 @@ from tokenfix.base.records import Amount, Candidate, Change, Counts, LedgerSums,
 from tokenfix.base.spool import Spool
 from tokenfix.db.session import Connection, transaction
 from tokenfix.diagnosis.fleet import SharedDrift, Summary, causes_for, with_causes
-from tokenfix.ledger import keys, lotstream, periodcauses
+from tokenfix.ledger import citus, keys, lotstream, periodcauses
 from tokenfix.ledger.fitting import unwritable
 from tokenfix.ledger.model import BalanceModel, Selection, out_of_range_names_the_tables
 
@@ -162,6 +162,8 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
         out_of_range_names_the_tables(model),
         transaction(conn, model.settings, read_only=True, large_aggregate=True),
     ):
+        if model.sharded:
+            citus.work_mem_on_workers(conn, model.settings.work_mem)
         cursor = conn.cursor(row_factory=dict_row)
         rows: Iterable[dict[str, Any]] = (
             lotstream.candidates(conn, model, request.selection, request.settle)
@@ -371,6 +373,8 @@ def causes(
         with transaction(conn, model.settings, read_only=True):
             return periodcauses.period_not_reset(conn, model, candidates)
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
+        if model.sharded:
+            citus.work_mem_on_workers(conn, model.settings.work_mem)
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")
         return causes_for(conn, model, candidates)
