@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.support.clirunner import CliRunner, exact
 from tokenfix.config.settings import Settings
@@ -171,3 +172,47 @@ def test_an_elements_amount_is_computed_once_per_row(
     for its value: a lookup in the element and a parse to numeric, twice per element."""
     each, _ = mappings
     assert _balances_statement(db_url, each).count(AMOUNT) == 1
+
+
+EVIDENCE = "The evidence the likely causes"  # the opening words of fleet_evidence.sql
+
+
+@pytest.fixture
+def memoize_seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """enable_memoize as the all-owners pass (streamed) and the causes' second read (the
+    evidence statement) each ran under, on their own connection and transaction."""
+    seen: dict[str, str] = {}
+    stream, execute = psycopg.Cursor.stream, psycopg.Connection.execute
+
+    def setting(conn: psycopg.Connection[Any]) -> str:
+        row = execute(conn, "SHOW enable_memoize").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def watching_stream(self: psycopg.Cursor[Any], *args: Any, **kwargs: Any) -> Any:
+        seen["pass"] = setting(self.connection)
+        return stream(self, *args, **kwargs)
+
+    def watching(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        text = query.as_string(self) if isinstance(query, sql.Composable) else str(query)
+        if EVIDENCE in text:
+            seen["causes"] = setting(self)
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "stream", watching_stream)
+    monkeypatch.setattr(psycopg.Connection, "execute", watching)
+    return seen
+
+
+def test_lists_are_unnested_without_memoize(
+    cli: CliRunner, mappings: tuple[str, str], memoize_seen: dict[str, str]
+) -> None:
+    """The planner puts a Memoize, keyed on the whole list, between each ledger row and its
+    unnesting: hashing and copying every list cost more than unnesting it again, even where
+    lists repeat (docs/performance.md). Other mappings keep the server's setting."""
+    each, plain = mappings
+    assert _dry_run(cli, each)["users_with_drift"] > 0
+    assert memoize_seen == {"pass": "off", "causes": "off"}
+    memoize_seen.clear()
+    assert _dry_run(cli, plain)["users_with_drift"] > 0
+    assert memoize_seen == {"pass": "on", "causes": "on"}

@@ -745,6 +745,21 @@ class BalanceModel:
             strength=sql.SQL("UPDATE" if for_delete else "NO KEY UPDATE"),
         )
 
+    def without_memoize(self, conn: Connection) -> None:
+        """With a list-valued source (`each`), no Memoize for the rest of the transaction: the
+        planner puts one between each ledger row and the unnesting of its list, keyed on the
+        whole list, and hashing and copying every list costs more than unnesting it again, even
+        where lists repeat (docs/performance.md); an app's lists rarely do. Not where a
+        source reads snapshots' balance rows (`latest`), whose lookup relies on it."""
+        if not any(source.each is not None for source in self.mapping.ledgers):
+            return
+        if self.mapping.balance.latest is not None and any(
+            source.names_balance_row for source in self.mapping.ledgers
+        ):
+            return
+        if conn.info.server_version >= 140000:  # Memoize exists from PostgreSQL 14
+            conn.execute("SELECT set_config('enable_memoize', 'off', true)")
+
     def lock_rows(
         self, conn: Connection, keys: Sequence[str], *, for_delete: bool = False
     ) -> list[Any]:

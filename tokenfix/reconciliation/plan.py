@@ -162,6 +162,7 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
         out_of_range_names_the_tables(model),
         transaction(conn, model.settings, read_only=True, large_aggregate=True),
     ):
+        model.without_memoize(conn)
         cursor = conn.cursor(row_factory=dict_row)
         rows: Iterable[dict[str, Any]] = (
             lotstream.candidates(conn, model, request.selection, request.settle)
@@ -373,6 +374,7 @@ def causes(
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")
+        model.without_memoize(conn)
         return causes_for(conn, model, candidates)
 
 
