@@ -216,3 +216,16 @@ def test_lists_are_unnested_without_memoize(
     memoize_seen.clear()
     assert _dry_run(cli, plain)["users_with_drift"] > 0
     assert memoize_seen == {"pass": "on", "causes": "on"}
+
+
+def test_the_causes_second_read_does_not_number_the_elements(
+    db_url: str, mappings: tuple[str, str]
+) -> None:
+    """The evidence rows' id is the ledger row's (evidence_rows.sql): numbering each list's
+    elements (a window over every unnested row) was work thrown away."""
+    each, _ = mappings
+    settings = Settings(database_url=db_url)
+    with connect(settings) as tool:
+        model = load_model(tool, settings, load_file(Path(each)))
+        statement, _ = model.fleet_evidence()
+        assert "row_number()" not in statement.as_string(tool)

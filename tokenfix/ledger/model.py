@@ -994,7 +994,8 @@ class BalanceModel:
                     at=_e(source.at),
                     source_name=sql.Literal(source.name),
                     id=sql.SQL("({})::text").format(ident) if several else ident,
-                    table=self._ledger_from(source, ordinal=True),
+                    # The row's id without the element's ordinal: no numbering of the elements.
+                    table=self._ledger_from(source),
                     where=_e(source.where, TRUE),
                     # The array cast to the source's key type, never the column: the filter
                     # stays on the index (docs/mapping.md).
