@@ -3,6 +3,7 @@ against the bare GROUP BY of its ledger, measured in the same run.
 
     python -m bench.shapes                                  # 100k owners, 10M ledger rows
     python -m bench.shapes --owners 2000 --rows 200000      # a quick run
+    python -m bench.shapes --only each                      # one case (fills only its tables)
 
 - periods: examples/periods (a monthly allowance that resets; only the current period's
   events count) filled with generate_series, events spread over three periods; its floor is
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 PERIODS = ROOT / "examples" / "periods"
 EACH = HERE / "each.toml"
+CASES = ("periods", "each")
 SERVER_SETTINGS = {"max_parallel_workers_per_gather": "0", "shared_buffers": "1GB"}
 
 FILL_PERIODS = """
@@ -112,11 +114,13 @@ def _run_script(url: str, script: str, owners: int, rows: int) -> None:
                 conn.execute(statement, {"owners": owners, "rows": rows})
 
 
-def _fill(url: str, owners: int, rows: int) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute((PERIODS / "schema.sql").read_text())
-    _run_script(url, FILL_PERIODS, owners, rows)
-    _run_script(url, FILL_EACH, owners, rows)
+def _fill(url: str, owners: int, rows: int, cases: tuple[str, ...]) -> None:
+    if "periods" in cases:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute((PERIODS / "schema.sql").read_text())
+        _run_script(url, FILL_PERIODS, owners, rows)
+    if "each" in cases:
+        _run_script(url, FILL_EACH, owners, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database-url", help="admin URL of a server to use (else a throwaway)")
+    parser.add_argument("--only", choices=CASES, help="run one case only (default: both)")
     options = parser.parse_args(argv)
+    cases = (options.only,) if options.only else CASES
     psql = find_program("psql")
     assert psql, "psql is needed for the floors"
     server = start_server(options.database_url, options=SERVER_SETTINGS)
@@ -133,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         url = create_database(server.url, "bench_shapes")
         print(f"filling {options.owners:,} owners, {options.rows:,} rows per ledger",
               file=sys.stderr, flush=True)  # fmt: skip
-        _fill(url, options.owners, options.rows)
+        _fill(url, options.owners, options.rows, cases)
         environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TOKENFIX_")},
             "TOKENFIX_DATABASE_URL": url,
@@ -153,15 +159,19 @@ def main(argv: list[str] | None = None) -> int:
                  "-f", str(HERE / "sql" / script)]
             )  # fmt: skip
 
+        pairs = {
+            "periods": ("periods dry run (examples/periods)",
+                        lambda: tool(PERIODS / "tokenfix.toml")),
+            "periods_floor": ("bare GROUP BY (floor_periods.sql)",
+                              lambda: floor("floor_periods.sql")),
+            "each": ("each dry run (bench/each.toml)", lambda: tool(EACH)),
+            "each_floor": ("bare GROUP BY (floor_each.sql)", lambda: floor("floor_each.sql")),
+        }  # fmt: skip
         found = interleaved(
-            options.repeat,
-            periods=("periods dry run (examples/periods)", lambda: tool(PERIODS / "tokenfix.toml")),
-            periods_floor=("bare GROUP BY (floor_periods.sql)", lambda: floor("floor_periods.sql")),
-            each=("each dry run (bench/each.toml)", lambda: tool(EACH)),
-            each_floor=("bare GROUP BY (floor_each.sql)", lambda: floor("floor_each.sql")),
+            options.repeat, **{k: v for k, v in pairs.items() if k.removesuffix("_floor") in cases}
         )
         lines = [f"server: {server.description}"]
-        for name in ("periods", "each"):
+        for name in cases:
             mine, bare = found[name], found[f"{name}_floor"]
             lines.append(
                 f"{name}: {options.owners:,} owners, {options.rows:,} rows: bare GROUP BY "

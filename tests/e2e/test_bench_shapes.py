@@ -32,3 +32,13 @@ def test_the_periods_and_each_benchmark_runs(
     for name in ("periods", "each"):
         line = next(x for x in out.splitlines() if x.startswith(f"{name}:"))
         assert "bare GROUP BY" in line and "dry run" in line, out
+
+
+def test_one_case_runs_alone(pg_server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    code = shapes.main(
+        ["--owners", "30", "--rows", "2000", "--repeat", "1", "--only", "each",
+         "--database-url", pg_server.url]
+    )  # fmt: skip
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [x.split(":")[0] for x in lines if not x.startswith("server:")] == ["each"], lines

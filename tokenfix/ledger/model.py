@@ -268,22 +268,32 @@ class BalanceModel:
             " WHEN 'charge' THEN 3 ELSE 0 END END"
         ).format(counted=_e(source.counted), amount=_e(source.amount), kind=_e(source.kind))
 
-    def _class_code(self, source: LedgerSource) -> sql.Composable:
+    @staticmethod
+    def _code(source: LedgerSource) -> sql.Composable:
+        """A row's kind as a code: 1 grant, 2 deduct, 3 charge, 0 anything else."""
+        if source.kind_code is not None:
+            return source.kind_code.sql
+        return sql.SQL(
+            "CASE ({kind})::text WHEN 'grant' THEN 1 WHEN 'deduct' THEN 2"
+            " WHEN 'charge' THEN 3 ELSE 0 END"
+        ).format(kind=_e(source.kind))
+
+    def _class_code(self, source: LedgerSource, row: str | None = None) -> sql.Composable:
         """The all-owners pass's class of a row: `_kind_code`'s, and 4 for a failed charge
         (not counted, a positive amount, kind charge), which has no effect either but is summed
-        for the causes (docs/monitoring.md). The second test runs only for rows of no effect."""
-        code = (
-            source.kind_code.sql
-            if source.kind_code is not None
-            else sql.SQL(
-                "CASE ({kind})::text WHEN 'grant' THEN 1 WHEN 'deduct' THEN 2"
-                " WHEN 'charge' THEN 3 ELSE 0 END"
-            ).format(kind=_e(source.kind))
-        )
+        for the causes (docs/monitoring.md). The second test runs only for rows of no effect.
+        `row`: over the columns counted, amount and code of a row that computed them once
+        (source_rows_each.sql), instead of the mapping's expressions."""
+        counted, amount, code = _e(source.counted), _e(source.amount), self._code(source)
+        if row is not None:
+            counted, amount, code = (
+                sql.SQL("{}.{}").format(sql.Identifier(row), sql.Identifier(column))
+                for column in ("counted", "amount", "code")
+            )
         return sql.SQL(
             "CASE WHEN {counted} AND {amount} > 0 THEN {code}"
             " WHEN NOT {counted} AND {amount} > 0 AND {code} = 3 THEN 4 ELSE 0 END"
-        ).format(counted=_e(source.counted), amount=_e(source.amount), code=code)
+        ).format(counted=counted, amount=amount, code=code)
 
     # -- the all-owners comparison ----------------------------------------------------
 
@@ -396,10 +406,15 @@ class BalanceModel:
             params |= selection_params
             price, price_params = self._price(source)
             params |= price_params
+            # A list-valued source's amount, an expression over each element, is computed
+            # once per row beneath its class (source_rows_each.sql); not on Citus (no fence).
+            once = source.each is not None and not self.sharded
             rows = queries.compose(
-                "source_rows",
+                "source_rows_each" if once else "source_rows",
                 key=self._source_key(index),
-                kind_code=self._class_code(source),
+                kind_code=self._class_code(source, "tf_row" if once else None),
+                counted=_e(source.counted),
+                code=self._code(source),
                 amount=_e(source.amount),
                 price=price,
                 at=_e(source.at),
@@ -743,6 +758,21 @@ class BalanceModel:
             where=self.balance_where(),
         )
 
+    def without_memoize(self, conn: Connection) -> None:
+        """With a list-valued source (`each`), no Memoize for the rest of the transaction: the
+        planner puts one between each ledger row and the unnesting of its list, keyed on the
+        whole list, and hashing and copying every list costs more than unnesting it again, even
+        where lists repeat (docs/performance.md); an app's lists rarely do. Not where a
+        source reads snapshots' balance rows (`latest`), whose lookup relies on it."""
+        if not any(source.each is not None for source in self.mapping.ledgers):
+            return
+        if self.mapping.balance.latest is not None and any(
+            source.names_balance_row for source in self.mapping.ledgers
+        ):
+            return
+        if conn.info.server_version >= 140000:  # Memoize exists from PostgreSQL 14
+            conn.execute("SELECT set_config('enable_memoize', 'off', true)")
+
     def lock_rows(
         self, conn: Connection, keys: Sequence[str], *, for_delete: bool = False
     ) -> list[Any]:
@@ -977,7 +1007,8 @@ class BalanceModel:
                     at=_e(source.at),
                     source_name=sql.Literal(source.name),
                     id=sql.SQL("({})::text").format(ident) if several else ident,
-                    table=self._ledger_from(source, ordinal=True),
+                    # The row's id without the element's ordinal: no numbering of the elements.
+                    table=self._ledger_from(source),
                     where=_e(source.where, TRUE),
                     # The array cast to the source's key type, never the column: the filter
                     # stays on the index (docs/mapping.md).

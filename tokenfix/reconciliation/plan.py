@@ -164,6 +164,7 @@ def plan(conn: Connection, model: BalanceModel, request: Request) -> Plan:
     ):
         if model.sharded:
             citus.work_mem_on_workers(conn, model.settings.work_mem)
+        model.without_memoize(conn)
         cursor = conn.cursor(row_factory=dict_row)
         rows: Iterable[dict[str, Any]] = (
             lotstream.candidates(conn, model, request.selection, request.settle)
@@ -377,6 +378,7 @@ def causes(
             citus.work_mem_on_workers(conn, model.settings.work_mem)
         if conn.info.server_version >= 110000:  # jit exists from PostgreSQL 11
             conn.execute("SELECT set_config('jit', 'off', true)")
+        model.without_memoize(conn)
         return causes_for(conn, model, candidates)
 
 
