@@ -16,12 +16,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from tests.db import test_mapping_each as each_tests
@@ -30,6 +31,10 @@ from tests.db import test_mapping_periods as periods_tests
 from tests.db import test_mapping_snapshots as snapshot_tests
 from tests.support.citus import CitusCluster
 from tests.support.clirunner import CliRunner, Result, exact
+from tokenfix.config.settings import Settings
+from tokenfix.ledger.model import Selection
+from tokenfix.ledger.model import load as load_model
+from tokenfix.mapping.file import load_file
 
 pytestmark = [pytest.mark.citus, pytest.mark.timeout(600)]
 
@@ -437,3 +442,22 @@ def test_doctor_names_the_distribution_a_lots_or_each_mapping_needs(
             assert failed["fix"] == fix
     finally:
         cluster.drop_database("tf_shape_wrong")
+
+
+@pytest.mark.parametrize("shape", ["lots"], indirect=True)
+def test_the_lots_stream_runs_on_the_shards(shape: Shape) -> None:
+    """Each shard streams its own accounts: their lots and ledger rows unioned, the running
+    totals (a window per owner) and the runs of charges folded to their last row, all on the
+    shard; the coordinator only merges about a row per lot in key order. Never the lots and
+    ledger rows gathered whole on the coordinator (a distributed subplan of each)."""
+    settings = Settings.model_validate({"database_url": shape.citus})
+    with psycopg.connect(shape.citus, autocommit=True) as conn:
+        for mapping in (shape.mapping, shape.named):
+            model = load_model(conn, settings, load_file(Path(mapping)))
+            assert model.sharded
+            statement, params = model.lots_stream(Selection(), timedelta(0))
+            explain = psycopg.sql.SQL("EXPLAIN {}").format(statement)
+            plan = "\n".join(str(r[0]) for r in conn.execute(explain, params).fetchall())
+            assert "Distributed Subplan" not in plan, plan
+            task = plan.index("->  Task")
+            assert plan.index("WindowAgg") > task and "Seq Scan on usage_events_" in plan, plan

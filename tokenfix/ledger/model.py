@@ -545,6 +545,12 @@ class BalanceModel:
             )
         return ident
 
+    @property
+    def _fence(self) -> sql.Composable:
+        """OFFSET 0 (a subquery's expressions computed once per row), but not on Citus, which
+        pushes no subquery with an OFFSET down to the shards (docs/citus.md)."""
+        return sql.SQL("" if self.sharded else "OFFSET 0")
+
     def lots_stream(
         self, selection: Selection, settle: timedelta
     ) -> tuple[sql.Composed, dict[str, Any]]:
@@ -592,6 +598,7 @@ class BalanceModel:
                     table=lots,
                     where=_e(lot.where, TRUE),
                     selection=condition,
+                    fence=self._fence,
                 )
             )
         for index, source in enumerate(self.mapping.ledgers):
@@ -617,6 +624,7 @@ class BalanceModel:
                     table=self._ledger_from(source, ordinal=source.each is not None),
                     where=_e(source.where, TRUE),
                     selection=condition,
+                    fence=self._fence,
                 )
             )
         statement = queries.compose("lots_stream", parts=sql.SQL("\nUNION ALL\n").join(parts))
