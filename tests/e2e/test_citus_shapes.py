@@ -35,6 +35,7 @@ from tokenfix.config.settings import Settings
 from tokenfix.ledger.model import Selection
 from tokenfix.ledger.model import load as load_model
 from tokenfix.mapping.file import load_file
+from tokenfix.reconciliation import writer
 
 pytestmark = [pytest.mark.citus, pytest.mark.timeout(600)]
 
@@ -354,6 +355,7 @@ def test_dry_runs_find_what_one_server_finds(run: Any, shape: Shape) -> None:
     listed = keys[:: max(1, len(keys) // 6)]
     assert [c["user_id"] for c in _same(run, shape, shape.mapping, *listed)["changes"]] == listed
     _same(run, shape, shape.mapping, "--all", "--since", "5d")
+    _same(run, shape, shape.mapping, "--all", "--settle", "3d")
     named = _same(run, shape, shape.named, "--all")
     assert named["changes"] != everyone["changes"] or shape.name == "periods"
     _same(run, shape, shape.named, *listed)
@@ -396,10 +398,62 @@ def test_a_write_converges_and_its_revert_brings_the_same_drift_back(
         assert after["users_with_drift"] == 0 and after["changes"] == []
         history = run(shape.citus, "history", "--json", "--mapping", mapping).json()["runs"]
         assert history[0]["run_id"] == written["run_id"]
+        assert _rows(run, shape.citus, mapping, written) == _rows(run, shape.plain, mapping, alone)
+        plans = [
+            exact(
+                run(url, "revert", r["run_id"], "--dry-run", "--json", "--mapping", mapping).stdout
+            )
+            for url, r in ((shape.citus, written), (shape.plain, alone))
+        ]
+        assert plans[0]["changes"] == plans[1]["changes"] and plans[0]["changes"]
         for url, report in ((shape.citus, written), (shape.plain, alone)):
             undone = run(url, "revert", report["run_id"], "--yes", "--json", "--mapping", mapping)
             assert undone.exit_code == 0, undone.stderr + undone.stdout[-2000:]
         assert _same(run, shape, mapping, "--all")["changes"] == before["changes"]
+
+
+def _rows(run: Any, url: str, mapping: str, report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """What `history RUN_ID` shows a run wrote: each owner's action, before and after."""
+    shown = run(url, "history", report["run_id"], "--json", "--mapping", mapping)
+    assert shown.exit_code == 0, shown.stderr
+    changes = exact(shown.stdout)["changes"]
+    return sorted((c["user_id"], c["action"], str(c["before"]), str(c["after"])) for c in changes)
+
+
+@pytest.mark.parametrize("shape", ["snapshots"], indirect=True)
+def test_a_newer_snapshot_during_the_run_leaves_the_owner_for_the_next_run(
+    run: Any, shape: Shape, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app writes a newer balance row while the batch waits for its locks: the write's
+    check of the chosen row (on the shards) leaves that owner alone, newer_snapshot."""
+    late = sorted(shape.known)[0]
+    lock = writer.Writer._lock
+
+    def app_writes_a_snapshot_first(self: writer.Writer, keys: list[str]) -> Any:
+        with psycopg.connect(shape.citus, autocommit=True) as app:
+            app.execute(
+                "INSERT INTO balance_snapshots (owner_id, balance, at) VALUES (%s, 42, now())",
+                (late,),
+            )
+        return lock(self, keys)
+
+    monkeypatch.setattr(writer.Writer, "_lock", app_writes_a_snapshot_first)
+    done = run(shape.citus, "reconcile", "--all", "--yes", "--json", "--mapping", shape.mapping)
+    monkeypatch.setattr(writer.Writer, "_lock", lock)
+    try:
+        assert done.exit_code == 1, done.stderr
+        changes = {c["user_id"]: c for c in done.json()["changes"]}
+        assert (changes[late]["applied"], changes[late]["skipped"]) == (False, "newer_snapshot")
+        assert all(c["applied"] for key, c in changes.items() if key != late)
+    finally:
+        with psycopg.connect(shape.citus, autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM balance_snapshots WHERE owner_id = %s AND balance = 42", (late,)
+            )
+        undone = run(
+            shape.citus, "revert", done.json()["run_id"], "--yes", "--mapping", shape.mapping
+        )
+        assert undone.exit_code == 0, undone.stderr
 
 
 def test_doctor_names_the_distribution_a_lots_or_each_mapping_needs(
