@@ -205,8 +205,15 @@ WHERE b.id LIKE 'bal_%%'
 """
 
 # One event draws from several owners' balances: no column of it is an owner key to
-# distribute on. Every node holds it, as a reference table; the balances are distributed.
+# distribute on. The app distributes its events by customer (its tenant), the balances by
+# their key; or, where the events are few, every node holds them (a reference table).
 DISTRIBUTE_EACH = """
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+ALTER TABLE events ADD PRIMARY KEY (customer_id, id);
+SELECT create_distributed_table('customer_entitlements', 'id');
+SELECT create_distributed_table('events', 'customer_id', colocate_with => 'none')
+"""
+DISTRIBUTE_EACH_AS_REFERENCE = """
 SELECT create_distributed_table('customer_entitlements', 'id');
 SELECT create_reference_table('events')
 """
@@ -267,6 +274,9 @@ RECIPES = {
         ),
     ),
 }
+RECIPES["each_reference"] = Recipe(
+    _each, each_tests.MAPPING, DISTRIBUTE_EACH_AS_REFERENCE, RECIPES["each"].named
+)
 
 
 @dataclass
@@ -459,9 +469,8 @@ def test_a_newer_snapshot_during_the_run_leaves_the_owner_for_the_next_run(
 def test_doctor_names_the_distribution_a_lots_or_each_mapping_needs(
     run: Any, cluster: CitusCluster, tmp_path: Path
 ) -> None:
-    """A [[lots]] table left on the coordinator, and an `each` ledger distributed on a column
-    of its own (the customer) though its key is an element of its list: each a fail naming
-    the table and the call that fixes it."""
+    """A [[lots]] table left on the coordinator, and an `each` ledger keyed by an element of
+    its list left there too: each a fail naming the table and the call that fixes it."""
     url = cluster.create_database("tf_shape_wrong")
     try:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -475,9 +484,7 @@ def test_doctor_names_the_distribution_a_lots_or_each_mapping_needs(
                 ALTER TABLE usage_events DROP CONSTRAINT usage_events_account_id_fkey;
                 SELECT create_distributed_table('accounts', 'id');
                 SELECT create_distributed_table('usage_events', 'account_id', colocate_with => 'accounts');
-                ALTER TABLE events DROP CONSTRAINT events_pkey;
-                SELECT create_distributed_table('customer_entitlements', 'id');
-                SELECT create_distributed_table('events', 'customer_id', colocate_with => 'customer_entitlements')
+                SELECT create_distributed_table('customer_entitlements', 'id')
                 """,
             )
         each = tmp_path / "each.toml"
@@ -486,8 +493,7 @@ def test_doctor_names_the_distribution_a_lots_or_each_mapping_needs(
             (str(EXAMPLES / "lots" / "tokenfix.toml"), "[[lots]] table credit_grants",
              "SELECT create_distributed_table('credit_grants', 'account_id',"
              " colocate_with => 'accounts');"),
-            (str(each), "ledger events",
-             "SELECT undistribute_table('events'); SELECT create_reference_table('events');"),
+            (str(each), "ledger events", "SELECT create_reference_table('events');"),
         ):  # fmt: skip
             done = run(url, "doctor", "--json", "--mapping", mapping)
             assert done.exit_code == 3, done.stderr

@@ -1,8 +1,9 @@
 """Citus (docs/citus.md): when the extension is in the database, the distribution tokenfix
 needs. The balance table, every ledger and every [[lots]] table distributed on the owner key
 and co-located, the price table a reference table; a ledger whose key is no column of it (an
-element of `each`: a row names several owners) a reference table. Anything else fails, naming
-the table and the call that fixes it. On a server without Citus this check says nothing."""
+element of `each`: a row names several owners) distributed on a column of its own or a
+reference table. Anything else fails, naming the table and the call that fixes it. On a server
+without Citus this check says nothing."""
 
 from __future__ import annotations
 
@@ -75,18 +76,25 @@ def distribution(ctx: Context) -> list[Check]:
             continue
         if not _names_a_column(key_text):
             # Its rows name several owners (`each`): no distribution column places a row with
-            # all of them, but a copy on every node joins each shard's own owners.
+            # all of them. Distributed on a column of its own (the app's tenant), each shard
+            # sums its rows by owner and the sums meet the balance rows on the coordinator; a
+            # reference table is read on one node.
+            if placed.distributed:
+                shared.append(
+                    f"{source_table} distributed on {placed.column} (its key {key_text} is no "
+                    "column: summed by owner on its shards)"
+                )
+                continue
             if placed.reference:
-                shared.append(f"{source_table} a reference table (its key is {key_text})")
+                shared.append(f"{source_table} a reference table (its key {key_text} is no column)")
                 continue
             name = _literal(ctx, source_table)
-            undo = f"SELECT undistribute_table({name}); " if placed.method else ""
             problems.append(
                 (
-                    f"{what} {source_table} has no owner column to distribute on (its key is "
-                    f"{key_text}: a row may name several owners): tokenfix needs it a "
-                    "reference table",
-                    f"{undo}SELECT create_reference_table({name});",
+                    f"{what} {source_table} is not distributed (its key {key_text} is no column: "
+                    "a row may name several owners): tokenfix needs it distributed on a column "
+                    "of its own, or a reference table",
+                    f"SELECT create_reference_table({name});",
                 )
             )
             continue
