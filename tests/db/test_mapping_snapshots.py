@@ -193,3 +193,33 @@ def test_doctor_checks_row_id_and_never_advises_a_key_that_breaks_history(
     key = {c["name"]: c for c in cli("doctor", "--json", "--mapping", str(plain)).json()["checks"]}
     assert key["mapping_key"]["status"] == "fail"
     assert "latest" in key["mapping_key"]["fix"] and "history" in key["mapping_key"]["fix"]
+
+
+def test_a_row_id_unique_beside_the_owner_key_names_the_row(
+    cli: CliRunner, conn: psycopg.Connection, mapping: str
+) -> None:
+    """The primary key (owner_id, id), as Citus needs it (docs/citus.md: a unique key must hold
+    the distribution column): the writes name the owner and the row together, so the pair
+    names one row. doctor passes it; a write converges and its revert restores."""
+    _, drift = build(conn)
+    conn.execute("ALTER TABLE balance_snapshots DROP CONSTRAINT balance_snapshots_pkey")
+    conn.execute("ALTER TABLE balance_snapshots ADD PRIMARY KEY (owner_id, id)")
+    checks = {c["name"]: c for c in cli("doctor", "--json", "--mapping", mapping).json()["checks"]}
+    assert checks["mapping_key"]["status"] == "ok", checks["mapping_key"]
+    assert "owner_id, id" in checks["mapping_key"]["message"]
+    dry = cli("reconcile", "--all", "--dry-run", "--json", "--mapping", mapping)
+    assert dry.exit_code == 1 and dry.stderr == "", dry.stderr
+    before = conn.execute(SNAPSHOT).fetchall()
+    run = cli("reconcile", "--all", "--yes", "--json", "--mapping", mapping)
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["users_updated"] == len(drift)
+    again = cli("reconcile", "--all", "--dry-run", "--json", "--mapping", mapping)
+    assert again.exit_code == 0 and again.json()["changes"] == []
+    undo = cli("revert", run.json()["run_id"], "--yes", "--mapping", mapping)
+    assert undo.exit_code == 0, undo.stderr
+    assert conn.execute(SNAPSHOT).fetchall() == before
+    # a unique key on the owner and another column is no row id
+    conn.execute("ALTER TABLE balance_snapshots DROP CONSTRAINT balance_snapshots_pkey")
+    conn.execute("ALTER TABLE balance_snapshots ADD UNIQUE (owner_id, at, id)")
+    checks = {c["name"]: c for c in cli("doctor", "--json", "--mapping", mapping).json()["checks"]}
+    assert checks["mapping_key"]["status"] == "fail"

@@ -15,7 +15,7 @@ import psycopg.sql
 import pytest
 
 from bench.generate import generate
-from tests.support.citus import CitusCluster, missing_reason, start_cluster
+from tests.support.citus import CitusCluster
 from tests.support.clirunner import CliRunner, Result
 from tokenfix.config.settings import Settings
 from tokenfix.ledger.model import Selection
@@ -28,16 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTE = ROOT / "sql" / "citus" / "distribute.sql"
 HANDWRITTEN = ROOT / "bench" / "sql" / "handwritten.sql"
 USERS, ROWS, STARTING = 2000, 100_000, 1000
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[CitusCluster]:
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    started = start_cluster()
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """Citus (docs/citus.md): when the extension is in the database, the distribution tokenfix
-needs. The balance table and every ledger distributed on the owner key and co-located, the
-price table a reference table; anything else fails, naming the table and the call that fixes
-it. On a server without Citus this check says nothing."""
+needs. The balance table, every ledger and every [[lots]] table distributed on the owner key
+and co-located, the price table a reference table; a ledger whose key is no column of it (an
+element of `each`: a row names several owners) distributed on a column of its own or a
+reference table. Anything else fails, naming the table and the call that fixes it. On a server
+without Citus this check says nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tokenfix.mapping import names
 
 NAME = "citus"
 _BARE = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
 def _literal(ctx: Context, name: QualifiedName) -> str:
@@ -34,6 +37,18 @@ def _column(text: str) -> str:
     return text
 
 
+def _names_a_column(text: str) -> bool:
+    """Whether a ledger key is a column of its table (else an expression, such as an element
+    of `each`, which no distribution column can be)."""
+    text = text.strip()
+    prefix = f"{names.LEDGER}."
+    if text.lower().startswith(prefix):
+        text = text[len(prefix) :].strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        return '"' not in text[1:-1].replace('""', "")
+    return _IDENTIFIER.match(text) is not None
+
+
 def distribution(ctx: Context) -> list[Check]:
     conn = ctx.conn
     if not citus.present(conn):
@@ -50,10 +65,38 @@ def distribution(ctx: Context) -> list[Check]:
                 _redistribute(ctx, balance, key, found, None),
             )
         )
-    for source in ctx.mapping.ledgers:
-        column = _column(source.key.text)
-        placed = citus.placement(conn, source.table.identifier)
+    shared: list[str] = []
+    sources = [("ledger", s.table, s.key.text) for s in ctx.mapping.ledgers] + [
+        ("[[lots]] table", s.table, s.key.text) for s in ctx.mapping.lots
+    ]
+    for what, source_table, key_text in sources:
+        column = _column(key_text)
+        placed = citus.placement(conn, source_table.identifier)
         if placed is None:
+            continue
+        if not _names_a_column(key_text):
+            # Its rows name several owners (`each`): no distribution column places a row with
+            # all of them. Distributed on a column of its own (the app's tenant), each shard
+            # sums its rows by owner and the sums meet the balance rows on the coordinator; a
+            # reference table is read on one node.
+            if placed.distributed:
+                shared.append(
+                    f"{source_table} distributed on {placed.column} (its key {key_text} is no "
+                    "column: summed by owner on its shards)"
+                )
+                continue
+            if placed.reference:
+                shared.append(f"{source_table} a reference table (its key {key_text} is no column)")
+                continue
+            name = _literal(ctx, source_table)
+            problems.append(
+                (
+                    f"{what} {source_table} is not distributed (its key {key_text} is no column: "
+                    "a row may name several owners): tokenfix needs it distributed on a column "
+                    "of its own, or a reference table",
+                    f"SELECT create_reference_table({name});",
+                )
+            )
             continue
         right = (
             placed.distributed
@@ -70,9 +113,9 @@ def distribution(ctx: Context) -> list[Check]:
             )
             problems.append(
                 (
-                    f"ledger {source.table} is {shape}: tokenfix needs it distributed on "
+                    f"{what} {source_table} is {shape}: tokenfix needs it distributed on "
                     f"{column} and co-located with {balance}",
-                    _redistribute(ctx, source.table, column, placed, balance),
+                    _redistribute(ctx, source_table, column, placed, balance),
                 )
             )
     if ctx.pricing_table is not None:
@@ -88,17 +131,18 @@ def distribution(ctx: Context) -> list[Check]:
             )
     if problems:
         return [fail(NAME, f"Citus: {message}", fix) for message, fix in problems]
-    ledgers = ", ".join(str(s.table) for s in ctx.mapping.ledgers)
-    pricing = (
-        f"; {ctx.pricing_table} a reference table"
-        if ctx.pricing_table is not None
-        and citus.placement(conn, ctx.pricing_table.identifier) is not None
-        else ""
+    together = [str(balance)] + [str(t) for _, t, text in sources if _names_a_column(text)]
+    placed_together = " and ".join(
+        [", ".join(together[:-1]), together[-1]] if together[1:] else together
     )
+    if ctx.pricing_table is not None and citus.placement(conn, ctx.pricing_table.identifier):
+        shared.append(f"{ctx.pricing_table} a reference table")
+    others = "".join(f"; {line}" for line in shared)
     return [
         ok(
             NAME,
-            f"Citus: {balance} and {ledgers} distributed by the owner key and co-located{pricing}",
+            f"Citus: {placed_together} distributed by the owner key"
+            f"{' and co-located' if together[1:] else ''}{others}",
         )
     ]
 

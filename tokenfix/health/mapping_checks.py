@@ -181,21 +181,24 @@ def mapping_key(context: Context) -> list[Check]:
     b = context.mapping.balance
     if b.latest is not None and b.row_id is not None:
         # Snapshots: many rows per owner by design; rows are written by row_id.
-        if catalog.key_is_unique(context.conn, b.table, b.row_id):
+        unique = catalog.row_id_unique(context.conn, b.table, b.row_id, b.key)
+        if unique is not None:
+            named = unique[0] if len(unique) == 1 else f"({', '.join(unique)})"
             return [
                 ok(
                     "mapping_key",
-                    f"{b.table}.{b.row_id} is unique: each owner's newest row by "
+                    f"{b.table}.{named} is unique: each owner's newest row by "
                     f"{b.latest.text} is its balance",
                 )
             ]
         return [
             fail(
                 "mapping_key",
-                f"{b.table}.{b.row_id} (row_id) has no unique index: a write could not name "
-                "the one row it changes, so write runs refuse to run",
-                f"map as row_id a column with a unique index (the table's primary key); "
-                f"never a unique key on {b.key}, which would forbid the table's history",
+                f"{b.table}.{b.row_id} (row_id) has no unique index, alone or beside {b.key}: "
+                "a write could not name the one row it changes, so write runs refuse to run",
+                f"map as row_id a column with a unique index (the table's primary key, or "
+                f"({b.key}, row_id) where Citus needs the owner key in it); never a unique key "
+                f"on {b.key} alone, which would forbid the table's history",
             )
         ]
     if catalog.key_is_unique(context.conn, b.table, b.key):

@@ -58,6 +58,18 @@ def key_is_unique(conn: Connection, table: QualifiedName, column: str) -> bool:
     return bool(row and row[0])
 
 
+def row_id_unique(
+    conn: Connection, table: QualifiedName, row_id: str, key: str
+) -> tuple[str, ...] | None:
+    """Snapshots: the columns of the unique index naming one row by `row_id`, alone or with
+    the owner `key` (the writes name both), or None when there is none."""
+    quoted = table.identifier.as_string(conn)
+    row = conn.execute(
+        get("row_id_unique"), {"table": quoted, "row_id": row_id, "key": key}
+    ).fetchone()
+    return tuple(row[0]) if row else None
+
+
 def key_references(
     conn: Connection, ledger: QualifiedName, column: str, balance: QualifiedName, key: str
 ) -> bool:

@@ -114,36 +114,25 @@ class BalanceModel:
         )
 
     def _chosen_among_keys(self) -> sql.Composable:
-        """Snapshots: the rows to lock are the chosen rows of the batch's owners."""
+        """Snapshots: the row is its owner's first, among the owners of the statement's
+        %(keys)s (the batch): the rows a lock takes, and, at the write, still the owner's
+        newest (no newer row). The owner and the row id together name the row (unique as a
+        pair where Citus needs the owner key in every unique index), and the rows are found
+        by one uncorrelated subquery on the owner key, which Citus runs on the shards: it
+        cannot run a subquery correlated with the batch's rows (docs/citus.md)."""
         b = self.mapping.balance
         if b.latest is None or b.row_id is None:
             return TRUE
         return sql.SQL(
-            "balance.{row_id} = ANY(ARRAY(SELECT DISTINCT ON (balance.{key}) balance.{row_id}"
-            " FROM {table} WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}"
-            " ORDER BY balance.{key}, {latest}))"
+            "(balance.{key}, balance.{row_id}) IN (SELECT DISTINCT ON (balance.{key})"
+            " balance.{key}, balance.{row_id} FROM {table}"
+            " WHERE balance.{key} = ANY(%(keys)s::text[]::{key_type}[]) AND {where}"
+            " ORDER BY balance.{key}, {latest})"
         ).format(
             row_id=sql.Identifier(b.row_id),
             key=self.key,
             table=names.balance_from(b.table),
             key_type=self.key_type,
-            where=self.balance_where(),
-            latest=b.latest.sql,
-        )
-
-    def _chosen_now(self, key: sql.Composable) -> sql.Composable:
-        """Snapshots: the row being written is still its owner's first (no newer row)."""
-        b = self.mapping.balance
-        if b.latest is None or b.row_id is None:
-            return TRUE
-        return sql.SQL(
-            "balance.{row_id} = (SELECT balance.{row_id} FROM {table} WHERE balance.{key} = {owner}"
-            " AND {where} ORDER BY {latest} LIMIT 1)"
-        ).format(
-            row_id=sql.Identifier(b.row_id),
-            table=names.balance_from(b.table),
-            key=self.key,
-            owner=key,
             where=self.balance_where(),
             latest=b.latest.sql,
         )
@@ -571,6 +560,12 @@ class BalanceModel:
             )
         return ident
 
+    @property
+    def _fence(self) -> sql.Composable:
+        """OFFSET 0 (a subquery's expressions computed once per row), but not on Citus, which
+        pushes no subquery with an OFFSET down to the shards (docs/citus.md)."""
+        return sql.SQL("" if self.sharded else "OFFSET 0")
+
     def lots_stream(
         self, selection: Selection, settle: timedelta
     ) -> tuple[sql.Composed, dict[str, Any]]:
@@ -618,6 +613,7 @@ class BalanceModel:
                     table=lots,
                     where=_e(lot.where, TRUE),
                     selection=condition,
+                    fence=self._fence,
                 )
             )
         for index, source in enumerate(self.mapping.ledgers):
@@ -643,6 +639,7 @@ class BalanceModel:
                     table=self._ledger_from(source, ordinal=source.each is not None),
                     where=_e(source.where, TRUE),
                     selection=condition,
+                    fence=self._fence,
                 )
             )
         statement = queries.compose("lots_stream", parts=sql.SQL("\nUNION ALL\n").join(parts))
@@ -807,7 +804,7 @@ class BalanceModel:
             insert_missing = queries.compose("write_batch_no_insert")
         return queries.compose(
             "write_batch",
-            chosen=self._chosen_now(sql.SQL("pl.tf_key")),
+            chosen=self._chosen_among_keys(),
             key_type=self.key_type,
             assignments=assignments,
             was=self.written_was("t", "tf_before"),

@@ -225,8 +225,13 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         balance_types={name.split(" ", 1)[1]: t for name, t in balance_types.items()},
         sources=tuple(sources),
         pricing_columns=pricing_columns,
-        # Snapshots: many rows per owner; the rows are written by row_id, which must be unique.
-        key_unique=catalog.key_is_unique(conn, balance.table, balance.row_id or balance.key),
+        # Snapshots: many rows per owner; the rows are written by owner and row_id, which
+        # must name one row (unique alone, or beside the owner key as Citus needs it).
+        key_unique=(
+            catalog.row_id_unique(conn, balance.table, balance.row_id, balance.key) is not None
+            if balance.row_id is not None
+            else catalog.key_is_unique(conn, balance.table, balance.key)
+        ),
         balance_kind=balance_table.kind,
         lots=lots,
     )

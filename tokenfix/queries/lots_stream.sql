@@ -11,7 +11,8 @@
 -- fold burns, charges priced, `charged`: expected used); the fold takes the difference from
 -- the run before. The tool then reads about one row per lot, not one per ledger row.
 -- `recent`: inside the settle window (running too). The key travels as text (what the
--- fold groups by), ordered in its own type.
+-- fold groups by), ordered in its own type. Lots of one instant come in source, id order:
+-- one order wherever the rows come from (on Citus, the shards answer in any order).
 SELECT w.row_type, w.key::text, w.at, w.source, w.id, w.amount, w.expires_at, w.voided_at,
        w.priority, w.recent, w.current_remaining, w.current_used, w.starting, w.tolerance,
        w.spent, w.charged
@@ -29,4 +30,4 @@ FROM (
                           ROWS UNBOUNDED PRECEDING)
 ) AS w
 WHERE w.row_type < 3 OR (w.row_type = 4 AND w.next_type IS DISTINCT FROM 4)
-ORDER BY w.key, w.at NULLS FIRST, w.row_type
+ORDER BY w.key, w.at NULLS FIRST, w.row_type, w.source, w.id

@@ -1,7 +1,8 @@
 -- lots_stream.sql's rows of one ledger source that move the balance: grants (lots of
 -- priority 0 that never expire, row_type 2), deducts and charges (row_type 4: what they
 -- burn, `spend`, a charge at its effective amount; what charges count as used, `charge`;
--- summed in runs, so their source and id are not read).
+-- summed in runs, so their source and id are not read). `fence`, OFFSET 0, computes each
+-- row's class once; on Citus none: it pushes no subquery with an OFFSET down to the shards.
 SELECT CASE r.kind WHEN 1 THEN 2 ELSE 4 END, r.key, r.at,
        CASE r.kind WHEN 1 THEN {source_name}::text END, CASE r.kind WHEN 1 THEN r.id END,
        CASE r.kind WHEN 1 THEN r.amount END, NULL::timestamptz, NULL::timestamptz,
@@ -14,6 +15,6 @@ FROM (
            ({at})::timestamptz AS at, {id} AS id
     FROM {table}
     WHERE {where} AND {selection}
-    OFFSET 0
+    {fence}
 ) AS r
 WHERE r.kind <> 0
