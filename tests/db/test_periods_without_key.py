@@ -239,3 +239,26 @@ def test_excluded_keys_stay_out_with_the_window(
     expected = {k: v for k, v in _expected_remaining().items() if k not in ("e2", "b")}
     assert {k: v for k, v in walked.items() if k in expected} == expected
     assert "e2" not in walked and "b" not in walked
+
+
+def test_two_ledgers_one_with_the_index_count_alike(
+    cli: CliRunner, conn: psycopg.Connection[Any], mapping: Path
+) -> None:
+    conn.execute(
+        "CREATE TABLE topups (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " plan_id text, value bigint NOT NULL, at timestamptz)"
+    )
+    for key, days, value in [("b", -2, 3), ("b", -30, 5), ("c", -900, 7), ("y", -800, 11)]:
+        conn.execute(
+            "INSERT INTO topups (plan_id, value, at) VALUES (%s, %s, %s)", (key, value, _at(days))
+        )
+    mapping.write_text(
+        MAPPING + '\n[[ledger]]\nname = "topups"\ntable = "topups"\nkey = "plan_id"\nat = "at"\n'
+        'amount = "value"\nkind = "\'grant\'"\nid = "id"\n'
+    )
+    walked = _changes(cli, mapping)
+    expected = _expected_remaining()
+    expected |= {"b": expected["b"] + 3, "c": expected["c"] + 7, "y": 11}
+    assert {k: v for k, v in _remaining(walked).items() if k in expected} == expected
+    conn.execute("DROP INDEX usage_plan_at")
+    assert _changes(cli, mapping) == walked

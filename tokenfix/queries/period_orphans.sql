@@ -33,7 +33,9 @@ SELECT ARRAY(
 ) AS keys
 FROM (
     -- Each gap that holds a ledger key: (lo, hi), NULL for no bound. min() and max() read the
-    -- index from one end; an EXISTS would be planned as a scan that stops at its first row.
+    -- index from one end; an EXISTS with one bound would be planned as a scan that stops at
+    -- its first row (a third of the table, says the estimate), and reads it all when none
+    -- matches. Between two bounds the estimate is narrow and EXISTS takes the index.
     SELECT array_agg(g.lo) AS lo, array_agg(g.hi) AS hi
     FROM (
         SELECT NULL AS lo, b.hi
