@@ -3,12 +3,15 @@ against the bare GROUP BY of its ledger, measured in the same run.
 
     python -m bench.shapes                                  # 100k owners, 10M ledger rows
     python -m bench.shapes --owners 2000 --rows 200000      # a quick run
-    python -m bench.shapes --only each                      # one case (fills only its tables)
+    python -m bench.shapes --only periods                   # the periods cases alone
 
 - periods: examples/periods (a monthly allowance that resets; only the current period's
   events count) filled with generate_series, events spread over three periods; its floor is
   bench/sql/floor_periods.sql (`select entitlement_id, sum(value), count(*) from events
-  group by entitlement_id`, work_mem 64MB).
+  group by entitlement_id`, work_mem 64MB). Measured twice: with the schema's foreign key from
+  events.entitlement_id to the balance key, then without it (dropped; the index on
+  (entitlement_id, created_at) stays), each case interleaved with its own rounds of the floor
+  (`--without-foreign-key`: the second case only).
 - each: bench/each.toml, one event row drawing from one or two balances through a jsonb list
   (`each = "jsonb_array_elements(deductions)"`); its floor is bench/sql/floor_each.sql (the
   same GROUP BY over the unnested elements).
@@ -26,17 +29,18 @@ import sys
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from bench.generate import create_database
-from bench.measure import Run, interleaved, run_process
+from bench.measure import Measurement, Run, interleaved, run_process
 from tokenfix.demo.pgserver import find_program, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 PERIODS = ROOT / "examples" / "periods"
 EACH = HERE / "each.toml"
-CASES = ("periods", "each")
 SERVER_SETTINGS = {"max_parallel_workers_per_gather": "0", "shared_buffers": "1GB"}
+SHAPES = ("periods", "each")
 
 FILL_PERIODS = """
 INSERT INTO customer_entitlements (id, customer_id, feature_id, allowance, balance,
@@ -114,13 +118,39 @@ def _run_script(url: str, script: str, owners: int, rows: int) -> None:
                 conn.execute(statement, {"owners": owners, "rows": rows})
 
 
-def _fill(url: str, owners: int, rows: int, cases: tuple[str, ...]) -> None:
-    if "periods" in cases:
+def _fill(url: str, owners: int, rows: int, shapes: tuple[str, ...]) -> None:
+    if "periods" in shapes:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute((PERIODS / "schema.sql").read_text())
         _run_script(url, FILL_PERIODS, owners, rows)
-    if "each" in cases:
+    if "each" in shapes:
         _run_script(url, FILL_EACH, owners, rows)
+
+
+def _drop_foreign_key(url: str) -> None:
+    """events without its foreign key to customer_entitlements: an owner may then have rows and
+    no balance row, as far as the tool can tell."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for (name,) in conn.execute(
+            "SELECT conname FROM pg_constraint"
+            " WHERE conrelid = 'events'::regclass AND contype = 'f'"
+        ).fetchall():
+            conn.execute(
+                sql.SQL("ALTER TABLE events DROP CONSTRAINT {}").format(sql.Identifier(name))
+            )
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def _line(name: str, mine: Measurement, bare: Measurement, owners: int, rows: int) -> str:
+    return (
+        f"{name}: {owners:,} owners, {rows:,} rows: bare GROUP BY "
+        f"{bare.seconds:.2f} s, dry run {mine.seconds:.2f} s "
+        f"({mine.seconds / bare.seconds:.2f}x), peak RSS {mine.peak_rss_mb:.0f} MB"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,9 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database-url", help="admin URL of a server to use (else a throwaway)")
-    parser.add_argument("--only", choices=CASES, help="run one case only (default: both)")
+    parser.add_argument("--only", choices=SHAPES, help="measure this shape alone")
+    parser.add_argument(
+        "--without-foreign-key",
+        action="store_true",
+        help="periods: only the case without the foreign key from events to the balance key",
+    )
     options = parser.parse_args(argv)
-    cases = (options.only,) if options.only else CASES
+    shapes = (options.only,) if options.only else SHAPES
     psql = find_program("psql")
     assert psql, "psql is needed for the floors"
     server = start_server(options.database_url, options=SERVER_SETTINGS)
@@ -139,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         url = create_database(server.url, "bench_shapes")
         print(f"filling {options.owners:,} owners, {options.rows:,} rows per ledger",
               file=sys.stderr, flush=True)  # fmt: skip
-        _fill(url, options.owners, options.rows, cases)
+        _fill(url, options.owners, options.rows, shapes)
         environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith("TOKENFIX_")},
             "TOKENFIX_DATABASE_URL": url,
@@ -159,25 +194,31 @@ def main(argv: list[str] | None = None) -> int:
                  "-f", str(HERE / "sql" / script)]
             )  # fmt: skip
 
-        pairs = {
-            "periods": ("periods dry run (examples/periods)",
-                        lambda: tool(PERIODS / "tokenfix.toml")),
-            "periods_floor": ("bare GROUP BY (floor_periods.sql)",
-                              lambda: floor("floor_periods.sql")),
-            "each": ("each dry run (bench/each.toml)", lambda: tool(EACH)),
-            "each_floor": ("bare GROUP BY (floor_each.sql)", lambda: floor("floor_each.sql")),
-        }  # fmt: skip
-        found = interleaved(
-            options.repeat, **{k: v for k, v in pairs.items() if k.removesuffix("_floor") in cases}
-        )
-        lines = [f"server: {server.description}"]
-        for name in cases:
-            mine, bare = found[name], found[f"{name}_floor"]
-            lines.append(
-                f"{name}: {options.owners:,} owners, {options.rows:,} rows: bare GROUP BY "
-                f"{bare.seconds:.2f} s, dry run {mine.seconds:.2f} s "
-                f"({mine.seconds / bare.seconds:.2f}x), peak RSS {mine.peak_rss_mb:.0f} MB"
+        def periods_case(label: str) -> tuple[Measurement, Measurement]:
+            found = interleaved(
+                options.repeat,
+                mine=(f"periods dry run ({label})", lambda: tool(PERIODS / "tokenfix.toml")),
+                bare=("bare GROUP BY (floor_periods.sql)", lambda: floor("floor_periods.sql")),
             )
+            return found["mine"], found["bare"]
+
+        lines = [f"server: {server.description}", f"before: {_load()}"]
+        size = (options.owners, options.rows)
+        if "periods" in shapes:
+            if not options.without_foreign_key:
+                fk = "periods (foreign key)"
+                lines.append(_line(fk, *periods_case("foreign key"), *size))
+            _drop_foreign_key(url)
+            nofk = "periods (no foreign key)"
+            lines.append(_line(nofk, *periods_case("no foreign key"), *size))
+        if "each" in shapes:
+            found = interleaved(
+                options.repeat,
+                each=("each dry run (bench/each.toml)", lambda: tool(EACH)),
+                each_floor=("bare GROUP BY (floor_each.sql)", lambda: floor("floor_each.sql")),
+            )
+            lines.append(_line("each", found["each"], found["each_floor"], *size))
+        lines.append(f"after: {_load()}")
         print("\n".join(lines))
     finally:
         server.stop()

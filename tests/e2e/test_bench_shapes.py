@@ -29,16 +29,20 @@ def test_the_periods_and_each_benchmark_runs(
     )
     assert code == 0
     out = capsys.readouterr().out
-    for name in ("periods", "each"):
+    for name in ("periods (foreign key)", "periods (no foreign key)", "each"):
         line = next(x for x in out.splitlines() if x.startswith(f"{name}:"))
         assert "bare GROUP BY" in line and "dry run" in line, out
+    assert "load average" in out
 
 
-def test_one_case_runs_alone(pg_server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_periods_benchmark_runs_alone_without_the_foreign_key(
+    pg_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = shapes.main(
-        ["--owners", "30", "--rows", "2000", "--repeat", "1", "--only", "each",
-         "--database-url", pg_server.url]
+        ["--owners", "30", "--rows", "2000", "--repeat", "1", "--database-url", pg_server.url,
+         "--only", "periods", "--without-foreign-key"]
     )  # fmt: skip
     assert code == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [x.split(":")[0] for x in lines if not x.startswith("server:")] == ["each"], lines
+    out = capsys.readouterr().out
+    assert "periods (no foreign key):" in out, out
+    assert "periods (foreign key):" not in out and "each:" not in out, out

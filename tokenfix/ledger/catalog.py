@@ -86,6 +86,23 @@ def key_references(
     return bool(row and row[0])
 
 
+def key_indexed(
+    conn: Connection, ledger: QualifiedName, column: str, balance: QualifiedName, key: str
+) -> bool:
+    """A btree index on `ledger` leads with `column` (default order), of the same type and
+    collation as `balance`.`key`: the ledger's keys can be walked in the balance key's order."""
+    row = conn.execute(
+        get("key_index"),
+        {
+            "ledger": ledger.identifier.as_string(conn),
+            "column": column,
+            "balance": balance.identifier.as_string(conn),
+            "key": key,
+        },
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def missing_table(table: Table, what: str) -> MissingObject:
     return MissingObject(
         f"table {table.name} does not exist ({what})",

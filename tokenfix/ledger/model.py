@@ -185,10 +185,48 @@ class BalanceModel:
             " OR ({at})::timestamptz >= (SELECT low FROM period_window)) AND {inside}"
         ).format(key=source.key.sql, at=source.at.sql, inside=inside)
 
-    def _windowed(self, index: int) -> bool:
+    def _windowed(self, index: int, selection: Selection) -> bool:
         """Whether the all-owners pass drops source `index`'s rows outside every period."""
         return (
-            self.mapping.balance.has_periods and not self.sharded and self.shape.source(index).owned
+            self.mapping.balance.has_periods
+            and not self.sharded
+            and (self.shape.source(index).owned or self._walked(index, selection))
+        )
+
+    def _walked(self, index: int, selection: Selection) -> bool:
+        """Without a foreign key, whether the pass finds the keys without a balance row through
+        the ledger's index on its key (`period_orphans`) and reads their rows before the window
+        again. Not for a list of owners or --since: those reads go by key already, and the
+        other owners' keys would all look like keys without a balance row."""
+        source = self.shape.source(index)
+        return (
+            not source.owned
+            and source.indexed
+            and selection.keys is None
+            and selection.since is None
+        )
+
+    def _orphans(self, index: int) -> sql.Composable:
+        """The keys of source `index` that have no balance row (period_orphans.sql)."""
+        source = self.mapping.ledgers[index]
+        return queries.compose(
+            "period_orphans",
+            ledger=names.ledger_from(source.table),
+            ledger_key=sql.Identifier(source.key.text.strip()),
+            balance=names.balance_from(self.mapping.balance.table),
+            key=self.key,
+        )
+
+    def _orphan_rows(self, index: int, source: LedgerSource) -> sql.Composable:
+        """The rows before the window of the keys without a balance row: all count."""
+        return sql.SQL(
+            "{key} = ANY((SELECT keys FROM period_orphans_{index})::{key_type}[])"
+            " AND ({at})::timestamptz < (SELECT low FROM period_window)"
+        ).format(
+            key=self._source_key(index),
+            index=sql.SQL(str(index)),
+            key_type=self.key_type,
+            at=source.at.sql,
         )
 
     def _ledger_from(self, source: LedgerSource, *, ordinal: bool = False) -> sql.Composable:
@@ -384,12 +422,19 @@ class BalanceModel:
                     self.periods(self._balance_selection(selection))
                 )
             )
-            if any(self._windowed(i) for i in range(len(self.mapping.ledgers))):
+            if any(self._windowed(i, selection) for i in range(len(self.mapping.ledgers))):
                 # The earliest start of all the periods (none where one has none): an init plan.
                 window = queries.compose(
                     "period_window", periods=self.periods(self._balance_selection(selection))
                 )
                 periods.append(sql.SQL("period_window AS (\n{}\n)").format(window))
+            for index in range(len(self.mapping.ledgers)):
+                if self._windowed(index, selection) and self._walked(index, selection):
+                    periods.append(
+                        sql.SQL("period_orphans_{} AS (\n{}\n)").format(
+                            sql.SQL(str(index)), self._orphans(index)
+                        )
+                    )
         for index, source in enumerate(self.mapping.ledgers):
             condition, selection_params = self._selection(index, selection)
             params |= selection_params
@@ -398,8 +443,11 @@ class BalanceModel:
             # A list-valued source's amount, an expression over each element, is computed
             # once per row beneath its class (source_rows_each.sql); not on Citus (no fence).
             once = source.each is not None and not self.sharded
-            rows = queries.compose(
-                "source_rows_each" if once else "source_rows",
+            template = "source_rows_each" if once else "source_rows"
+            fence = _SHARDED_FENCE if self.sharded else sql.SQL("OFFSET 0")
+            windowed = self._windowed(index, selection)
+            walked = windowed and self._walked(index, selection)
+            pieces = dict(
                 key=self._source_key(index),
                 kind_code=self._class_code(source, "tf_row" if once else None),
                 counted=_e(source.counted),
@@ -408,12 +456,27 @@ class BalanceModel:
                 price=price,
                 at=_e(source.at),
                 table=self._ledger_from(source),
-                period_join=self._period_join(index, sql.Identifier("periods")),
                 where=_e(source.where, TRUE),
                 selection=condition,
-                in_period=self._in_period(source, window=self._windowed(index)),
-                fence=_SHARDED_FENCE if self.sharded else sql.SQL("OFFSET 0"),
             )
+            rows: sql.Composable = queries.compose(
+                template,
+                **pieces,
+                period_join=self._period_join(index, sql.Identifier("periods")),
+                in_period=self._in_period(source, window=windowed),
+                fence=sql.SQL("") if walked else fence,
+            )
+            if walked:
+                # Beside the rows from the window on, the older rows of the keys without a
+                # balance row (no period: all count), read by key through the index.
+                orphans = queries.compose(
+                    "source_rows",
+                    **pieces,
+                    period_join=sql.SQL(""),
+                    in_period=self._orphan_rows(index, source),
+                    fence=sql.SQL(""),
+                )
+                rows = sql.SQL("{}\nUNION ALL\n{}\n{}").format(rows, orphans, fence)
             effective = (
                 sql.SQL("coalesce(r.price, r.amount)") if self.prices else sql.SQL("r.amount")
             )

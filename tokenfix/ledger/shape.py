@@ -39,6 +39,9 @@ class SourceShape:
     owned: bool = False
     """Every row with a key belongs to a balance row: the key is a column a validated foreign
     key ties to the balance key (looked up only for a mapping with periods)."""
+    indexed: bool = False
+    """Without that foreign key, a btree index leads with the key column, of the balance key's
+    type and collation: the keys without a balance row are found through it (periods only)."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,8 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
         )
         types = {name.rsplit(" ", 1)[1]: t for name, t in found.items()}
         owned = _owned(conn, mapping, source, table)
-        sources.append(SourceShape(key=types["key"], types=types, owned=owned))
+        indexed = not owned and _indexed(conn, mapping, source, table)
+        sources.append(SourceShape(key=types["key"], types=types, owned=owned, indexed=indexed))
     lots = tuple(_lot_shape(conn, mapping, lot) for lot in mapping.lots)
     pricing_columns = tables[-1].columns if mapping.pricing is not None else {}
     if mapping.pricing is not None and not tables[-1].exists and not mapping.from_settings:
@@ -240,13 +244,35 @@ def describe(conn: Connection, mapping: Mapping) -> Shape:
 def _owned(conn: Connection, mapping: Mapping, source: LedgerSource, table: catalog.Table) -> bool:
     """Whether no row of `source` with a key can belong to an owner without a balance row
     (periods only: the pass then drops the rows outside every owner's period first)."""
+    column = _key_column(mapping, source, table)
+    if column is None:
+        return False
+    return catalog.key_references(
+        conn, source.table, column, mapping.balance.table, mapping.balance.key
+    )
+
+
+def _indexed(
+    conn: Connection, mapping: Mapping, source: LedgerSource, table: catalog.Table
+) -> bool:
+    """Whether the keys of `source` without a balance row can be found through an index on its
+    key column (periods only: the pass then drops the rows outside every period but theirs)."""
+    column = _key_column(mapping, source, table)
+    if column is None:
+        return False
+    return catalog.key_indexed(
+        conn, source.table, column, mapping.balance.table, mapping.balance.key
+    )
+
+
+def _key_column(mapping: Mapping, source: LedgerSource, table: catalog.Table) -> str | None:
+    """The ledger's key column where a periods pass may drop the rows before every period: one
+    balance row per owner (no `where`, no `latest`), one owner per row (no `each`)."""
     b = mapping.balance
     column = source.key.text.strip()
     if not b.has_periods or b.where is not None or b.latest is not None or source.each is not None:
-        return False
-    if column not in table.columns:
-        return False
-    return catalog.key_references(conn, source.table, column, b.table, b.key)
+        return None
+    return column if column in table.columns else None
 
 
 def _compile_order(conn: Connection, mapping: Mapping) -> None:

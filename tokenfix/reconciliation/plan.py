@@ -371,7 +371,10 @@ def causes(
     if model.mapping.lots:  # the causes of sums do not hold: the fold named its own
         return {c.key: c.causes for c in candidates if c.causes}
     if model.mapping.balance.has_periods:  # the one-pass evidence does not know periods
-        with transaction(conn, model.settings, read_only=True):
+        # Their rows lie all over the ledger: with 4MB the bitmap of a batch of 1,000 owners
+        # turns lossy and every row of most pages is tested again (0.75 s instead of 0.25 s at
+        # the benchmark's scale, docs/performance.md).
+        with transaction(conn, model.settings, read_only=True, large_aggregate=True):
             return periodcauses.period_not_reset(conn, model, candidates)
     with transaction(conn, model.settings, read_only=True, large_aggregate=True):
         if model.sharded:
