@@ -188,6 +188,8 @@ def test_doctor_checks_row_id_and_never_advises_a_key_that_breaks_history(
     assert "UNIQUE (owner_id)" not in found["mapping_key"]["fix"]
     refused = cli("reconcile", "--all", "--yes", "--mapping", str(bad))
     assert refused.exit_code == 3
+    assert "balance_snapshots.at (row_id) has no unique index" in refused.stderr
+    assert "ADD PRIMARY KEY" not in refused.stderr, refused.stderr
     plain = tmp_path / "plain.toml"  # without latest: the advice says what a key would cost
     plain.write_text(MAPPING.replace('latest = "at DESC, id DESC"\nrow_id = "id"\n', ""))
     key = {c["name"]: c for c in cli("doctor", "--json", "--mapping", str(plain)).json()["checks"]}

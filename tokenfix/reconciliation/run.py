@@ -22,7 +22,7 @@ from tokenfix.db.session import Connection, require_primary, transaction
 from tokenfix.ledger import visibility
 from tokenfix.ledger.model import Selection
 from tokenfix.ledger.model import load as load_model
-from tokenfix.mapping.types import Mapping, default_mapping
+from tokenfix.mapping.types import BalanceSide, Mapping, default_mapping
 from tokenfix.reconciliation.plan import (
     Outcome,
     Plan,
@@ -124,13 +124,7 @@ def reconcile(
 
     require_primary(conn)
     if not model.shape.key_unique:
-        balance = model.mapping.balance
-        raise DatabaseProblem(
-            f"{balance.table}.{balance.key} has no unique index: tokenfix cannot tell which of "
-            "an owner's rows is the balance, nor guard an insert; nothing was written",
-            hint=f"ALTER TABLE {balance.table} ADD PRIMARY KEY ({balance.key}) after removing "
-            "duplicates; 'tokenfix doctor' checks it",
-        )
+        raise _no_row_identity(model.mapping.balance)
     if request.create_missing and model.mapping.balance.create is None:
         raise BadInput(
             "--create-missing needs a [balance.create] section in the mapping: how a new "
@@ -207,3 +201,22 @@ def _options(request: Request) -> dict[str, Any]:
         "batch_size": request.batch_size,
         "max_changes": request.max_changes,
     }
+
+
+def _no_row_identity(balance: BalanceSide) -> DatabaseProblem:
+    """Why a write run cannot name the balance row it changes, and the fix doctor gives (for
+    snapshots never a key on the owner: it would forbid the table's history)."""
+    if balance.latest is not None and balance.row_id is not None:
+        return DatabaseProblem(
+            f"{balance.table}.{balance.row_id} (row_id) has no unique index, alone or beside "
+            f"{balance.key}: tokenfix cannot name the one row it changes; nothing was written",
+            hint="map as row_id a column with a unique index (the table's primary key); "
+            "'tokenfix doctor' checks it",
+        )
+    return DatabaseProblem(
+        f"{balance.table}.{balance.key} has no unique index: tokenfix cannot tell which of "
+        "an owner's rows is the balance, nor guard an insert; nothing was written",
+        hint=f"ALTER TABLE {balance.table} ADD PRIMARY KEY ({balance.key}) after removing "
+        "duplicates, if it holds one row per owner (history: map [balance] latest and row_id); "
+        "'tokenfix doctor' checks it",
+    )
