@@ -186,3 +186,38 @@ def test_an_adjust_ledger_that_names_no_ledger_is_bad_input(cli: CliRunner, tmp_
     mapping.write_text(text)
     result = cli("mapping", "--mapping", str(mapping))
     assert result.exit_code == 2 and "[adjust] ledger = 'nope' names no [[ledger]]" in result.stderr
+
+
+def test_revert_dry_run_previews_a_written_flag_column_or_says_it_cannot(
+    cli: CliRunner, conn: psycopg.Connection, credits_user: uuid.UUID, tmp_path: Path
+) -> None:
+    """A written column that is no number (a flag the write computes from the balance): the
+    preview is the values before the grant while nothing moved them since; after the app
+    moved the cache, only the write can tell, and the preview says so instead of failing."""
+    conn.execute("ALTER TABLE profiles ADD low boolean")
+    conn.execute("UPDATE profiles SET low = true")
+    flagged = tmp_path / "flagged.toml"
+    flagged.write_text(
+        (EXAMPLES / "credits" / "tokenfix.toml")
+        .read_text()
+        .replace(
+            'credits = "expected_remaining"',
+            'credits = "expected_remaining"\nlow = "expected_remaining < 130"',
+        )
+    )
+    mapping = ("--mapping", str(flagged))
+    granted = cli("grant", str(credits_user), "30", "--reason", "x", "--yes", "--json", *mapping)
+    assert granted.exit_code == 0, granted.stderr
+    run_id = granted.json()["run_id"]
+    change = cli("revert", run_id, "--dry-run", "--json", *mapping).json()["changes"][0]
+    assert change["current"] == {"credits": 145, "low": False}
+    assert change["restore_to"] == {"credits": 115, "low": True}
+    conn.execute("UPDATE profiles SET credits = 140 WHERE id = %s", (credits_user,))
+    moved = cli("revert", run_id, "--dry-run", "--json", *mapping)
+    assert moved.exit_code == 0, moved.stderr
+    assert moved.json()["changes"][0]["skipped"] == "dry_run"
+    assert moved.json()["changes"][0]["restore_to"] is None
+    assert "—" in cli("revert", run_id, "--dry-run", *mapping).stdout
+    applied = cli("revert", run_id, "--yes", "--json", *mapping)
+    assert applied.exit_code == 0, applied.stderr
+    assert conn.execute("SELECT credits, low FROM profiles").fetchall() == [(110, True)]

@@ -376,6 +376,10 @@ def test_revert_leaves_both_alone_when_the_cache_was_nulled_since(
         "UPDATE user_profiles SET vibe_assistant_tokens_remaining = NULL WHERE user_id = %s",
         (customer,),
     )
+    preview = cli("revert", run_id, "--dry-run", "--json")
+    assert preview.exit_code == 1  # the dry run says what the revert then does
+    assert preview.json()["changes"][0]["skipped"] == "changed_since"
+    assert preview.json()["rows_restored"] == 0
     reverted = cli("revert", run_id, "--yes", "--json")
     assert reverted.exit_code == 1
     assert reverted.json()["changes"][0]["skipped"] == "changed_since"

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import psycopg
@@ -851,6 +851,8 @@ def revert_adjustments(
                 still = bool(found and found[0])
                 now = conn.execute(model.written_now(), {"keys": [b.key]}).fetchone()
                 current = now[1] if now else None
+                if still and b.adjustment.get("cache_moved") and not _movable(conn, model, b.key):
+                    still = False  # no row, or a NULL cache, to move back: as _revert_one
                 change = _revert_change(
                     b,
                     current,
@@ -900,25 +902,35 @@ def revert_adjustments(
     outcome.run_id = new_run
 
 
+def _movable(conn: Connection, model: BalanceModel, key: str) -> bool:
+    """Whether the owner has a balance row whose cache is not NULL (a revert moves it back)."""
+    row = _read(conn, model, key)
+    return row is not None and row["current_remaining"] is not None
+
+
 def _restored(booked: _Booked, current: dict[str, Any] | None) -> dict[str, Any] | None:
     """What a revert would leave in the written columns (a preview): the same, when the
-    adjustment did not move the cache; else each column moved back by what the adjustment
-    moved it (its before minus its after), from where it is now."""
+    adjustment did not move the cache; what they were before it, when nothing moved them since;
+    else each numeric column moved back by what the adjustment moved it, from where it is now.
+    None when that cannot be told without the write (a column that is no number moved)."""
     if not booked.adjustment.get("cache_moved"):
         return current
     if current is None or booked.before is None or booked.after is None:
         return None
+    if current == booked.after:
+        return booked.before
     moved_back = {}
     for column, now in current.items():
         was, left = booked.before.get(column), booked.after.get(column)
         if was == left:
             moved_back[column] = now
-        elif now is None or was is None or left is None:
-            return None  # a NULL cannot move by an amount: the revert leaves it alone
-        else:
+            continue
+        try:
             moved_back[column] = _same_kind(
                 now, Decimal(str(now)) + Decimal(str(was)) - Decimal(str(left))
             )
+        except (InvalidOperation, TypeError, ValueError):
+            return None  # a flag or a text the write computes: only the write can tell
     return moved_back
 
 

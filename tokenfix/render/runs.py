@@ -13,7 +13,7 @@ from rich.text import Text
 from tokenfix.audit.history import OwnerHistory, RunHistory
 from tokenfix.audit.revert import RevertOutcome
 from tokenfix.audit.trail import RunSummary
-from tokenfix.base.records import AuditedChange
+from tokenfix.base.records import AuditedChange, RevertChange
 from tokenfix.base.words import plural
 
 LEFT_ALONE = {
@@ -84,7 +84,7 @@ def render_revert(console: Console, outcome: RevertOutcome) -> None:
             change.action,
             _values(change.run_left),
             _values(change.current),
-            _values(change.restore_to),
+            _restore_cell(change),
             result,
         )
     if outcome.changes.count:
@@ -178,6 +178,14 @@ def _cell(state: dict[str, Any] | None, column: str) -> str:
     if state is None:
         return "no row"
     return _value(state.get(column))
+
+
+def _restore_cell(change: RevertChange) -> str:
+    """Where the row goes: its values, "no row" where the revert deletes it, "—" where a
+    row the revert moves back cannot be previewed or is left alone."""
+    if change.restore_to is None and change.action == "restore":
+        return "—"
+    return _values(change.restore_to)
 
 
 def _note(change: AuditedChange) -> str:
