@@ -489,11 +489,18 @@ def test_doctor_names_the_distribution_a_lots_or_each_mapping_needs(
             )
         each = tmp_path / "each.toml"
         each.write_text(each_tests.MAPPING)
+        lots = (EXAMPLES / "lots" / "tokenfix.toml").read_text()
+        at_key = lots.rindex('key = "account_id"')  # the [[lots]] key, after the ledger's
+        expression = tmp_path / "lots_expression.toml"
+        expression.write_text(lots[:at_key] + 'key = "(account_id)"' + lots[at_key + 18 :])
         for mapping, table, fix in (
             (str(EXAMPLES / "lots" / "tokenfix.toml"), "[[lots]] table credit_grants",
              "SELECT create_distributed_table('credit_grants', 'account_id',"
              " colocate_with => 'accounts');"),
             (str(each), "ledger events", "SELECT create_reference_table('events');"),
+            (str(expression), "[[lots]] table credit_grants: its key (account_id) is no column",
+             "map [[lots]] key as the column of credit_grants holding the owner and distribute"
+             " credit_grants on it, co-located with accounts"),
         ):  # fmt: skip
             done = run(url, "doctor", "--json", "--mapping", mapping)
             assert done.exit_code == 3, done.stderr

@@ -74,6 +74,18 @@ def distribution(ctx: Context) -> list[Check]:
         placed = citus.placement(conn, source_table.identifier)
         if placed is None:
             continue
+        if not _names_a_column(key_text) and what != "ledger":
+            # The lots stream folds an owner's lots with its ledger rows on the owner's shard:
+            # only a key that is the column the table is distributed on puts them there.
+            problems.append(
+                (
+                    f"{what} {source_table}: its key {key_text} is no column, so tokenfix "
+                    "cannot tell that an owner's lots are on the owner's shard",
+                    f"map [[lots]] key as the column of {source_table} holding the owner and "
+                    f"distribute {source_table} on it, co-located with {balance}",
+                )
+            )
+            continue
         if not _names_a_column(key_text):
             # Its rows name several owners (`each`): no distribution column places a row with
             # all of them. Distributed on a column of its own (the app's tenant), each shard
