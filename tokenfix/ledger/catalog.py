@@ -74,16 +74,7 @@ def key_references(
     conn: Connection, ledger: QualifiedName, column: str, balance: QualifiedName, key: str
 ) -> bool:
     """A validated foreign key, its checks enabled, from `ledger`.`column` to `balance`.`key`."""
-    row = conn.execute(
-        get("key_references"),
-        {
-            "ledger": ledger.identifier.as_string(conn),
-            "column": column,
-            "balance": balance.identifier.as_string(conn),
-            "key": key,
-        },
-    ).fetchone()
-    return bool(row and row[0])
+    return _ledger_key_holds(conn, "key_references", ledger, column, balance, key)
 
 
 def key_indexed(
@@ -91,8 +82,20 @@ def key_indexed(
 ) -> bool:
     """A btree index on `ledger` leads with `column` (default order), of the same type and
     collation as `balance`.`key`: the ledger's keys can be walked in the balance key's order."""
+    return _ledger_key_holds(conn, "key_index", ledger, column, balance, key)
+
+
+def _ledger_key_holds(
+    conn: Connection,
+    query: str,
+    ledger: QualifiedName,
+    column: str,
+    balance: QualifiedName,
+    key: str,
+) -> bool:
+    """Catalog `query` about `ledger`.`column` and `balance`.`key` answers true."""
     row = conn.execute(
-        get("key_index"),
+        get(query),
         {
             "ledger": ledger.identifier.as_string(conn),
             "column": column,

@@ -794,28 +794,25 @@ class BalanceModel:
         return sql.SQL(" AND ").join(same)
 
     def lock(self, *, for_delete: bool = False) -> sql.Composed:
-        return queries.compose(
-            "lock_balances",
-            chosen=self._chosen_among_keys(),
-            key=self.key,
-            written=self.written_json(),
-            balance=self.balance_table,
-            key_type=self.key_type,
-            where=self.balance_where(),
-            strength=sql.SQL("UPDATE" if for_delete else "NO KEY UPDATE"),
-        )
+        strength = sql.SQL("UPDATE" if for_delete else "NO KEY UPDATE")
+        return self._written_of_keys("lock_balances", strength=strength)
 
     def written_now(self) -> sql.Composed:
         """The owners' written columns as they are, without a lock (previews: a dry run
         must not make the app wait)."""
+        return self._written_of_keys("balance_written")
+
+    def _written_of_keys(self, name: str, **extra: sql.Composable) -> sql.Composed:
+        """Statement `name` over the balance rows of %(keys)s, reading their written columns."""
         return queries.compose(
-            "balance_written",
+            name,
             chosen=self._chosen_among_keys(),
             key=self.key,
             written=self.written_json(),
             balance=self.balance_table,
             key_type=self.key_type,
             where=self.balance_where(),
+            **extra,
         )
 
     def without_memoize(self, conn: Connection) -> None:
