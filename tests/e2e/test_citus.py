@@ -277,12 +277,7 @@ def test_each_ledger_rows_class_and_price_are_computed_once_on_the_shards(
     """The pass's aggregate reads each row's class and price as the scan computed them, once
     a row: not the class's CASE inlined into every FILTER of the aggregate (seven times a
     row) as a subquery without a fence is (docs/citus.md)."""
-    settings = Settings.model_validate({"database_url": citus_url, "starting_balance": STARTING})
-    with psycopg.connect(citus_url, autocommit=True) as conn:
-        model = load_model(conn, settings)
-        statement, params = pass_statement(model, Request(selection=Selection()))
-        explain = psycopg.sql.SQL("EXPLAIN (VERBOSE) {}").format(statement)
-        plan = [str(row[0]) for row in conn.execute(explain, params).fetchall()]
+    plan = _verbose_plan_of_the_pass(citus_url)
     scans = [at for at, line in enumerate(plan) if "Seq Scan on public.token_usage_" in line]
     assert scans, "\n".join(plan)
     for at in scans:
@@ -294,16 +289,21 @@ def test_each_ledger_rows_class_and_price_are_computed_once_on_the_shards(
         assert "'image_generation'" in output, "\n".join(plan)
 
 
-def test_each_owners_comparison_is_computed_once_on_the_shards(citus_url: str) -> None:
-    """Each owner's comparison (expected balances, drift, whether it needs attention) is
-    computed once, by the join of its sums to its balance row, and read as columns by the
-    aggregate that combines the shard's owners: not inlined into every array_agg's FILTER."""
+def _verbose_plan_of_the_pass(citus_url: str) -> list[str]:
+    """EXPLAIN (VERBOSE) of the all-owners pass, line by line."""
     settings = Settings.model_validate({"database_url": citus_url, "starting_balance": STARTING})
     with psycopg.connect(citus_url, autocommit=True) as conn:
         model = load_model(conn, settings)
         statement, params = pass_statement(model, Request(selection=Selection()))
         explain = psycopg.sql.SQL("EXPLAIN (VERBOSE) {}").format(statement)
-        plan = [str(row[0]) for row in conn.execute(explain, params).fetchall()]
+        return [str(row[0]) for row in conn.execute(explain, params).fetchall()]
+
+
+def test_each_owners_comparison_is_computed_once_on_the_shards(citus_url: str) -> None:
+    """Each owner's comparison (expected balances, drift, whether it needs attention) is
+    computed once, by the join of its sums to its balance row, and read as columns by the
+    aggregate that combines the shard's owners: not inlined into every array_agg's FILTER."""
+    plan = _verbose_plan_of_the_pass(citus_url)
     joins = [at for at, line in enumerate(plan) if "Hash Full Join" in line]
     assert joins, "\n".join(plan)
     for at in joins:
