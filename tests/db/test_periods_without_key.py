@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.db.test_periods_window import MAPPING  # the same plans and usage, mapped alike
 from tests.support.clirunner import CliRunner
 from tokenfix.config.settings import Settings
 from tokenfix.db.session import connect
@@ -43,24 +44,6 @@ CREATE TABLE usage (
 CREATE INDEX usage_plan_at ON usage (plan_id, at);
 """
 
-MAPPING = """
-[balance]
-table = "plans"
-key = "id"
-remaining = "balance"
-starting = "allowance"
-period_start = "period_start"
-period_end = "period_end"
-
-[[ledger]]
-name = "usage"
-table = "usage"
-key = "plan_id"
-at = "at"
-amount = "value"
-kind = "'charge'"
-id = "id"
-"""
 
 # Balance rows: key -> (period start, period end) in days from now. The earliest start of all
 # is 6 days ago: every row older than that lies before its owner's period, if it has one.
